@@ -1,0 +1,72 @@
+# mptcp-embedded: set-up, build, tests, demo, benchmarks.
+# `make demo` and `make test` each do the whole set-up first (idempotent), as root on Debian.
+
+SHELL      := /bin/bash
+VENV       := .venv
+PY         := $(VENV)/bin/python
+PIP        := $(VENV)/bin/pip
+MPY        := $(VENV)/bin/micropython
+STAMP      := .stamp
+APT_PKGS   := iproute2 nftables socat tshark tcpdump gcc python3-venv python3-dev procps
+PYTHON3    ?= python3
+FW_SRC     := $(shell find firmware boards -name '*.py' 2>/dev/null)
+
+.PHONY: setup apt venv build test test-unit test-mpy test-host test-interop demo bench flash clean lab-down
+
+setup: apt venv build
+
+apt: $(STAMP)/apt
+$(STAMP)/apt:
+	@mkdir -p $(STAMP)
+	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "apt: installing$$missing"; \
+	  echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	fi
+	@touch $@
+
+venv: $(STAMP)/venv
+$(STAMP)/venv: pyproject.toml
+	@mkdir -p $(STAMP)
+	test -x $(PY) || $(PYTHON3) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e .
+	@touch $@
+
+# Device bundles: firmware compiled with mpy-cross (native/viper modules per arch).
+build: $(STAMP)/venv build/unix_lab/.built build/pico_w/.built
+build/unix_lab/.built build/pico_w/.built: $(FW_SRC) host_tools/mptcp_tools/build.py
+	$(PY) -m mptcp_tools.build --board $(patsubst build/%/.built,%,$@)
+	@touch $@
+
+test: setup
+	$(MAKE) test-unit test-mpy test-host test-interop
+
+# Unit suite under CPython (pytest) ...
+test-unit: setup
+	$(PY) -m pytest -q tests/unit
+# ... and under MicroPython: from source, and from the compiled lab bundle.
+test-mpy: setup
+	MICROPYPATH=firmware:tests $(MPY) tests/mpy_run.py tests/unit
+	MICROPYPATH=build/unix_lab:tests $(MPY) tests/mpy_run.py tests/unit
+test-host: setup
+	$(PY) -m pytest -q tests/host
+test-interop: setup
+	$(PY) -m pytest -q tests/interop
+
+demo: setup
+	$(PY) -m mptcp_tools.demo
+
+bench: setup
+	$(PY) -m mptcp_tools.bench
+
+flash: setup
+	$(PY) -m mptcp_tools.flash $(if $(BOARD),--board $(BOARD),)
+
+lab-down:
+	-$(VENV)/bin/mptcp-lab down
+
+clean:
+	rm -rf build results $(STAMP)

@@ -1,0 +1,12 @@
+"""Board config: the lab device (MicroPython unix port on x86-64)."""
+NAME = "unix_lab"
+ARCH = "x64"                 # mpy-cross -march for native/viper modules
+HEAP = 256 * 1024            # default MicroPython heap for the device process
+NETIFS = ("wifi", "lte")     # wifi: IP-in-UDP to the lab link emulator; lte: PPP over a pty
+WIFI_TUNNEL = ("127.0.0.1", 47001)   # the link emulator's UDP port for the Wi-Fi link
+WIFI_ADDR = "198.18.1.2"
+LTE_ADDR = "198.18.2.2"
+# Memory budget per connection (bytes), see docs/ARCHITECTURE.md
+SND_BUF = 32 * 1024
+RCV_BUF = 32 * 1024
+MAX_CONNECTIONS = 2

@@ -1,0 +1,60 @@
+"""Run the unit suite under MicroPython (which has no unittest/pytest).
+
+Usage: micropython tests/mpy_run.py tests/unit [name-substring]
+Every module tests/unit/test_*.py is imported and each top-level function
+named test_* is called with no arguments; a test fails by raising.
+The same files run under CPython with pytest, so they use plain asserts and
+the helpers in tests/unit/tutil.py only.
+"""
+import sys
+import os
+
+
+def main(argv):
+    if len(argv) < 2:
+        print("usage: mpy_run.py TESTDIR [FILTER]")
+        return 2
+    tdir = argv[1].rstrip("/")
+    filt = argv[2] if len(argv) > 2 else None
+    if tdir not in sys.path:
+        sys.path.insert(0, tdir)
+    names = sorted(n for n in os.listdir(tdir) if n.startswith("test_") and n.endswith(".py"))
+    passed = failed = 0
+    failures = []
+    for fn in names:
+        modname = fn[:-3]
+        try:
+            mod = __import__(modname)
+        except Exception as e:  # import error counts as a failure of the file
+            failed += 1
+            failures.append((modname, "import", e))
+            print("FAIL", modname, "(import)", repr(e))
+            sys.print_exception(e) if hasattr(sys, "print_exception") else None
+            continue
+        for attr in sorted(dir(mod)):
+            if not attr.startswith("test_"):
+                continue
+            full = modname + "." + attr
+            if filt and filt not in full:
+                continue
+            f = getattr(mod, attr)
+            if not callable(f):
+                continue
+            try:
+                f()
+                passed += 1
+            except Exception as e:
+                failed += 1
+                failures.append((modname, attr, e))
+                print("FAIL", full, repr(e))
+                if hasattr(sys, "print_exception"):
+                    sys.print_exception(e)
+    impl = sys.implementation.name
+    print("%s: %d passed, %d failed" % (impl, passed, failed))
+    if passed == 0 and failed == 0:
+        print("no tests found in", tdir)
+        return 1
+    return 1 if failed else 0
+
+
+sys.exit(main(sys.argv))
