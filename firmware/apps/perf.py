@@ -1,0 +1,268 @@
+"""perf: bulk transfer over the device's MPTCP stack (iperf-like), for the lab and field trials.
+
+client:  perf --connect HOST:PORT (--send BYTES | --recv)
+server:  perf --listen PORT (--send BYTES | --recv)
+options: --links wifi[,lte]  --heap BYTES  --scheduler NAME  --no-mptcp  --csum
+         --timeout SECONDS  --wifi-tunnel HOST:PORT  --snd-buf BYTES  --rcv-buf BYTES  -v
+BYTES takes K/M/G (powers of 1024) suffixes: 8M = 8 MiB.
+
+Ends by printing ONE JSON line (DESIGN §4):
+{"bytes":N,"sha256":"…","seconds":S,"mptcp":true,"subflows":[{"link":"wifi","bytes_tx":…,"bytes_rx":…}],"heap_peak":N,…}
+Exit status 0 only if the transfer completed (all data acknowledged / clean end of stream).
+"""
+import sys
+import os
+import hashlib
+import binascii
+
+try:
+    import json
+except ImportError:  # pragma: no cover
+    import ujson as json
+
+from runtime import clock
+
+USAGE = __doc__
+
+LINKS = {"wifi": 0, "lte": 1}
+BLOCK = 16384
+
+
+class UsageError(Exception):
+    pass
+
+
+def parse_size(s):
+    s = s.strip().upper().replace("IB", "").replace("B", "")
+    mult = 1
+    if s and s[-1] in "KMG":
+        mult = {"K": 1024, "M": 1024 * 1024, "G": 1024 * 1024 * 1024}[s[-1]]
+        s = s[:-1]
+    try:
+        v = int(s) * mult
+    except ValueError:
+        raise UsageError("bad size: %r" % s)
+    if v < 0:
+        raise UsageError("size must be >= 0")
+    return v
+
+
+def parse_args(argv):
+    o = {"connect": None, "listen": None, "send": None, "recv": False, "links": "wifi",
+         "heap": None, "scheduler": "default", "mptcp": True, "csum": False, "timeout": 120,
+         "wifi_tunnel": None, "snd_buf": None, "rcv_buf": None, "verbose": False}
+    i = 0
+    n = len(argv)
+
+    def val():
+        if i + 1 >= n:
+            raise UsageError("%s needs a value" % argv[i])
+        return argv[i + 1]
+    while i < n:
+        a = argv[i]
+        if a in ("-h", "--help"):
+            raise UsageError("")
+        elif a == "--connect":
+            hp = val()
+            if ":" not in hp:
+                raise UsageError("--connect takes HOST:PORT")
+            h, p = hp.rsplit(":", 1)
+            o["connect"] = (h, int(p))
+            i += 1
+        elif a == "--listen":
+            o["listen"] = int(val())
+            i += 1
+        elif a == "--send":
+            o["send"] = parse_size(val())
+            i += 1
+        elif a == "--recv":
+            o["recv"] = True
+        elif a == "--links":
+            o["links"] = val()
+            i += 1
+        elif a == "--heap":
+            o["heap"] = parse_size(val())
+            i += 1
+        elif a == "--scheduler":
+            o["scheduler"] = val()
+            i += 1
+        elif a == "--no-mptcp":
+            o["mptcp"] = False
+        elif a == "--csum":
+            o["csum"] = True
+        elif a == "--timeout":
+            o["timeout"] = float(val())
+            i += 1
+        elif a == "--wifi-tunnel":
+            o["wifi_tunnel"] = val()
+            i += 1
+        elif a == "--snd-buf":
+            o["snd_buf"] = parse_size(val())
+            i += 1
+        elif a == "--rcv-buf":
+            o["rcv_buf"] = parse_size(val())
+            i += 1
+        elif a in ("-v", "--verbose"):
+            o["verbose"] = True
+        else:
+            raise UsageError("unknown argument: %s" % a)
+        i += 1
+    if (o["connect"] is None) == (o["listen"] is None):
+        raise UsageError("give exactly one of --connect HOST:PORT or --listen PORT")
+    if (o["send"] is None) == (not o["recv"]):
+        raise UsageError("give exactly one of --send BYTES or --recv")
+    for name in o["links"].split(","):
+        if name not in LINKS:
+            raise UsageError("unknown link %r (known: wifi, lte)" % name)
+    if o["scheduler"] not in ("default",):
+        raise UsageError("unknown scheduler %r (known: default)" % o["scheduler"])
+    return o
+
+
+def board_config():
+    try:
+        import board
+        return board
+    except ImportError:
+        return None
+
+
+def make_netifs(o, board):
+    from runtime.netif import ip_aton
+    nifs = []
+    for name in o["links"].split(","):
+        if name == "wifi":
+            from runtime.udp_tunnel import UdpTunnel
+            tun = o["wifi_tunnel"] or os.getenv("MPTCP_LAB_WIFI") or "127.0.0.1:47001"
+            h, p = tun.rsplit(":", 1)
+            addr = getattr(board, "WIFI_ADDR", "198.18.1.2")
+            nifs.append(UdpTunnel("wifi", LINKS["wifi"], ip_aton(addr), h, int(p)))
+        else:
+            raise UsageError("link %r is not available yet on this build (PPP/LTE lands with issue 3)" % name)
+    return nifs
+
+
+def _log(o, *args):
+    if o["verbose"]:
+        print(*args, file=sys.stderr)
+
+
+def run(o):
+    from mptcp.stack import Stack
+    from runtime.loop import Loop
+    from runtime.socket_api import MPSocket
+    board = board_config()
+    snd = o["snd_buf"] or getattr(board, "SND_BUF", 32768)
+    rcv = o["rcv_buf"] or getattr(board, "RCV_BUF", 32768)
+    st = Stack(snd_buf=snd, rcv_buf=rcv, max_conns=2)
+    loop = Loop(st, make_netifs(o, board))
+    tmo = int(o["timeout"] * 1000)
+    h = hashlib.sha256()
+    buf = bytearray(BLOCK)
+    mv = memoryview(buf)
+    total = 0
+    ok = False
+    err = None
+    s = None
+    t_start = clock.now_ms()
+    t0 = t_start
+    try:
+        if o["connect"]:
+            s = MPSocket(loop, mptcp=o["mptcp"], csum=o["csum"], timeout_ms=tmo)
+            s.connect(o["connect"])
+            _log(o, "perf: connected to %s:%d mptcp=%s" % (o["connect"][0], o["connect"][1], s.conn.mptcp))
+        else:
+            ls = MPSocket(loop, mptcp=o["mptcp"], csum=o["csum"], timeout_ms=tmo)
+            ls.listen(o["listen"])
+            _log(o, "perf: listening on port %d" % o["listen"])
+            s = ls.accept(tmo)
+            _log(o, "perf: accepted, mptcp=%s" % s.conn.mptcp)
+        t0 = clock.now_ms()
+        if o["send"] is not None:
+            want = o["send"]
+            rnd = os.urandom(BLOCK)
+            buf[:] = rnd
+            blk = 0
+            while total < want:
+                buf[0] = blk & 0xFF
+                buf[1] = (blk >> 8) & 0xFF
+                buf[2] = (blk >> 16) & 0xFF
+                k = want - total
+                if k > BLOCK:
+                    k = BLOCK
+                part = mv[:k]
+                s.sendall(part)
+                h.update(part)
+                total += k
+                blk += 1
+            s.close(linger_ms=tmo)
+            c = s.conn
+            ok = c.closed and c.error is None
+            if not ok:
+                err = c.error or "close did not complete (state %s)" % c.state
+        else:
+            while True:
+                n = s.recv_into(mv)
+                if n == 0:
+                    break
+                h.update(mv[:n])
+                total += n
+            s.close(linger_ms=tmo)
+            ok = s.conn.error is None
+            if not ok:
+                err = s.conn.error
+    except OSError as e:
+        err = "%s" % (e,)
+    t1 = clock.now_ms()
+    c = s.conn if s is not None else None
+    names = {}
+    for k in LINKS:
+        names[LINKS[k]] = k
+    subflows = []
+    if c is not None:
+        for sf in c.subflows:
+            subflows.append({"link": names.get(sf.ifindex, str(sf.ifindex)),
+                             "bytes_tx": sf.bytes_tx, "bytes_rx": sf.bytes_rx,
+                             "rtt_ms": getattr(sf, "rtt_ms", None),
+                             "retrans": getattr(sf, "retrans", None)})
+    counters = {}
+    for name, v in st.counters.items():
+        if v:
+            counters[name] = v
+    if loop._mem_alloc is not None:
+        m = loop._mem_alloc()
+        if m > loop.heap_peak:
+            loop.heap_peak = m
+    res = {"bytes": total, "sha256": binascii.hexlify(h.digest()).decode(),
+           "seconds": (t1 - t0) / 1000, "mptcp": bool(c is not None and c.mptcp),
+           "subflows": subflows, "heap_peak": loop.heap_peak,
+           "ok": ok, "error": err, "counters": counters,
+           "impl": sys.implementation.name}
+    loop.close()
+    return ok, res
+
+
+def main(argv=None):
+    if argv is None:
+        argv = sys.argv[1:]
+    try:
+        o = parse_args(argv)
+    except UsageError as e:
+        msg = str(e)
+        if msg:
+            print("perf: " + msg, file=sys.stderr)
+        print(USAGE, file=sys.stderr if msg else sys.stdout)
+        return 2 if msg else 0
+    try:
+        ok, res = run(o)
+    except UsageError as e:
+        print("perf: " + str(e), file=sys.stderr)
+        return 2
+    print(json.dumps(res))
+    if not ok:
+        print("perf: transfer failed: %s" % res.get("error"), file=sys.stderr)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

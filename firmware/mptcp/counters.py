@@ -1,0 +1,111 @@
+"""MIB counters: a fixed list of names, values in one preallocated list.
+
+Names follow the kernel's MPTcpExt MIB where one exists, plus our own TCP/IP
+ones. The hot path does `counters.v[IDX] += 1` (or `inc(IDX)`) with a const
+index; `items()` and `get(name)` are for the trial tools and tests.
+"""
+from mptcp.compat import const
+
+NAMES = (
+    # MPTCP (kernel MPTcpExt names)
+    "MPCapableSYNRX", "MPCapableSYNTX", "MPCapableSYNACKRX", "MPCapableACKRX",
+    "MPCapableFallbackACK", "MPCapableFallbackSYNACK", "MPFallbackTokenInit",
+    "DSSNotMatching", "DataCsumErr", "InfiniteMapRx", "InfiniteMapTx",
+    "MPFailTx", "MPFailRx", "DuplicateData", "OFOQueue", "DSSNoMatchTCP",
+    "MPFastcloseTx", "MPFastcloseRx", "MPRstTx", "MPRstRx", "RcvPruned",
+    "DataFinRx", "DataFinTx", "MPTCPRetrans",
+    # TCP / IP (our own)
+    "TcpInSegs", "TcpOutSegs", "TcpRetransSegs", "TcpFastRetrans", "TcpRTOs",
+    "TcpInErrs", "TcpInCsumErrors", "TcpInErrsBadOpt", "TcpInErrsOutOfWindow",
+    "TcpInErrsBadAck", "TcpInErrsBadMptcp", "TcpInRsts", "TcpOutRsts",
+    "TcpActiveOpens", "TcpPassiveOpens", "TcpEstabResets", "TcpAttemptFails",
+    "TcpOFODrop", "TcpOFOQueue", "TcpZeroWindowProbes", "TcpDelayedAcks",
+    "TcpPartialAcks", "TcpDupAcks", "IpInReceives", "IpInHdrErrors",
+    "IpInAddrErrors", "IpInUnknownProtos", "IpOutRequests", "DroppedNoSocket",
+    "ChallengeAcks", "ChallengeAcksLimited", "ListenOverflows", "InternalErrors",
+)
+
+MPCapableSYNRX = const(0)
+MPCapableSYNTX = const(1)
+MPCapableSYNACKRX = const(2)
+MPCapableACKRX = const(3)
+MPCapableFallbackACK = const(4)
+MPCapableFallbackSYNACK = const(5)
+MPFallbackTokenInit = const(6)
+DSSNotMatching = const(7)
+DataCsumErr = const(8)
+InfiniteMapRx = const(9)
+InfiniteMapTx = const(10)
+MPFailTx = const(11)
+MPFailRx = const(12)
+DuplicateData = const(13)
+OFOQueue = const(14)
+DSSNoMatchTCP = const(15)
+MPFastcloseTx = const(16)
+MPFastcloseRx = const(17)
+MPRstTx = const(18)
+MPRstRx = const(19)
+RcvPruned = const(20)
+DataFinRx = const(21)
+DataFinTx = const(22)
+MPTCPRetrans = const(23)
+TcpInSegs = const(24)
+TcpOutSegs = const(25)
+TcpRetransSegs = const(26)
+TcpFastRetrans = const(27)
+TcpRTOs = const(28)
+TcpInErrs = const(29)
+TcpInCsumErrors = const(30)
+TcpInErrsBadOpt = const(31)
+TcpInErrsOutOfWindow = const(32)
+TcpInErrsBadAck = const(33)
+TcpInErrsBadMptcp = const(34)
+TcpInRsts = const(35)
+TcpOutRsts = const(36)
+TcpActiveOpens = const(37)
+TcpPassiveOpens = const(38)
+TcpEstabResets = const(39)
+TcpAttemptFails = const(40)
+TcpOFODrop = const(41)
+TcpOFOQueue = const(42)
+TcpZeroWindowProbes = const(43)
+TcpDelayedAcks = const(44)
+TcpPartialAcks = const(45)
+TcpDupAcks = const(46)
+IpInReceives = const(47)
+IpInHdrErrors = const(48)
+IpInAddrErrors = const(49)
+IpInUnknownProtos = const(50)
+IpOutRequests = const(51)
+DroppedNoSocket = const(52)
+ChallengeAcks = const(53)
+ChallengeAcksLimited = const(54)
+ListenOverflows = const(55)
+InternalErrors = const(56)
+COUNT = const(57)
+
+
+class Counters:
+    def __init__(self):
+        self.v = [0] * COUNT
+        self.log = None     # optional callable(str); None costs one test
+
+    def inc(self, idx, n=1):
+        self.v[idx] += n
+
+    def get(self, name):
+        for i in range(COUNT):
+            if NAMES[i] == name:
+                return self.v[i]
+        return 0
+
+    def items(self):
+        """(name, value) pairs, all of them, in a fixed order."""
+        return [(NAMES[i], self.v[i]) for i in range(COUNT)]
+
+    def nonzero(self):
+        return [(NAMES[i], self.v[i]) for i in range(COUNT) if self.v[i]]
+
+    def reset(self):
+        for i in range(COUNT):
+            self.v[i] = 0

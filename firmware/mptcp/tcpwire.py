@@ -1,0 +1,247 @@
+"""TCP header and option codec (RFC 9293, 7323, 2018), zero-copy.
+
+`parse(buf, off, end, seg)` reads the header at buf[off:end] by index into a
+reusable `TcpSegment`; MPTCP options (kind 30) are only located
+(`mp_off[i]`/`mp_len[i]`, i < mp_n, offset of the kind byte) and left for
+`mpopts.parse(buf, seg.mp_off[i], seg.mp_len[i], mo)`.
+The checksum is not checked here: the caller sums the segment with
+`checksum` and `ipv4.pseudo_sum`. Writers put bytes at an offset and return
+how many they wrote; padding/alignment is the caller's choice (`put_nop`).
+"""
+from mptcp.compat import const
+from mptcp.errors import OK, E_SHORT, E_BADLEN, E_BADOPT
+
+FIN = const(0x01)
+SYN = const(0x02)
+RST = const(0x04)
+PSH = const(0x08)
+ACK = const(0x10)
+URG = const(0x20)
+ECE = const(0x40)
+CWR = const(0x80)
+
+HLEN = const(20)
+OPT_EOL = const(0)
+OPT_NOP = const(1)
+OPT_MSS = const(2)
+OPT_WS = const(3)
+OPT_SACKP = const(4)
+OPT_SACK = const(5)
+OPT_TS = const(8)
+OPT_MPTCP = const(30)
+
+MAX_MP = const(4)       # MPTCP options remembered per segment
+MAX_SACK = const(4)     # SACK blocks remembered per segment
+
+
+class TcpSegment:
+    """Result of `parse`; one instance is reused for every segment."""
+
+    def __init__(self):
+        self.sport = 0
+        self.dport = 0
+        self.seq = 0
+        self.ack = 0
+        self.flags = 0
+        self.window = 0
+        self.csum = 0
+        self.urg = 0
+        self.hlen = 0          # header length incl. options (bytes)
+        self.data_off = 0      # absolute offset of the payload in buf
+        self.data_len = 0
+        self.clear_opts()
+        self.sack_blocks = [0, 0, 0, 0, 0, 0, 0, 0]  # left,right pairs
+        self.mp_off = [0, 0, 0, 0]
+        self.mp_len = [0, 0, 0, 0]
+
+    def clear_opts(self):
+        self.mss = 0           # 0 = absent
+        self.wscale = -1       # -1 = absent
+        self.sackp = False
+        self.ts_present = False
+        self.ts_val = 0
+        self.ts_ecr = 0
+        self.sack_n = 0
+        self.mp_n = 0
+        self.mp_extra = 0      # MPTCP options beyond MAX_MP (ignored)
+
+
+def _u32(buf, i):
+    return (buf[i] << 24) | (buf[i + 1] << 16) | (buf[i + 2] << 8) | buf[i + 3]
+
+
+def parse(buf, off, end, seg):
+    """Parse the TCP header at buf[off:end]; return OK or a reason code."""
+    if end > len(buf):
+        return E_SHORT
+    if off < 0 or end - off < 20:
+        return E_SHORT
+    hlen = (buf[off + 12] >> 4) << 2
+    if hlen < 20:
+        return E_BADLEN
+    if off + hlen > end:
+        return E_BADLEN
+    seg.sport = (buf[off] << 8) | buf[off + 1]
+    seg.dport = (buf[off + 2] << 8) | buf[off + 3]
+    seg.seq = _u32(buf, off + 4)
+    seg.ack = _u32(buf, off + 8)
+    seg.flags = buf[off + 13]
+    seg.window = (buf[off + 14] << 8) | buf[off + 15]
+    seg.csum = (buf[off + 16] << 8) | buf[off + 17]
+    seg.urg = (buf[off + 18] << 8) | buf[off + 19]
+    seg.hlen = hlen
+    seg.data_off = off + hlen
+    seg.data_len = end - off - hlen
+    seg.clear_opts()
+    return _parse_opts(buf, off + 20, off + hlen, seg)
+
+
+def _parse_opts(buf, i, oend, seg):
+    while i < oend:
+        kind = buf[i]
+        if kind == OPT_EOL:
+            return OK
+        if kind == OPT_NOP:
+            i += 1
+            continue
+        if i + 1 >= oend:
+            return E_BADOPT
+        olen = buf[i + 1]
+        if olen < 2 or i + olen > oend:
+            return E_BADOPT
+        if kind == OPT_MPTCP:
+            n = seg.mp_n
+            if n < MAX_MP:
+                seg.mp_off[n] = i
+                seg.mp_len[n] = olen
+                seg.mp_n = n + 1
+            else:
+                seg.mp_extra += 1
+        elif kind == OPT_TS:
+            if olen != 10:
+                return E_BADOPT
+            seg.ts_present = True
+            seg.ts_val = _u32(buf, i + 2)
+            seg.ts_ecr = _u32(buf, i + 6)
+        elif kind == OPT_MSS:
+            if olen != 4:
+                return E_BADOPT
+            seg.mss = (buf[i + 2] << 8) | buf[i + 3]
+        elif kind == OPT_WS:
+            if olen != 3:
+                return E_BADOPT
+            ws = buf[i + 2]
+            seg.wscale = 14 if ws > 14 else ws  # RFC 7323 2.3: clamp
+        elif kind == OPT_SACKP:
+            if olen != 2:
+                return E_BADOPT
+            seg.sackp = True
+        elif kind == OPT_SACK:
+            if olen < 10 or (olen - 2) & 7:
+                return E_BADOPT
+            nb = (olen - 2) >> 3
+            if nb > MAX_SACK:
+                nb = MAX_SACK
+            sb = seg.sack_blocks
+            j = i + 2
+            for k in range(nb):
+                sb[2 * k] = _u32(buf, j)
+                sb[2 * k + 1] = _u32(buf, j + 4)
+                j += 8
+            seg.sack_n = nb
+        i += olen
+    return OK
+
+
+def write_header(buf, off, sport, dport, seq, ack, flags, window, opt_len):
+    """Write the fixed 20-byte header; checksum and urgent pointer zeroed.
+
+    opt_len (multiple of 4, <= 40) sets the data offset; the caller writes
+    the options at buf[off+20:] and fills the checksum (offset off+16).
+    """
+    buf[off] = (sport >> 8) & 0xFF
+    buf[off + 1] = sport & 0xFF
+    buf[off + 2] = (dport >> 8) & 0xFF
+    buf[off + 3] = dport & 0xFF
+    _put_u32(buf, off + 4, seq)
+    _put_u32(buf, off + 8, ack)
+    buf[off + 12] = ((20 + opt_len) >> 2) << 4
+    buf[off + 13] = flags & 0xFF
+    buf[off + 14] = (window >> 8) & 0xFF
+    buf[off + 15] = window & 0xFF
+    buf[off + 16] = 0
+    buf[off + 17] = 0
+    buf[off + 18] = 0
+    buf[off + 19] = 0
+    return 20
+
+
+def set_csum(buf, off, csum):
+    """Store the TCP checksum value into the header at buf[off]."""
+    buf[off + 16] = (csum >> 8) & 0xFF
+    buf[off + 17] = csum & 0xFF
+
+
+def _put_u32(buf, i, v):
+    buf[i] = (v >> 24) & 0xFF
+    buf[i + 1] = (v >> 16) & 0xFF
+    buf[i + 2] = (v >> 8) & 0xFF
+    buf[i + 3] = v & 0xFF
+
+
+def put_nop(buf, off):
+    buf[off] = OPT_NOP
+    return 1
+
+
+def put_nops(buf, off, n):
+    """n NOPs (padding to a 4-byte boundary); returns n."""
+    for i in range(n):
+        buf[off + i] = OPT_NOP
+    return n
+
+
+def put_eol(buf, off):
+    buf[off] = OPT_EOL
+    return 1
+
+
+def put_mss(buf, off, mss):
+    buf[off] = OPT_MSS
+    buf[off + 1] = 4
+    buf[off + 2] = (mss >> 8) & 0xFF
+    buf[off + 3] = mss & 0xFF
+    return 4
+
+
+def put_wscale(buf, off, shift):
+    buf[off] = OPT_WS
+    buf[off + 1] = 3
+    buf[off + 2] = shift & 0xFF
+    return 3
+
+
+def put_sackp(buf, off):
+    buf[off] = OPT_SACKP
+    buf[off + 1] = 2
+    return 2
+
+
+def put_ts(buf, off, val, ecr):
+    buf[off] = OPT_TS
+    buf[off + 1] = 10
+    _put_u32(buf, off + 2, val)
+    _put_u32(buf, off + 6, ecr)
+    return 10
+
+
+def put_sack(buf, off, blocks, n):
+    """SACK option with n blocks from the flat list blocks[left0, right0, ...]."""
+    buf[off] = OPT_SACK
+    buf[off + 1] = 2 + 8 * n
+    j = off + 2
+    for k in range(n):
+        _put_u32(buf, j, blocks[2 * k])
+        _put_u32(buf, j + 4, blocks[2 * k + 1])
+        j += 8
+    return 2 + 8 * n
