@@ -158,7 +158,10 @@ def write_header(buf, off, sport, dport, seq, ack, flags, window, opt_len):
 
     opt_len (multiple of 4, <= 40) sets the data offset; the caller writes
     the options at buf[off+20:] and fills the checksum (offset off+16).
+    A bad opt_len is a caller bug: ValueError rather than a corrupt header.
     """
+    if opt_len < 0 or opt_len > 40 or opt_len & 3:
+        raise ValueError("opt_len")
     buf[off] = (sport >> 8) & 0xFF
     buf[off + 1] = sport & 0xFF
     buf[off + 2] = (dport >> 8) & 0xFF
