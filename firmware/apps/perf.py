@@ -1,4 +1,4 @@
-"""perf: bulk transfer over the device's MPTCP stack (iperf-like), for the lab and field trials.
+USAGE = """perf: bulk transfer over the device's MPTCP stack (iperf-like), for the lab and field trials.
 
 client:  perf --connect HOST:PORT (--send BYTES | --recv)
 server:  perf --listen PORT (--send BYTES | --recv)
@@ -10,6 +10,7 @@ Ends by printing ONE JSON line (DESIGN §4):
 {"bytes":N,"sha256":"…","seconds":S,"mptcp":true,"subflows":[{"link":"wifi","bytes_tx":…,"bytes_rx":…}],"heap_peak":N,…}
 Exit status 0 only if the transfer completed (all data acknowledged / clean end of stream).
 """
+# (MicroPython's -m does not define __doc__, so the usage text is a plain constant.)
 import sys
 import os
 import hashlib
@@ -22,7 +23,6 @@ except ImportError:  # pragma: no cover
 
 from runtime import clock
 
-USAGE = __doc__
 
 LINKS = {"wifi": 0, "lte": 1}
 BLOCK = 16384

@@ -1,0 +1,1 @@
+"""mptcp-embedded lab: namespaces, link emulator, kernel peers (see README.md)."""

@@ -13,7 +13,6 @@ Downlink packets go to whichever device side last sent an IPv4 packet uplink.
 """
 
 import argparse
-import errno
 import json
 import os
 import random
@@ -97,7 +96,16 @@ class PlannedLink:
 
 
 class TunUdpLink(Link):
-    """A link whose device side is IP-in-UDP (MicroPython device) or a TUN in mplab-ref."""
+    """A link whose device side is IP-in-UDP (MicroPython device) or a TUN in mplab-ref.
+
+    Downlink datagrams to the device are zero-padded to PAD_TO (1500) bytes: on MicroPython a
+    datagram socket only has the stream `readinto`, which fills its whole buffer, so with
+    fixed-size frames one readinto returns exactly one packet (the IPv4 total length gives
+    the real size; runtime/udp_tunnel.py relies on this).  The device announces itself with
+    an empty datagram ("hello") before its first packet.
+    """
+
+    PAD_TO = 1500
 
     def __init__(self, name, profile, rng, emu):
         super().__init__(name, profile, rng)
@@ -107,6 +115,9 @@ class TunUdpLink(Link):
         self.sock = None
         self.dest = None        # ("udp", addr) or ("ref", None)
         self.dest_str = None
+        self.hellos = 0         # times the device side changed to a new UDP address
+        self.pad_to = self.PAD_TO
+        self.zeros = memoryview(bytes(self.PAD_TO))
 
     def setup(self):
         cfg = self.cfg
@@ -119,13 +130,17 @@ class TunUdpLink(Link):
         tun.place(tmp_ref[:15], NS_REF, cfg["ifname"], cfg["dev_addr"], cfg["prefix"],
                   routes=((common.LAB_NET, cfg["peer_addr"]),))
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         for opt, force in ((socket.SO_RCVBUF, 33), (socket.SO_SNDBUF, 32)):
             try:
                 s.setsockopt(socket.SOL_SOCKET, force, 8 << 20)   # SO_*BUFFORCE (root)
             except OSError:
                 s.setsockopt(socket.SOL_SOCKET, opt, 8 << 20)
-        s.bind(("127.0.0.1", cfg["udp_port"]))
+        try:
+            s.bind(("127.0.0.1", cfg["udp_port"]))
+        except OSError as e:
+            s.close()
+            raise RuntimeError("cannot bind the %s device port 127.0.0.1:%d: %s (another lab "
+                               "or process uses it?)" % (self.name, cfg["udp_port"], e)) from e
         s.setblocking(False)
         self.sock = s
         return [(self.peer_fd, self.on_peer), (self.ref_fd, self.on_ref),
@@ -172,7 +187,10 @@ class TunUdpLink(Link):
             self.ingress(d, pkt, now, self.send_up)
 
     def on_udp(self, now):
-        """Packets the device process sends uplink, one IPv4 packet per datagram."""
+        """Packets the device process sends uplink, one IPv4 packet per datagram.
+
+        Any datagram, even an empty "hello", makes its sender the downlink destination.
+        A datagram longer than its IPv4 total length (padded by the device) is trimmed."""
         s, d = self.sock, self.up
         for _ in range(READ_BATCH):
             try:
@@ -181,12 +199,22 @@ class TunUdpLink(Link):
                 return
             except OSError:
                 return
-            if not pkt or (pkt[0] >> 4) != 4:
-                continue
             dest = self.dest
             if dest is None or dest[1] != addr:
                 self.dest = ("udp", addr)
                 self.dest_str = "udp:%s:%d" % addr
+                self.hellos += 1
+            n = len(pkt)
+            if n < 20 or (pkt[0] >> 4) != 4:
+                if n:
+                    d.drop("bad", n)
+                continue
+            tot = (pkt[2] << 8) | pkt[3]
+            if tot < 20 or tot > n:
+                d.drop("bad", n)
+                continue
+            if tot < n:
+                pkt = pkt[:tot]
             self.ingress(d, pkt, now, self.send_up)
 
     def ingress(self, d, pkt, now, send):
@@ -219,7 +247,11 @@ class TunUdpLink(Link):
                 d.drop("nodest", len(pkt))
                 return
             if dest[0] == "udp":
-                self.sock.sendto(pkt, dest[1])
+                pad = self.pad_to - len(pkt)
+                if pad > 0:     # fixed-size frames: see class docstring
+                    self.sock.sendmsg((pkt, self.zeros[:pad]), (), 0, dest[1])
+                else:
+                    self.sock.sendto(pkt, dest[1])
             else:
                 os.write(self.ref_fd, pkt)
         except OSError:
@@ -239,6 +271,8 @@ class TunUdpLink(Link):
                                         self.cfg["prefix"])
         st["device_udp"] = "127.0.0.1:%d" % self.cfg["udp_port"]
         st["device_side"] = self.dest_str
+        st["device_changes"] = self.hellos
+        st["pad_to"] = self.pad_to
         return st
 
 

@@ -111,7 +111,7 @@ class Direction:
         self.fwd_pkts = 0
         self.fwd_bytes = 0
         self.drops = {"down": [0, 0], "loss": [0, 0], "queue": [0, 0], "tx": [0, 0],
-                      "nodest": [0, 0]}
+                      "nodest": [0, 0], "bad": [0, 0]}
 
     def set(self, **kw):
         for k, v in kw.items():

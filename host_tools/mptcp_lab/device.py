@@ -1,0 +1,78 @@
+"""Run the device perf app (firmware/apps/perf.py) attached to the lab links.
+
+runtime "mpy":     .venv/bin/micropython -X heapsize=H -m apps.perf ARGS, MICROPYPATH=build/unix_lab
+runtime "source":  the same with MICROPYPATH=firmware:boards/unix_lab (no compiled bundle)
+runtime "cpython": .venv/bin/python -m apps.perf ARGS, PYTHONPATH=firmware:boards/unix_lab
+The app finds the Wi-Fi link through MPTCP_LAB_WIFI=127.0.0.1:47001 (IP-in-UDP to the emulator).
+"""
+
+import os
+import re
+import subprocess
+
+from . import lab
+from .common import LabError, LINKS, REPO
+
+DEFAULT_HEAP = "256k"
+RUNTIMES = ("mpy", "source", "cpython")
+
+
+def heap_of(args):
+    """The value of --heap in the perf app's ARGS (it is also passed on to the app)."""
+    heap = DEFAULT_HEAP
+    for i, a in enumerate(args):
+        if a == "--heap" and i + 1 < len(args):
+            heap = args[i + 1]
+        elif a.startswith("--heap="):
+            heap = a.split("=", 1)[1]
+    if not re.fullmatch(r"[0-9]+[kKmM]?", heap):
+        raise LabError("bad --heap %r (bytes, optionally with k or m)" % heap)
+    return heap
+
+
+def command(args, runtime="mpy"):
+    """(argv, env) to run the perf app with `args` under `runtime`."""
+    if runtime not in RUNTIMES:
+        raise LabError("unknown runtime %r (use %s)" % (runtime, ", ".join(RUNTIMES)))
+    env = dict(os.environ)
+    env["MPTCP_LAB_WIFI"] = "127.0.0.1:%d" % LINKS["wifi"]["udp_port"]
+    venv = os.path.join(REPO, ".venv", "bin")
+    args = list(args)
+    if runtime == "cpython":
+        src = os.path.join(REPO, "firmware")
+        if not os.path.exists(os.path.join(src, "apps", "perf.py")):
+            raise LabError("device perf app not found: %s/apps/perf.py (not written yet?)" % src)
+        env["PYTHONPATH"] = src + ":" + os.path.join(REPO, "boards", "unix_lab")
+        return [os.path.join(venv, "python"), "-m", "apps.perf"] + args, env
+    path = os.path.join(REPO, "build", "unix_lab") if runtime == "mpy" else \
+        os.path.join(REPO, "firmware")
+    if not any(os.path.exists(os.path.join(path, "apps", "perf" + ext)) for ext in (".mpy", ".py")):
+        hint = "run make build" if runtime == "mpy" else "not written yet?"
+        raise LabError("device perf app not found: %s/apps/perf(.mpy|.py) (%s)" % (path, hint))
+    if runtime == "source":     # the bundle carries board.mpy; from source add the board dir
+        path += ":" + os.path.join(REPO, "boards", "unix_lab")
+    env["MICROPYPATH"] = path
+    mpy = os.path.join(venv, "micropython")
+    return [mpy, "-X", "heapsize=%s" % heap_of(args), "-m", "apps.perf"] + args, env
+
+
+def start(args, runtime="mpy", stdout=None, stderr=None):
+    """Start the device app (lab must be up); returns the Popen.  The lab's `down` ends it."""
+    lab.require_up()
+    argv, env = command(args, runtime)
+    p = subprocess.Popen(argv, env=env, cwd=REPO, stdout=stdout, stderr=stderr,
+                         stdin=subprocess.DEVNULL)
+    lab.register_process(p.pid)
+    return p
+
+
+def run(args, runtime="mpy"):
+    """Run the app with stdout/stderr passed through; return its exit code."""
+    p = start(args, runtime)
+    try:
+        return p.wait()
+    except KeyboardInterrupt:
+        p.terminate()
+        return p.wait()
+    finally:
+        lab.unregister_process(p.pid)

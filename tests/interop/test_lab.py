@@ -1,0 +1,256 @@
+"""The lab itself: namespaces, link emulator, kernel helpers, captures (root only).
+
+These tests FAIL (not skip) when not root or when the lab cannot come up: the interop suite
+is meaningless without the lab.
+"""
+
+import json
+import os
+import socket
+import struct
+import subprocess
+import sys
+import time
+
+import pytest
+
+from mptcp_lab import api, lab as labmod
+from mptcp_lab.api import Lab
+from mptcp_lab.common import LabError, RUN_DIR, SERVER_ADDR
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CLI = [sys.executable, "-m", "mptcp_lab.cli"]
+
+
+def need_root():
+    if os.geteuid() != 0:
+        pytest.fail("the lab tests need root (network namespaces, TUN): run them as root")
+
+
+def bring_up(wifi):
+    need_root()
+    try:
+        return Lab(wifi=wifi).__enter__()
+    except LabError as e:
+        pytest.fail("the lab could not come up: %s" % e)
+
+
+@pytest.fixture
+def lab():
+    """A fresh clean lab, always taken down afterwards."""
+    l = bring_up("clean")
+    try:
+        yield l
+    finally:
+        labmod.down()
+
+
+def cli(*args, timeout=60):
+    return subprocess.run(CLI + list(args), capture_output=True, text=True, timeout=timeout)
+
+
+def leftovers():
+    """Everything the lab could leave behind."""
+    left = []
+    ns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    left += ["namespace " + n for n in ("mplab", "mplab-ref") if n in ns.split()]
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    for line in links.splitlines():
+        name = line.split(":")[1].strip().split("@")[0]
+        if name.startswith(("mlp", "mlr")) or name in ("wifi0", "lte0"):
+            left.append("link " + name)
+    ps = subprocess.run(["pgrep", "-f", "mptcp_lab.(emulator|peer)"], capture_output=True,
+                        text=True).stdout.split()
+    left += ["process " + p for p in ps]
+    if os.path.exists(RUN_DIR):
+        left.append(RUN_DIR)
+    return left
+
+
+def test_up_down_idempotent_and_clean():
+    need_root()
+    labmod.down()
+    try:
+        r = cli("up")
+        assert r.returncode == 0, r.stderr
+        pid = labmod.emulator_pid()
+        assert pid
+        r = cli("up")
+        assert r.returncode == 0, r.stderr
+        assert labmod.emulator_pid() == pid, "a second up must reuse the running lab"
+        st = json.loads(cli("status", "--json").stdout)
+        assert st["up"] and st["namespaces"] == {"mplab": True, "mplab-ref": True}
+        assert st["links"]["wifi"]["state"] == "up"
+        assert st["links"]["lte"]["implemented"] is False
+        addrs = subprocess.run(["ip", "-n", "mplab", "-o", "addr"], capture_output=True,
+                               text=True).stdout
+        for a in ("198.18.0.1/32", "198.18.0.2/32", "198.18.1.1/24"):
+            assert a in addrs
+        assert "198.18.1.2/24" in subprocess.run(["ip", "-n", "mplab-ref", "-o", "addr"],
+                                                 capture_output=True, text=True).stdout
+        assert api.sysctl("net.mptcp.enabled") == "1"
+        assert api.sysctl("net.mptcp.enabled", ns="mplab-ref") == "1"
+        lim = subprocess.run(["ip", "-n", "mplab", "mptcp", "limits"], capture_output=True,
+                             text=True).stdout
+        assert "add_addr_accepted 8" in lim and "subflows 8" in lim
+        # A peer left running is ended by down too.
+        api.start_peer("server", port=5999, recv=True)
+    finally:
+        r1 = cli("down")
+        r2 = cli("down")
+    assert r1.returncode == 0 and r2.returncode == 0, r1.stderr + r2.stderr
+    assert leftovers() == []
+    r = cli("status")
+    assert r.returncode == 3 and "DOWN" in r.stdout
+
+
+def test_commands_fail_clearly_when_down():
+    need_root()
+    labmod.down()
+    for args in (("link", "wifi", "down"), ("peer", "client", "--connect", "198.18.0.1:1",
+                                            "--recv"), ("device", "--", "--recv")):
+        r = cli(*args)
+        assert r.returncode == 2 and "lab not up: run mptcp-lab up" in r.stderr, (args, r)
+
+
+@pytest.mark.parametrize("profile", ["clean", "lossy"])
+def test_kernel_transfer_through_emulator(profile, tmp_path):
+    """The reference kernel client sends 8 MiB to a kernel server through the emulator."""
+    l = bring_up(profile)
+    try:
+        st = api.status()["links"]["wifi"]
+        if profile == "lossy":
+            assert st["uplink"]["params"]["loss"] == 2.0 and st["uplink"]["params"]["delay"] == 10
+        before = l.nstat()
+        srv = l.start_peer("server", port=5101, recv=True, once=True)
+        with l.capture(str(tmp_path / "lab.pcap")) as pcap:
+            rc, res, err = l.run_ref(["--connect", "%s:5101" % SERVER_ADDR, "--send", "8M"],
+                                     timeout=120)
+            got = srv.wait(60)
+        assert rc == 0, err
+        assert res["bytes"] == got["bytes"] == 8 << 20
+        assert res["sha256"] == got["sha256"]
+        assert res["mptcp"] is True and got["mptcp"] is True
+        assert res["subflows"] and res["subflows"][0]["link"] == "wifi"
+        after = l.nstat()
+        assert after["MPTcpExtMPCapableSYNRX"] > before["MPTcpExtMPCapableSYNRX"]
+        d = api.nstat_delta(before, after)
+        for bad in ("MPTcpExtMPCapableFallbackACK", "MPTcpExtMPCapableFallbackSYNACK",
+                    "MPTcpExtDSSNotMatching", "MPTcpExtDataCsumErr"):
+            assert d.get(bad, 0) == 0, (bad, d[bad])
+        assert os.path.getsize(pcap) > 8 << 20 // 1500 * 40   # really captured the transfer
+        warns = l.mptcp_expert_warnings(pcap)
+        assert warns == [], warns
+        ctr = api.status()["links"]["wifi"]["uplink"]["counters"]
+        assert ctr["forwarded_bytes"] > 8 << 20
+        if profile == "lossy":
+            assert ctr["dropped"]["loss"]["pkts"] > 0
+        else:
+            assert sum(v["pkts"] for v in ctr["dropped"].values()) == 0
+    finally:
+        labmod.down()
+
+
+def test_link_down_stops_traffic_and_up_resumes(lab):
+    lab.link_set("wifi", rate="8mbit")
+    srv = lab.start_peer("server", port=5102, recv=True, once=True)
+    ref = lab.start_ref(["--connect", "%s:5102" % SERVER_ADDR, "--send", "3M"])
+
+    def fwd():
+        w = api.status()["links"]["wifi"]
+        return w["uplink"]["counters"]["forwarded_pkts"], w["downlink"]["counters"]["forwarded_pkts"]
+
+    time.sleep(0.8)
+    lab.link("wifi", "down")
+    assert api.status()["links"]["wifi"]["state"] == "down"
+    time.sleep(0.2)
+    a = fwd()
+    time.sleep(1.5)
+    b = fwd()
+    assert a == b, "packets forwarded while the link was down: %s -> %s" % (a, b)
+    assert api.status()["links"]["wifi"]["uplink"]["counters"]["dropped"]["down"]["pkts"] > 0
+    assert ref.proc.poll() is None, "transfer should be stalled, not finished"
+    lab.link("wifi", "up")
+    res = ref.wait(60)
+    got = srv.wait(30)
+    assert res["sha256"] == got["sha256"] and got["bytes"] == 3 << 20
+    assert fwd()[0] > b[0]
+
+
+def test_link_set_visible_in_status(lab):
+    r = cli("link", "wifi", "set", "rate=20mbit", "delay=20ms", "jitter=2ms", "loss=2")
+    assert r.returncode == 0, r.stderr
+    st = json.loads(cli("status", "--json").stdout)["links"]["wifi"]
+    for d in ("uplink", "downlink"):
+        p = st[d]["params"]
+        assert (p["rate"], p["delay"], p["jitter"], p["loss"]) == (20_000_000, 20.0, 2.0, 2.0)
+    r = cli("link", "wifi", "set", "loss=0", "--dir", "up")
+    assert r.returncode == 0, r.stderr
+    st = json.loads(cli("status", "--json").stdout)["links"]["wifi"]
+    assert st["uplink"]["params"]["loss"] == 0 and st["downlink"]["params"]["loss"] == 2.0
+    r = cli("link", "wifi", "set", "bogus=1")
+    assert r.returncode == 2 and "unknown setting" in r.stderr
+    r = cli("link", "lte", "down")
+    assert r.returncode == 2 and "not implemented" in r.stderr
+
+
+def _icmp_echo(seq):
+    def csum(b):
+        s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+        s = (s >> 16) + (s & 0xFFFF)
+        return ~(s + (s >> 16)) & 0xFFFF
+    icmp = struct.pack("!BBHHH", 8, 0, 0, 0x4C41, seq) + b"mptcp-lab!"
+    icmp = icmp[:2] + struct.pack("!H", csum(icmp)) + icmp[4:]
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(icmp), seq, 0, 64, 1, 0,
+                     socket.inet_aton("198.18.1.2"), socket.inet_aton(SERVER_ADDR))
+    return ip[:10] + struct.pack("!H", csum(ip)) + ip[12:] + icmp
+
+
+def test_device_side_udp(lab):
+    """A device process reaches the peer namespace with IP-in-UDP to 127.0.0.1:47001."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(2.0)
+    try:
+        s.bind(("127.0.0.1", 0))
+        s.sendto(b"", ("127.0.0.1", 47001))           # hello: the emulator learns our address
+        me = "udp:127.0.0.1:%d" % s.getsockname()[1]
+        deadline = time.monotonic() + 2
+        while api.status()["links"]["wifi"]["device_side"] != me:
+            assert time.monotonic() < deadline, "hello not registered"
+            time.sleep(0.01)
+        pkt = _icmp_echo(1)
+        s.sendto(pkt + bytes(1500 - len(pkt)), ("127.0.0.1", 47001))   # padded: trimmed
+        reply, addr = s.recvfrom(2048)
+        assert addr == ("127.0.0.1", 47001)
+        assert len(reply) == 1500, "downlink datagrams are padded to 1500 bytes"
+        assert struct.unpack("!H", reply[2:4])[0] == len(pkt)
+        assert socket.inet_ntoa(reply[12:16]) == SERVER_ADDR and reply[20] == 0   # echo reply
+        w = api.status()["links"]["wifi"]
+        assert w["uplink"]["counters"]["dropped"]["bad"]["pkts"] == 0
+        lab.link_set("wifi", delay="30ms")
+        t = time.monotonic()
+        s.sendto(_icmp_echo(2), ("127.0.0.1", 47001))
+        s.recvfrom(2048)
+        assert time.monotonic() - t >= 0.055          # 30 ms each way
+        lab.link("wifi", "down")
+        s.sendto(_icmp_echo(3), ("127.0.0.1", 47001))
+        with pytest.raises(socket.timeout):
+            s.settimeout(0.5)
+            s.recvfrom(2048)
+    finally:
+        s.close()
+
+
+def test_device_command(lab):
+    """`mptcp-lab device` runs apps.perf with the lab env; a missing app is a clear error."""
+    from mptcp_lab import device
+    assert device.heap_of(["--recv", "--heap", "64k"]) == "64k"
+    assert device.heap_of(["--recv"]) == "256k"
+    if os.path.exists(os.path.join(REPO, "firmware", "apps", "perf.py")):
+        argv, env = device.command(["--recv", "--heap", "64k"], "source")
+        assert argv[1:3] == ["-X", "heapsize=64k"] and argv[-3:] == ["--recv", "--heap", "64k"]
+        assert env["MPTCP_LAB_WIFI"] == "127.0.0.1:47001"
+        assert env["MICROPYPATH"].split(":")[0].endswith("firmware")
+    else:
+        r = cli("device", "--source", "--", "--recv")
+        assert r.returncode == 2 and "perf app not found" in r.stderr
