@@ -91,6 +91,15 @@ class Assembler:
             w += 1
         self.n = w
 
+    def can_add(self, off, size):
+        """True if add(off, size) would find room (a free slot or a neighbour)."""
+        if self.n < self.cap:
+            return True
+        for r in range(self.n):
+            if self.start[r] <= off + size and off <= self.end[r]:
+                return True
+        return False
+
     def covered(self, off, size):
         """True if [off, off+size) is entirely recorded."""
         for r in range(self.n):

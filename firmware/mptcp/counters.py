@@ -23,6 +23,7 @@ NAMES = (
     "TcpPartialAcks", "TcpDupAcks", "IpInReceives", "IpInHdrErrors",
     "IpInAddrErrors", "IpInUnknownProtos", "IpOutRequests", "DroppedNoSocket",
     "ChallengeAcks", "ChallengeAcksLimited", "ListenOverflows", "InternalErrors",
+    "DSSFallback",
 )
 
 MPCapableSYNRX = const(0)
@@ -82,7 +83,8 @@ ChallengeAcks = const(53)
 ChallengeAcksLimited = const(54)
 ListenOverflows = const(55)
 InternalErrors = const(56)
-COUNT = const(57)
+DSSFallback = const(57)
+COUNT = const(58)
 
 
 class Counters:

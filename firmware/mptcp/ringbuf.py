@@ -74,16 +74,16 @@ class RingBuf:
             return 0
         return self.copy_out(off, dst, n)
 
-    def copy_out(self, off, dst, n):
-        """Copy n bytes at offset off into dst[0:n], readable or not."""
+    def copy_out(self, off, dst, n, d=0):
+        """Copy n bytes at offset off into dst[d:d+n], readable or not."""
         size = self.size
         p = self.pos(off)
         first = size - p
         if first >= n:
-            dst[0:n] = self.mv[p:p + n]
+            dst[d:d + n] = self.mv[p:p + n]
         else:
-            dst[0:first] = self.mv[p:size]
-            dst[first:n] = self.mv[0:n - first]
+            dst[d:d + first] = self.mv[p:size]
+            dst[d + first:d + n] = self.mv[0:n - first]
         return n
 
     def consume(self, n):
@@ -91,9 +91,7 @@ class RingBuf:
         if n > self.len:
             n = self.len
         self.head = self.pos(n)
-        self.len -= n
-        if self.len == 0:
-            self.head = 0
+        self.len -= n      # (head is not reset when empty: out-of-order data may sit beyond)
         return n
 
     def readinto(self, dst):

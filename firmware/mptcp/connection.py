@@ -1,0 +1,283 @@
+"""One MPTCP connection: data sequence space, DSS mappings, DATA_ACK, DATA_FIN.
+
+The connection owns the send and receive rings (allocated once, here) and the
+data-level state; its `Subflow` (mptcp.tcp) owns the TCP state. All sequence
+numbers are RELATIVE: data byte k of our stream has DSN IDSN+1+k, i.e. the
+relative DSN 1+k; with one subflow our relative subflow sequence number of a
+byte equals its relative DSN, so a sent mapping is (dsn=rel, ssn=rel, len).
+Received mappings are arbitrary (the peer may re-inject), so the receive side
+maps each segment through its mapping into the receive ring.
+
+Checksums (RFC 8684 3.3): a received mapping is held in a small table until
+the subflow has all of it in order; it is then summed in the ring and only
+then becomes readable. A bad sum drops the mapping (counted DataCsumErr); the
+peer re-sends it at the data level after its MPTCP retransmit timer. MP_FAIL
+and the infinite-mapping fallback of RFC 8684 3.7 are not implemented.
+"""
+from mptcp.compat import const
+from mptcp.ringbuf import RingBuf
+from mptcp.assembler import Assembler
+from mptcp import checksum
+from mptcp import counters as C
+
+M64 = 0xFFFFFFFFFFFFFFFF
+MAP_SLOTS = const(8)     # pending (checksummed) mappings per connection
+OOO_SLOTS = const(4)     # out-of-order islands per connection
+
+
+def unwrap64(v, near):
+    """Relative 64-bit value v (mod 2**64) nearest to `near`."""
+    d = (v - near) & M64
+    if d >= 0x8000000000000000:
+        d -= 0x10000000000000000
+    return near + d
+
+
+def unwrap32(v, near):
+    d = (v - near) & 0xFFFFFFFF
+    if d >= 0x80000000:
+        d -= 0x100000000
+    return near + d
+
+
+class Connection:
+    """Application-facing object; see docs/ARCHITECTURE.md (Connection API)."""
+
+    def __init__(self, stack, snd_buf, rcv_buf, mptcp, csum):
+        self.stack = stack
+        self.ctr = stack.counters.v
+        self.snd = RingBuf(snd_buf)
+        self.rcv = RingBuf(rcv_buf)
+        self.asm = Assembler(OOO_SLOTS)
+        self.mptcp = mptcp          # False once fallen back (never reverts)
+        self.want_csum = csum
+        self.csum = False           # negotiated: either side set A
+        self.local_key = None
+        self.peer_key = None
+        self.local_idsn = 0
+        self.peer_idsn = 0
+        self.token = 0
+        self.confirmed = False      # peer proved it has our keys (client role)
+        self.peer_map_seen = False  # a mapping (DSS or MPC+data) was received
+        # send side (relative DSN; ring head is snd_base)
+        self.snd_base = 1
+        self.data_ack = 1           # highest DATA_ACK from the peer (relative)
+        self.fin_queued = False     # shutdown_write called
+        self.dfin_sent = False
+        self.dfin_acked = False
+        self.dfin_deadline = -1
+        self.dfin_tries = 0
+        # receive side
+        self.rcv_read = 1           # relative DSN of the ring head
+        self.rcv_nxt = 1            # next expected relative DSN (DATA_ACK we send)
+        self.peer_fin = -1          # relative DSN of the peer's DATA_FIN, -1 unknown
+        self.fin_rcvd = False       # DATA_FIN (or FIN when fallen back) consumed
+        self.map_delta = 0          # dsn - ssn of the last mapping (fallback keeps it)
+        self.m_ssn = [0] * MAP_SLOTS
+        self.m_dsn = [0] * MAP_SLOTS
+        self.m_len = [0] * MAP_SLOTS    # data bytes (excluding a DATA_FIN)
+        self.m_dll = [0] * MAP_SLOTS    # data-level length on the wire
+        self.m_csum = [0] * MAP_SLOTS
+        self.m_n = 0
+        # app-level
+        self.app_closed = False
+        self.error = None
+        self.established = False
+        self.accepted = False
+        self.sf = None
+        self.subflows = []
+
+    # ------------------------------------------------------------ app API
+    @property
+    def state(self):
+        return self.sf.state_name() if self.sf is not None else "CLOSED"
+
+    @property
+    def closed(self):
+        return self.sf is None or self.sf.is_closed()
+
+    @property
+    def eof(self):
+        return self.fin_rcvd and self.rcv.len == 0
+
+    def write(self, mv):
+        if self.fin_queued or self.error is not None or self.sf is None:
+            return 0
+        n = self.snd.write(mv)
+        return n
+
+    def readinto(self, mv):
+        r = self.rcv
+        old_right = self.rcv_read + r.size
+        n = r.readinto(mv)
+        if n:
+            self.rcv_read += n
+            sf = self.sf
+            if sf is not None:
+                sf.window_opened(self.rcv_read + r.size - old_right)
+        return n
+
+    def shutdown_write(self):
+        self.fin_queued = True
+
+    def close(self):
+        self.fin_queued = True
+        self.app_closed = True
+
+    def abort(self):
+        if self.sf is not None:
+            self.sf.abort()
+
+    # ------------------------------------------------------------ send side
+    def data_end(self):
+        """Relative DSN one past the last byte written by the app."""
+        return self.snd_base + self.snd.len
+
+    def rcv_window(self):
+        return self.rcv.size - self.rcv.len
+
+    def on_data_ack(self, rel, sf_una):
+        """Peer's DATA_ACK (relative). Frees the send ring up to it."""
+        end = self.data_end()
+        top = end + 1 if self.dfin_sent else end
+        if rel > top or rel < self.data_ack:
+            return
+        self.data_ack = rel
+        if self.dfin_sent and rel == end + 1 and not self.dfin_acked:
+            self.dfin_acked = True
+            self.dfin_deadline = -1
+        self.release(sf_una)
+
+    def release(self, sf_una):
+        """Drop acknowledged bytes from the send ring."""
+        lim = sf_una
+        if self.mptcp and self.data_ack < lim:
+            lim = self.data_ack
+        end = self.data_end()
+        if lim > end:
+            lim = end
+        if lim > self.snd_base:
+            self.snd.consume(lim - self.snd_base)
+            self.snd_base = lim
+
+    # ------------------------------------------------------------ receive side
+    def add_pending_map(self, ssn, dsn, dlen, dll, csum, in_order):
+        """Remember a checksummed mapping; False if the table is full.
+
+        The last slot is kept for the mapping of in-order data, so that
+        out-of-order mappings can never block the progress of the connection.
+        """
+        n = self.m_n
+        for i in range(n):
+            if self.m_ssn[i] == ssn and self.m_dsn[i] == dsn and self.m_len[i] == dlen:
+                return True
+        if n >= MAP_SLOTS or (n >= MAP_SLOTS - 1 and not in_order):
+            return False
+        self.m_ssn[n] = ssn
+        self.m_dsn[n] = dsn
+        self.m_len[n] = dlen
+        self.m_dll[n] = dll
+        self.m_csum[n] = csum
+        self.m_n = n + 1
+        return True
+
+    def place(self, dsn, src, s, n):
+        """Copy src[s:s+n] (data with relative DSN dsn) into the receive ring.
+
+        Trims what is already delivered or beyond the buffer. Returns False
+        when the data cannot be tracked (out of hole slots) and must be dropped.
+        """
+        r = self.rcv
+        off = dsn - self.rcv_read
+        committed = r.len
+        if off < committed:
+            k = committed - off
+            if k >= n:
+                return True         # all duplicate at the data level
+            off += k
+            s += k
+            n -= k
+            dsn += k
+        if off + n > r.size:
+            n = r.size - off
+            if n <= 0:
+                return True
+        if not self.csum and off > committed and not self.asm.can_add(off - committed, n):
+            self.ctr[C.TcpOFODrop] += 1
+            return False
+        r.write_at(off, src[s:s + n])
+        if not self.csum:
+            return self.deliver(dsn, n)
+        return True
+
+    def deliver(self, dsn, n):
+        """Data [dsn, dsn+n) is in the ring and verified: make it readable when in order."""
+        off = dsn - self.rcv_nxt
+        if off + n <= 0:
+            return True
+        if off < 0:
+            n += off
+            off = 0
+        a = self.asm
+        if off == 0:
+            a.shift(n)
+            k = n + a.take_front()
+        elif not a.add(off, n):
+            self.ctr[C.TcpOFODrop] += 1
+            return False
+        else:
+            k = 0
+        if k:
+            self.rcv.commit(k)
+            self.rcv_nxt += k
+        self.check_fin()
+        return True
+
+    def check_fin(self):
+        if self.peer_fin >= 0 and self.rcv_nxt == self.peer_fin and not self.fin_rcvd:
+            self.rcv_nxt += 1
+            self.fin_rcvd = True
+            self.ctr[C.DataFinRx] += 1
+
+    def verify_maps(self, sf_rcv_nxt):
+        """Check every pending mapping the subflow now has completely."""
+        i = 0
+        while i < self.m_n:
+            end = self.m_ssn[i] + self.m_len[i]
+            if end - sf_rcv_nxt > 0:
+                i += 1
+                continue
+            dsn = self.m_dsn[i]
+            dlen = self.m_len[i]
+            if dsn >= self.rcv_nxt and dlen > 0:
+                if self._map_ok(i):
+                    self.deliver(dsn, dlen)
+                else:
+                    self.ctr[C.DataCsumErr] += 1
+            elif dlen > 0:
+                self.deliver(dsn, dlen)
+            n = self.m_n - 1
+            self.m_ssn[i] = self.m_ssn[n]
+            self.m_dsn[i] = self.m_dsn[n]
+            self.m_len[i] = self.m_len[n]
+            self.m_dll[i] = self.m_dll[n]
+            self.m_csum[i] = self.m_csum[n]
+            self.m_n = n
+
+    def _map_ok(self, i):
+        r = self.rcv
+        dlen = self.m_len[i]
+        off = self.m_dsn[i] - self.rcv_read
+        if off < 0 or off + dlen > r.size:
+            return False
+        acc = checksum.dss_pseudo_sum((self.peer_idsn + self.m_dsn[i]) & M64,
+                                      self.m_ssn[i] & 0xFFFFFFFF, self.m_dll[i])
+        acc += self.m_csum[i]
+        p = r.pos(off)
+        first = r.size - p
+        if first >= dlen:
+            s = checksum.ones_sum(r.buf, p, p + dlen, acc)
+        else:
+            s = checksum.ones_sum(r.buf, p, r.size, acc)
+            s = checksum.ones_sum_at(r.buf, 0, dlen - first, s, first)
+        return s == 0xFFFF

@@ -1,0 +1,1021 @@
+"""One subflow's TCP (RFC 9293) carrying MPTCP v1 options (RFC 8684).
+
+Sequence numbers are relative to ISS/IRS (SYN = 0, first data byte = 1) and
+are turned into 32-bit wire values only when a segment is read or written.
+The subflow handles the TCP state machine, retransmission (RFC 6298 RTO with
+Karn and backoff, fast retransmit + NewReno from mptcp.cc), delayed ACKs, the
+persist timer, RFC 5961 challenge ACKs and TIME-WAIT; everything about data
+sequence numbers is delegated to its Connection (mptcp.connection).
+
+Output is pulled: `output(now, buf)` writes at most one IPv4 packet into buf.
+"""
+from mptcp.compat import const
+from mptcp import tcpwire as T
+from mptcp import mpopts as MP
+from mptcp import ipv4
+from mptcp import checksum
+from mptcp import counters as C
+from mptcp.cc import NewReno
+from mptcp.connection import unwrap32, unwrap64, M64
+
+CLOSED = const(0)
+SYN_SENT = const(1)
+SYN_RCVD = const(2)
+ESTABLISHED = const(3)
+FIN_WAIT_1 = const(4)
+FIN_WAIT_2 = const(5)
+CLOSE_WAIT = const(6)
+CLOSING = const(7)
+LAST_ACK = const(8)
+TIME_WAIT = const(9)
+
+STATE_NAMES = ("CLOSED", "SYN_SENT", "SYN_RCVD", "ESTABLISHED", "FIN_WAIT_1",
+               "FIN_WAIT_2", "CLOSE_WAIT", "CLOSING", "LAST_ACK", "TIME_WAIT")
+
+RTO_INIT = const(1000)
+RTO_MIN = const(200)       # like Linux
+RTO_MAX = const(60000)
+MAX_RETRIES = const(12)
+SYN_RETRIES = const(6)
+DELACK_MS = const(40)
+TIME_WAIT_MS = const(1000)
+DEFAULT_MSS = const(536)
+
+_OPT = const(40)           # options start: 20 (IP) + 20 (TCP)
+SEG_SLOTS = const(96)      # segments in flight remembered (retransmit them unchanged)
+MAX_DUPACKS_OWED = const(3)
+
+
+class Subflow:
+    def __init__(self, conn, stack, ifindex, laddr, raddr, lport, rport, iss, mss, client):
+        self.conn = conn
+        self.stack = stack
+        self.ctr = stack.counters.v
+        self.ifindex = ifindex
+        self.laddr = laddr
+        self.raddr = raddr
+        self.lport = lport
+        self.rport = rport
+        self.client = client
+        self.state = SYN_SENT if client else SYN_RCVD
+        self.iss = iss
+        self.irs = 0
+        self.snd_una = 0
+        self.snd_nxt = 0
+        self.snd_max = 0
+        self.snd_right = 1         # relative right edge of the peer's window
+        self.snd_wnd = 0
+        self.snd_wscale = 0
+        self.rcv_wscale = 0
+        self.my_mss = mss
+        self.mss = DEFAULT_MSS
+        self.rcv_nxt = 0
+        self.rcv_adv = 0           # subflow right edge last advertised (relative seq)
+        self.adv_data = 0          # data-level right edge last advertised (relative DSN)
+        self.syn_sent = False
+        self.fin_sent = False
+        self.fin_seq = -1
+        self.fin_acked = False
+        self.fin_rcvd = False
+        # timers (-1 = off)
+        self.rto = RTO_INIT
+        self.srtt = -1
+        self.rttvar = 0
+        self.rto_deadline = -1
+        self.tries = 0
+        self.rtt_seq = -1
+        self.rtt_time = 0
+        self.ack_deadline = -1
+        self.ack_now = False
+        self.unacked_segs = 0
+        self.persist_deadline = -1
+        self.persist_backoff = 0
+        self.force_one = False
+        self.tw_deadline = -1
+        self.rexmit = False        # fast retransmit / partial ACK: resend at snd_una
+        self.rst_pending = False
+        self.fastclose = False
+        self.cc = NewReno(DEFAULT_MSS)
+        self.last_wnd = -1
+        # stats (Subflow API)
+        self.bytes_tx = 0
+        self.bytes_rx = 0
+        self.retrans = 0
+        self.rtt_ms = 0
+        # current receive mapping (relative): used for segments without a DSS
+        self.map_ssn = 0
+        self.map_dsn = 0
+        self.map_len = 0
+        self.ooo = None            # subflow-level out-of-order tracking (set by stack)
+        # ends of the segments in flight: a retransmission re-sends exactly one
+        # of them, so its DSS mapping (and checksum) is the original one
+        self.se = [0] * SEG_SLOTS
+        self.se_head = 0
+        self.se_n = 0
+        self.sack_ok = False       # both SYNs carried SACK_PERM: we send SACK blocks
+        self.dupacks_owed = 0      # one immediate ACK per out-of-order segment
+        self.sackb = [0] * 8
+
+    # ------------------------------------------------------------ helpers
+    def state_name(self):
+        return STATE_NAMES[self.state]
+
+    def is_closed(self):
+        return self.state == CLOSED or self.state == TIME_WAIT
+
+    def set_rcv_wscale(self, rcv_buf):
+        s = 0
+        while (rcv_buf >> s) > 0xFFFF and s < 14:
+            s += 1
+        self.rcv_wscale = s
+
+    def _rtt_sample(self, r):
+        if r < 1:
+            r = 1
+        if self.srtt < 0:
+            self.srtt = r
+            self.rttvar = r >> 1
+        else:
+            d = self.srtt - r
+            if d < 0:
+                d = -d
+            self.rttvar = (3 * self.rttvar + d) >> 2
+            self.srtt = (7 * self.srtt + r) >> 3
+        self.rtt_ms = self.srtt
+        self._set_rto()
+
+    def _set_rto(self):
+        v = 4 * self.rttvar
+        if v < 10:
+            v = 10
+        rto = self.srtt + v
+        if rto < RTO_MIN:
+            rto = RTO_MIN
+        if rto > RTO_MAX:
+            rto = RTO_MAX
+        self.rto = rto
+
+    def window_opened(self, grew):
+        """The app read data: send a window update when it matters (SWS avoidance)."""
+        c = self.conn
+        grow = c.rcv_nxt + c.rcv_window() - self.adv_data
+        if grow >= 2 * self.mss or grow >= (c.rcv.size >> 1):
+            self.ack_now = True
+
+    def abort(self):
+        c = self.conn
+        if self.state == CLOSED:
+            return
+        if c.error is None:
+            c.error = "aborted"
+        if self.state == SYN_SENT and not self.syn_sent:
+            self._to_closed()
+            return
+        self.rst_pending = True
+        self.fastclose = c.mptcp and c.peer_key is not None
+
+    def _to_closed(self):
+        self.state = CLOSED
+        self.rto_deadline = -1
+        self.ack_deadline = -1
+        self.persist_deadline = -1
+        self.tw_deadline = -1
+        self.conn.dfin_deadline = -1
+
+    def _reset_by_peer(self):
+        c = self.conn
+        self.ctr[C.TcpInRsts] += 1
+        if self.state >= ESTABLISHED:
+            self.ctr[C.TcpEstabResets] += 1
+        if c.error is None:
+            c.error = "refused" if self.state == SYN_SENT else "reset"
+        self._to_closed()
+
+    # ------------------------------------------------------------ timers
+    def next_deadline(self):
+        d = -1
+        for t in (self.rto_deadline, self.ack_deadline, self.persist_deadline,
+                  self.tw_deadline, self.conn.dfin_deadline):
+            if t >= 0 and (d < 0 or t < d):
+                d = t
+        if self.ack_now or self.rst_pending or self.rexmit:
+            d = 0
+        return d
+
+    def timers(self, now):
+        if self.tw_deadline >= 0 and now - self.tw_deadline >= 0:
+            self._to_closed()
+            return
+        if self.ack_deadline >= 0 and now - self.ack_deadline >= 0:
+            self.ack_deadline = -1
+            self.ack_now = True
+            self.ctr[C.TcpDelayedAcks] += 1
+        if self.rto_deadline >= 0 and now - self.rto_deadline >= 0:
+            self._on_rto(now)
+        if self.persist_deadline >= 0 and now - self.persist_deadline >= 0:
+            self.persist_deadline = -1
+            self.force_one = True
+            self.ctr[C.TcpZeroWindowProbes] += 1
+        c = self.conn
+        if c.dfin_deadline >= 0 and now - c.dfin_deadline >= 0:
+            c.dfin_tries += 1
+            if c.dfin_tries > MAX_RETRIES:
+                c.error = "timeout"
+                self.rst_pending = True
+                c.dfin_deadline = -1
+            else:
+                c.dfin_sent = False     # output() sends it again
+                c.dfin_deadline = -1
+                self.ctr[C.MPTCPRetrans] += 1
+
+    def _on_rto(self, now):
+        self.rto_deadline = -1
+        self.tries += 1
+        limit = SYN_RETRIES if self.state <= SYN_RCVD else MAX_RETRIES
+        if self.tries > limit:
+            c = self.conn
+            if c.error is None:
+                c.error = "timeout"
+            if self.state == SYN_SENT:
+                self.ctr[C.TcpAttemptFails] += 1
+                self._to_closed()
+            else:
+                self.rst_pending = True
+            return
+        self.ctr[C.TcpRTOs] += 1
+        self.rto = self.rto * 2
+        if self.rto > RTO_MAX:
+            self.rto = RTO_MAX
+        if self.state <= SYN_RCVD:
+            self.syn_sent = False
+            return
+        flight = self.snd_max - self.snd_una
+        self.cc.on_rto(flight, self.snd_max)
+        self.snd_nxt = self.snd_una
+        self.rtt_seq = -1
+        self.rexmit = False
+        if self.fin_sent and self.snd_una <= self.fin_seq:
+            self.fin_sent = False
+
+    # ------------------------------------------------------------ input
+    def input(self, buf, mv, seg, now):
+        """Process one validated segment addressed to this subflow."""
+        st = self.state
+        flags = seg.flags
+        if st == CLOSED:
+            return
+        if st == SYN_SENT:
+            self._input_syn_sent(buf, seg, now)
+            return
+        ctr = self.ctr
+        seq = unwrap32((seg.seq - self.irs) & 0xFFFFFFFF, self.rcv_nxt)
+        dlen = seg.data_len
+        if st == SYN_RCVD and (flags & T.SYN) and not (flags & T.ACK) and seq == 0:
+            self.syn_sent = False         # retransmitted SYN: resend SYN/ACK
+            return
+        # 1. acceptability (RFC 9293 3.10.7.4)
+        wnd = self.rcv_adv - self.rcv_nxt
+        if wnd < 0:
+            wnd = 0
+        slen = dlen + (1 if flags & T.FIN else 0)
+        ok = True
+        if slen == 0:
+            if wnd == 0:
+                ok = seq == self.rcv_nxt
+            else:
+                ok = self.rcv_nxt <= seq < self.rcv_nxt + wnd
+        else:
+            if wnd == 0:
+                ok = False
+            else:
+                ok = ((self.rcv_nxt <= seq < self.rcv_nxt + wnd) or
+                      (self.rcv_nxt <= seq + slen - 1 < self.rcv_nxt + wnd))
+        if not ok:
+            if flags & T.RST:
+                return
+            if not (slen > 0 and wnd == 0 and seq == self.rcv_nxt) and not (seq < self.rcv_nxt):
+                ctr[C.TcpInErrsOutOfWindow] += 1
+            self.ack_now = True
+            if not (wnd == 0 and seq == self.rcv_nxt and (flags & T.ACK)):
+                return
+            dlen = 0          # zero window: take the ACK, drop the data
+            flags &= ~T.FIN
+        # 2. RST (RFC 5961 3.2)
+        if flags & T.RST:
+            if seq == self.rcv_nxt:
+                self._reset_by_peer()
+                self._rst_opts(buf, seg)
+            else:
+                self.stack.challenge_ack(self, now)
+            return
+        # 3. SYN in a synchronized state (RFC 5961 4.2)
+        if flags & T.SYN:
+            self.stack.challenge_ack(self, now)
+            return
+        if not (flags & T.ACK):
+            return
+        # MPTCP options of interest
+        c = self.conn
+        mo = self.stack.mo
+        have_dss = False
+        have_mpc = False
+        if c.mptcp and seg.mp_n:
+            have_dss, have_mpc = self._parse_mp(buf, seg, mo)
+            if c.error is not None and self.state == CLOSED:
+                return
+        # 4. SYN_RCVD -> ESTABLISHED
+        ack = unwrap32((seg.ack - self.iss) & 0xFFFFFFFF, self.snd_una)
+        if self.state == SYN_RCVD:
+            if ack < 1 or ack > self.snd_max:
+                self.stack.send_rst_for(buf, seg, self)
+                return
+            if c.mptcp:
+                if have_mpc and mo.skey is not None and mo.rkey is not None:
+                    if mo.rkey != c.local_key:
+                        ctr[C.TcpInErrsBadMptcp] += 1
+                    ctr[C.MPCapableACKRX] += 1
+                    self.stack.set_peer_key(c, mo.skey)
+                else:
+                    # the third ACK carries no MP_CAPABLE: plain TCP from now on
+                    c.mptcp = False
+                    ctr[C.MPCapableFallbackACK] += 1
+            self._established(now)
+            self.snd_wnd = seg.window << self.snd_wscale
+            self.snd_right = ack + self.snd_wnd
+        # 5. ACK processing
+        if ack > self.snd_max:
+            self.ack_now = True
+            ctr[C.TcpInErrsBadAck] += 1
+            return
+        if c.mptcp and have_dss and (mo.dss_flags & MP.DSS_ACK):
+            self._data_ack(mo)
+        self._process_ack(seg, ack, dlen, flags, have_dss, now)
+        if self.state == CLOSED:
+            return
+        # 6. data
+        if dlen > 0 and ESTABLISHED <= self.state <= FIN_WAIT_2:
+            self._input_data(buf, mv, seg, seq, dlen, have_dss, have_mpc, mo, now)
+        elif c.mptcp and have_dss and (mo.dss_flags & MP.DSS_FIN):
+            self._data_fin_only(mo)
+        # 7. FIN
+        if flags & T.FIN:
+            if seq + dlen == self.rcv_nxt and not self.fin_rcvd:
+                self.fin_rcvd = True
+                self.rcv_nxt += 1
+                self.ack_now = True
+                if not c.mptcp or not c.established:
+                    c.fin_rcvd = True
+                elif c.peer_fin < 0:
+                    # the only subflow closed without DATA_FIN: nothing more can come
+                    c.fin_rcvd = True
+                st = self.state
+                if st == ESTABLISHED or st == SYN_RCVD:
+                    self.state = CLOSE_WAIT
+                elif st == FIN_WAIT_1:
+                    if self.fin_acked:
+                        self._time_wait(now)
+                    else:
+                        self.state = CLOSING
+                elif st == FIN_WAIT_2:
+                    self._time_wait(now)
+            elif self.fin_rcvd:
+                self.ack_now = True
+                if self.state == TIME_WAIT:
+                    self.tw_deadline = now + TIME_WAIT_MS
+
+    def _rst_opts(self, buf, seg):
+        mo = self.stack.mo2
+        for i in range(seg.mp_n):
+            if MP.parse(buf, seg.mp_off[i], seg.mp_len[i], mo) == 0:
+                if mo.subtype == MP.MP_FASTCLOSE:
+                    self.ctr[C.MPFastcloseRx] += 1
+                elif mo.subtype == MP.MP_TCPRST:
+                    self.ctr[C.MPRstRx] += 1
+
+    def _parse_mp(self, buf, seg, mo):
+        """Parse the MPTCP options; DSS / MP_CAPABLE land in `mo`."""
+        have_dss = False
+        have_mpc = False
+        for i in range(seg.mp_n):
+            off = seg.mp_off[i]
+            ln = seg.mp_len[i]
+            if ln < 3:
+                continue
+            st = buf[off + 2] >> 4
+            if st == MP.DSS or st == MP.MP_CAPABLE:
+                if have_dss or have_mpc:
+                    continue
+                if MP.parse(buf, off, ln, mo) != 0:
+                    self.ctr[C.TcpInErrsBadMptcp] += 1
+                    continue
+                if st == MP.DSS:
+                    have_dss = True
+                elif ln >= 20:
+                    have_mpc = True
+            elif st == MP.MP_FASTCLOSE:
+                mo2 = self.stack.mo2
+                if MP.parse(buf, off, ln, mo2) == 0 and mo2.rkey == self.conn.local_key:
+                    self.ctr[C.MPFastcloseRx] += 1
+                    self._reset_by_peer()
+                    self.rst_pending = True     # answer with a RST (RFC 8684 3.5)
+                    self.fastclose = False
+                    return False, False
+            elif st == MP.MP_FAIL:
+                self.ctr[C.MPFailRx] += 1
+        return have_dss, have_mpc
+
+    def _data_ack(self, mo):
+        c = self.conn
+        if mo.data_ack8:
+            rel = unwrap64((mo.data_ack - c.local_idsn) & M64, c.data_ack)
+        else:
+            rel = unwrap32((mo.data_ack - c.local_idsn) & 0xFFFFFFFF, c.data_ack)
+        if not c.confirmed:
+            c.confirmed = True
+        c.on_data_ack(rel, self.snd_una)
+
+    def _process_ack(self, seg, ack, dlen, flags, have_dss, now):
+        c = self.conn
+        ctr = self.ctr
+        una = self.snd_una
+        if ack > una:
+            acked = ack - una
+            self.snd_una = ack
+            if self.snd_nxt < ack:
+                self.snd_nxt = ack
+            if self.fin_sent and ack == self.fin_seq + 1:
+                self.fin_acked = True
+            if self.rtt_seq >= 0 and ack >= self.rtt_seq:
+                self._rtt_sample(now - self.rtt_time)
+                self.rtt_seq = -1
+            self.tries = 0
+            if self.srtt >= 0:
+                self._set_rto()
+            if self.snd_una >= self.snd_max:
+                self.rto_deadline = -1
+            else:
+                self.rto_deadline = now + self.rto
+            flight = self.snd_max - self.snd_una
+            if self.cc.on_ack(acked, self.snd_una, flight):
+                ctr[C.TcpPartialAcks] += 1
+                self.rexmit = True
+            c.release(self.snd_una)
+            self._se_pop(self.snd_una)
+            self.persist_backoff = 0
+            st = self.state
+            if self.fin_acked:
+                if st == FIN_WAIT_1:
+                    self.state = FIN_WAIT_2
+                elif st == CLOSING:
+                    self._time_wait(now)
+                elif st == LAST_ACK:
+                    self._to_closed()
+                    return
+        elif ack == una and dlen == 0 and not (flags & (T.FIN | T.SYN)) \
+                and self.snd_max > una and (seg.sack_n or (seg.window << self.snd_wscale) == self.snd_wnd):
+            ctr[C.TcpDupAcks] += 1
+            if self.cc.on_dupack(una, self.snd_max, self.snd_max - una):
+                ctr[C.TcpFastRetrans] += 1
+                self.rexmit = True
+                self.rtt_seq = -1
+        # window update (not from old ACKs)
+        if ack >= una:
+            self.snd_wnd = seg.window << self.snd_wscale
+            base = ack
+            if c.mptcp and have_dss and c.data_ack < ack:
+                base = c.data_ack       # MPTCP: the window is relative to DATA_ACK
+            self.snd_right = base + self.snd_wnd
+            if self.snd_wnd > 0:
+                self.persist_deadline = -1
+
+    def _established(self, now):
+        c = self.conn
+        self.state = ESTABLISHED
+        self.tries = 0
+        self.rto_deadline = -1
+        if not c.established:
+            c.established = True
+            if not self.client:
+                self.stack.conn_ready(c)
+
+    def _time_wait(self, now):
+        self.state = TIME_WAIT
+        self.rto_deadline = -1
+        self.persist_deadline = -1
+        self.tw_deadline = now + TIME_WAIT_MS
+
+    def _input_syn_sent(self, buf, seg, now):
+        flags = seg.flags
+        c = self.conn
+        ctr = self.ctr
+        if flags & T.ACK:
+            if ((seg.ack - self.iss) & 0xFFFFFFFF) != 1:
+                if not (flags & T.RST):
+                    self.stack.send_rst_for(buf, seg, None)
+                return
+        if flags & T.RST:
+            if flags & T.ACK:
+                self._reset_by_peer()
+            return
+        if not (flags & T.SYN) or not (flags & T.ACK):
+            return      # simultaneous open is not supported
+        self.irs = seg.seq
+        self.rcv_nxt = 1
+        self.snd_una = 1
+        if self.snd_nxt < 1:
+            self.snd_nxt = 1
+        if seg.mss:
+            self.mss = seg.mss if seg.mss < self.my_mss else self.my_mss
+        else:
+            self.mss = DEFAULT_MSS
+        if self.mss < 64:
+            self.mss = 64
+        self.cc.set_mss(self.mss)
+        if seg.wscale >= 0:
+            self.snd_wscale = seg.wscale
+        else:
+            self.rcv_wscale = 0
+        self.sack_ok = seg.sackp
+        self.snd_wnd = seg.window
+        self.snd_right = 1 + self.snd_wnd
+        if self.rtt_seq >= 0:
+            self._rtt_sample(now - self.rtt_time)
+            self.rtt_seq = -1
+        if c.mptcp:
+            mo = self.stack.mo
+            got = False
+            for i in range(seg.mp_n):
+                off = seg.mp_off[i]
+                if seg.mp_len[i] == 12 and buf[off + 2] >> 4 == MP.MP_CAPABLE:
+                    if MP.parse(buf, off, 12, mo) == 0 and mo.version == 1 and (mo.flags & MP.CAP_H):
+                        got = True
+                    break
+            if got:
+                ctr[C.MPCapableSYNACKRX] += 1
+                self.stack.set_peer_key(c, mo.skey)
+                c.csum = c.want_csum or (mo.flags & MP.CAP_A) != 0
+            else:
+                c.mptcp = False
+                ctr[C.MPCapableFallbackSYNACK] += 1
+        self._established(now)
+        self.ack_now = True
+
+    def _input_data(self, buf, mv, seg, seq, dlen, have_dss, have_mpc, mo, now):
+        c = self.conn
+        ctr = self.ctr
+        s = seg.data_off
+        # trim what we already have at the subflow level
+        if seq < self.rcv_nxt:
+            k = self.rcv_nxt - seq
+            if k >= dlen:
+                self.ack_now = True
+                return
+            s += k
+            seq += k
+            dlen -= k
+        wnd_end = self.rcv_adv if self.rcv_adv > self.rcv_nxt else self.rcv_nxt
+        if seq + dlen > wnd_end:
+            dlen = wnd_end - seq
+            if dlen <= 0:
+                self.ack_now = True
+                return
+        # find the mapping of this data (relative ssn -> relative dsn)
+        if c.mptcp:
+            m_ssn = 0
+            m_dsn = 0
+            m_len = 0
+            m_dll = 0
+            m_csum = 0
+            fin = False
+            if have_mpc:
+                if c.peer_key is None and mo.skey is not None:
+                    self.stack.set_peer_key(c, mo.skey)
+                if mo.dll is not None:
+                    m_ssn = 1
+                    m_dsn = 1
+                    m_len = mo.dll
+                    m_dll = mo.dll
+                    m_csum = mo.csum if mo.csum is not None else 0
+                    have_dss = True
+                if not c.confirmed and not self.client:
+                    c.confirmed = True
+            elif have_dss and (mo.dss_flags & MP.DSS_MAP):
+                m_ssn = unwrap32(mo.ssn, self.rcv_nxt)
+                if mo.dsn8:
+                    m_dsn = unwrap64((mo.dsn - c.peer_idsn) & M64, c.rcv_nxt)
+                else:
+                    m_dsn = unwrap32((mo.dsn - c.peer_idsn) & 0xFFFFFFFF, c.rcv_nxt)
+                m_dll = mo.dll
+                m_len = mo.dll
+                m_csum = mo.csum if mo.csum is not None else 0
+                if mo.dss_flags & MP.DSS_FIN:
+                    fin = True
+                    m_len -= 1
+                if m_dll == 0:
+                    # infinite mapping: fall back to plain TCP (RFC 8684 3.7)
+                    ctr[C.InfiniteMapRx] += 1
+                    c.mptcp = False
+                    c.map_delta = m_dsn - m_ssn
+            else:
+                have_dss = False
+            if c.mptcp:
+                if have_dss:
+                    if c.csum and mo.csum is None and not have_mpc:
+                        ctr[C.DataCsumErr] += 1
+                        return
+                    if seq < m_ssn or seq + dlen > m_ssn + m_len:
+                        ctr[C.DSSNotMatching] += 1
+                        return
+                    c.peer_map_seen = True
+                    self.map_ssn = m_ssn
+                    self.map_dsn = m_dsn
+                    self.map_len = m_len
+                    if fin:
+                        c.peer_fin = m_dsn + m_len
+                    if c.csum and not c.add_pending_map(m_ssn, m_dsn, m_len, m_dll, m_csum,
+                                                       m_ssn <= self.rcv_nxt):
+                        ctr[C.TcpOFODrop] += 1
+                        return
+                elif not c.peer_map_seen:
+                    # first data without a mapping: fall back (RFC 8684 3.7)
+                    c.mptcp = False
+                    c.map_delta = 0
+                    ctr[C.DSSFallback] += 1
+                elif self.map_ssn <= seq and seq + dlen <= self.map_ssn + self.map_len:
+                    m_ssn = self.map_ssn
+                    m_dsn = self.map_dsn
+                else:
+                    ctr[C.DSSNoMatchTCP] += 1
+                    return
+        if c.mptcp:
+            dsn = m_dsn + (seq - m_ssn)
+        else:
+            dsn = seq + c.map_delta
+        # the receive ring bounds the data level (window relative to DATA_ACK)
+        lim = c.rcv_read + c.rcv.size - dsn
+        if dlen > lim:
+            dlen = lim
+            if dlen <= 0:
+                self.ack_now = True
+                return
+        # subflow-level in-order tracking
+        off = seq - self.rcv_nxt
+        if off > 0 and not self.ooo.can_add(off, dlen):
+            ctr[C.TcpOFODrop] += 1
+            self.ack_now = True
+            return
+        if not c.place(dsn, mv, s, dlen):
+            self.ack_now = True
+            return
+        self.bytes_rx += dlen
+        if off == 0:
+            self.ooo.shift(dlen)
+            adv = dlen + self.ooo.take_front()
+            self.rcv_nxt += adv
+            if self.ooo.n or adv > dlen:
+                self.ack_now = True       # a hole was filled: ACK at once
+            else:
+                self.unacked_segs += 1
+                if self.unacked_segs >= 2:
+                    self.ack_now = True
+                elif self.ack_deadline < 0:
+                    self.ack_deadline = now + DELACK_MS
+            if c.csum and c.mptcp:
+                c.verify_maps(self.rcv_nxt)
+        else:
+            self.ooo.add(off, dlen)
+            ctr[C.TcpOFOQueue] += 1
+            if self.ack_now and self.dupacks_owed < MAX_DUPACKS_OWED:
+                self.dupacks_owed += 1    # one duplicate ACK per segment
+            self.ack_now = True
+        if c.peer_fin >= 0:
+            c.check_fin()
+            if c.fin_rcvd:
+                self.ack_now = True
+
+    def _data_fin_only(self, mo):
+        c = self.conn
+        if not (mo.dss_flags & MP.DSS_MAP) or mo.dll != 1:
+            return
+        if mo.dsn8:
+            d = unwrap64((mo.dsn - c.peer_idsn) & M64, c.rcv_nxt)
+        else:
+            d = unwrap32((mo.dsn - c.peer_idsn) & 0xFFFFFFFF, c.rcv_nxt)
+        if c.peer_fin < 0 and d >= c.rcv_nxt - 1:
+            c.peer_fin = d
+        c.check_fin()
+        self.ack_now = True
+
+    # ------------------------------------------------------------ output
+    def output(self, now, buf):
+        """Write at most one packet into buf; return its length (0 = nothing)."""
+        st = self.state
+        if self.rst_pending:
+            return self._out_rst(buf)
+        if st == CLOSED:
+            return 0
+        if st == SYN_SENT or st == SYN_RCVD:
+            if not self.syn_sent:
+                return self._out_syn(now, buf)
+            if st == SYN_SENT:
+                return 0
+        c = self.conn
+        if st == TIME_WAIT:
+            if self.ack_now:
+                return self._out_seg(now, buf, self.snd_nxt, 0, T.ACK)
+            return 0
+        if st == SYN_RCVD:
+            if self.ack_now:
+                self.ack_now = False
+            return 0
+        # retransmission at snd_una (fast retransmit / partial ACK)
+        if self.rexmit:
+            self.rexmit = False
+            n = self._data_len_at(self.snd_una, 0x7FFFFFFF)
+            if n > 0:
+                self.retrans += 1
+                self.ctr[C.TcpRetransSegs] += 1
+                return self._out_seg(now, buf, self.snd_una, n, T.ACK)
+        end = c.data_end()
+        nxt = self.snd_nxt
+        if nxt < end and (c.confirmed or not c.mptcp or not self.client or nxt == 1):
+            if c.mptcp and self.client and not c.confirmed and nxt == 1 and self.snd_max > 1 \
+                    and self.rto_deadline >= 0:
+                pass    # first segment in flight; wait for its ACK or the RTO
+            else:
+                n = self._send_room(nxt, end)
+                if n > 0:
+                    if nxt < self.snd_max:
+                        self.retrans += 1
+                        self.ctr[C.TcpRetransSegs] += 1
+                    return self._out_seg(now, buf, nxt, n, T.ACK)
+                if self.snd_max == self.snd_una and self.persist_deadline < 0 \
+                        and self.snd_right <= nxt:
+                    b = self.persist_backoff
+                    t = self.rto << b
+                    if t > RTO_MAX:
+                        t = RTO_MAX
+                    self.persist_deadline = now + t
+                    if b < 6:
+                        self.persist_backoff = b + 1
+        # FIN (fallen back: after the data; MPTCP: when both DATA_FINs are done)
+        if not self.fin_sent and nxt == end and c.fin_queued and st != LAST_ACK \
+                and st != FIN_WAIT_2 and st != CLOSING:
+            if not c.mptcp or (c.dfin_acked and c.fin_rcvd):
+                return self._out_fin(now, buf, end)
+        if not self.fin_sent and self.fin_seq >= 0 and nxt == self.fin_seq:
+            return self._out_fin(now, buf, self.fin_seq)
+        if c.mptcp and c.fin_queued and not c.dfin_sent and nxt >= end and c.established:
+            c.dfin_sent = True
+            c.dfin_deadline = now + self.rto
+            self.ctr[C.DataFinTx] += 1
+            return self._out_seg(now, buf, self.snd_nxt, 0, T.ACK)
+        if self.ack_now:
+            return self._out_seg(now, buf, self.snd_nxt, 0, T.ACK)
+        return 0
+
+    def _se_pop(self, una):
+        while self.se_n and self.se[self.se_head] <= una:
+            self.se_head = (self.se_head + 1) % SEG_SLOTS
+            self.se_n -= 1
+
+    def _se_push(self, end):
+        self.se[(self.se_head + self.se_n) % SEG_SLOTS] = end
+        self.se_n += 1
+
+    def _data_len_at(self, seq, limit):
+        """Length of the retransmission starting at seq: up to the original end."""
+        c = self.conn
+        end = c.data_end()
+        se = self.se
+        h = self.se_head
+        for i in range(self.se_n):
+            e = se[(h + i) % SEG_SLOTS]
+            if e > seq:
+                end = e if e < end else end
+                break
+        n = end - seq
+        if n > limit:
+            n = limit
+        return n
+
+    def _send_room(self, nxt, end):
+        c = self.conn
+        mss = self.mss - self._mp_room(nxt)
+        if nxt < self.snd_max:
+            n = self._data_len_at(nxt, 0x7FFFFFFF)
+            wnd = self.snd_right - nxt
+            cw = self.snd_una + self.cc.cwnd - nxt
+            if cw < wnd:
+                wnd = cw
+            if n <= wnd or nxt == self.snd_una:
+                return n          # go-back-N after an RTO: original segments
+            return 0
+        if self.se_n >= SEG_SLOTS:
+            return 0
+        n = end - nxt
+        if n > mss:
+            n = mss
+        wnd = self.snd_right - nxt
+        cw = self.snd_una + self.cc.cwnd - nxt
+        if cw < wnd:
+            wnd = cw
+        if self.force_one and self.snd_max == self.snd_una:
+            self.force_one = False
+            return 1 if n > 0 else 0
+        self.force_one = False
+        if n > wnd:
+            # SWS avoidance: only a full segment, or everything in flight acked
+            if wnd >= mss or (wnd > 0 and self.snd_max == self.snd_una and wnd >= (self.snd_wnd >> 1)):
+                n = wnd
+            else:
+                return 0
+        return n
+
+    def _mp_room(self, seq):
+        """Option bytes a data segment at seq will carry (for the payload size)."""
+        c = self.conn
+        if not c.established:
+            return 0
+        if not c.mptcp:
+            return 0
+        if self.client and not c.confirmed:
+            return 24
+        return 28
+
+    def _out_syn(self, now, buf):
+        c = self.conn
+        o = _OPT
+        o += T.put_mss(buf, o, self.my_mss)
+        o += T.put_nop(buf, o)
+        o += T.put_wscale(buf, o, self.rcv_wscale)
+        if self.client or self.sack_ok:
+            o += T.put_nops(buf, o, 2)
+            o += T.put_sackp(buf, o)
+        if c.mptcp:
+            if self.client:
+                f = MP.CAP_H | (MP.CAP_A if c.want_csum else 0)
+                o += MP.put_mp_capable(buf, o, f)
+                self.ctr[C.MPCapableSYNTX] += 1
+            else:
+                f = MP.CAP_H | (MP.CAP_A if c.csum else 0)
+                o += MP.put_mp_capable(buf, o, f, c.local_key)
+        flags = T.SYN if self.client else (T.SYN | T.ACK)
+        self.syn_sent = True
+        if self.snd_max < 1:
+            self.snd_max = 1
+        self.snd_nxt = 1
+        if self.tries == 0:
+            self.rtt_seq = 1
+            self.rtt_time = now
+        else:
+            self.rtt_seq = -1
+        self.rto_deadline = now + self.rto
+        wnd = c.rcv_window()
+        if wnd > 0xFFFF:
+            wnd = 0xFFFF
+        self.rcv_adv = self.rcv_nxt + wnd
+        return self._finish(buf, o, 0, flags, 0, wnd)
+
+    def _out_fin(self, now, buf, seq):
+        self.fin_seq = seq
+        self.fin_sent = True
+        self.fin_acked = False
+        st = self.state
+        if st == ESTABLISHED:
+            self.state = FIN_WAIT_1
+        elif st == CLOSE_WAIT:
+            self.state = LAST_ACK
+        return self._out_seg(now, buf, seq, 0, T.ACK | T.FIN)
+
+    def _out_rst(self, buf):
+        self.rst_pending = False
+        c = self.conn
+        o = _OPT
+        if self.fastclose and c.peer_key is not None:
+            o += MP.put_mp_fastclose(buf, o, c.peer_key)
+            self.ctr[C.MPFastcloseTx] += 1
+        self.fastclose = False
+        self.ctr[C.TcpOutRsts] += 1
+        n = self._finish(buf, o, self.snd_nxt, T.RST | T.ACK, 0, 0)
+        self._to_closed()
+        return n
+
+    def _out_seg(self, now, buf, seq, n, flags):
+        """A segment in a synchronized state: n payload bytes from seq (relative)."""
+        c = self.conn
+        o = _OPT
+        dss = 0
+        if c.mptcp and c.established:
+            if self.client and not c.confirmed and not (n == 0 and c.dfin_sent):
+                if n > 0:
+                    # first data: MP_CAPABLE with both keys and the data-level length
+                    mpc_len = 24 if c.csum else 22
+                    pay = o + 24
+                    c.snd.copy_out(seq - c.snd_base, buf, n, pay)
+                    cs = None
+                    if c.csum:
+                        cs = checksum.dss_checksum((c.local_idsn + seq) & M64, seq, n, buf, pay, pay + n)
+                    MP.put_mp_capable(buf, o, MP.CAP_H | (MP.CAP_A if c.csum else 0),
+                                      c.local_key, c.peer_key, n, cs)
+                    o += mpc_len
+                    if mpc_len == 22:
+                        o += T.put_nops(buf, o, 2)
+                else:
+                    o += MP.put_mp_capable(buf, o, MP.CAP_H | (MP.CAP_A if c.csum else 0),
+                                           c.local_key, c.peer_key)
+            else:
+                dss = MP.DSS_ACK | MP.DSS_ACK8
+                if n > 0:
+                    dss |= MP.DSS_MAP | MP.DSS_DSN8
+                elif c.fin_queued and c.dfin_sent and not c.dfin_acked:
+                    dss |= MP.DSS_MAP | MP.DSS_DSN8 | MP.DSS_FIN
+                ln = MP.dss_len(dss, c.csum)
+                pad = (4 - (ln & 3)) & 3
+                pay = o + ln + pad
+                if n > 0:
+                    c.snd.copy_out(seq - c.snd_base, buf, n, pay)
+                data_ack = (c.peer_idsn + c.rcv_nxt) & M64
+                if dss & MP.DSS_FIN:
+                    dsn = (c.local_idsn + c.data_end()) & M64
+                    ssn = 0
+                    dll = 1
+                else:
+                    dsn = (c.local_idsn + seq) & M64
+                    ssn = seq & 0xFFFFFFFF
+                    dll = n
+                cs = None
+                if c.csum and (dss & MP.DSS_MAP):
+                    cs = checksum.dss_checksum(dsn, ssn, dll, buf, pay, pay + n)
+                MP.put_dss(buf, o, dss, data_ack, dsn, ssn, dll, cs)
+                o += ln
+                if pad:
+                    o += T.put_nops(buf, o, pad)
+        elif n > 0:
+            c.snd.copy_out(seq - c.snd_base, buf, n, o)
+        if n == 0 and self.sack_ok and self.ooo.n and not (flags & T.FIN):
+            room = (_OPT + 40 - o - 4) >> 3
+            k = self.ooo.n
+            if k > room:
+                k = room
+            if k > 0:
+                o += T.put_nops(buf, o, 2)
+                base = self.irs + self.rcv_nxt
+                sb = self.sackb
+                for i in range(k):
+                    sb[2 * i] = (base + self.ooo.start[i]) & 0xFFFFFFFF
+                    sb[2 * i + 1] = (base + self.ooo.end[i]) & 0xFFFFFFFF
+                o += T.put_sack(buf, o, sb, k)
+        if n > 0:
+            end = seq + n
+            if seq >= self.snd_max:
+                self._se_push(end)
+            if end > self.snd_max:
+                if self.rtt_seq < 0 and seq >= self.snd_max:
+                    self.rtt_seq = end
+                    self.rtt_time = now
+                self.snd_max = end
+            elif self.rtt_seq >= 0 and seq < self.rtt_seq:
+                self.rtt_seq = -1      # Karn: no sample from retransmitted data
+            self.snd_nxt = end
+            self.bytes_tx += n
+            if self.rto_deadline < 0:
+                self.rto_deadline = now + self.rto
+            flags |= T.PSH if end == c.data_end() else 0
+        if flags & T.FIN:
+            e = seq + 1
+            if e > self.snd_max:
+                self.snd_max = e
+            self.snd_nxt = e
+            if self.rto_deadline < 0:
+                self.rto_deadline = now + self.rto
+        wnd = c.rcv_window()
+        w = wnd >> self.rcv_wscale
+        if w > 0xFFFF:
+            w = 0xFFFF
+        adv = self.rcv_nxt + (w << self.rcv_wscale)
+        if adv > self.rcv_adv:
+            self.rcv_adv = adv
+        self.adv_data = c.rcv_nxt + (w << self.rcv_wscale)
+        self.ack_now = False
+        if n == 0 and self.dupacks_owed:
+            self.dupacks_owed -= 1
+            self.ack_now = True
+        self.unacked_segs = 0
+        self.ack_deadline = -1
+        return self._finish(buf, o, seq, flags, n, w)
+
+    def _finish(self, buf, o, seq, flags, n, w):
+        """TCP + IP headers and checksums around options buf[40:o] and n payload bytes."""
+        optlen = o - _OPT
+        tcp_len = 20 + optlen + n
+        ack = (self.irs + self.rcv_nxt) & 0xFFFFFFFF if flags & T.ACK else 0
+        T.write_header(buf, 20, self.lport, self.rport, (self.iss + seq) & 0xFFFFFFFF,
+                       ack, flags, w, optlen)
+        ps = ipv4.pseudo_sum(self.laddr, self.raddr, 6, tcp_len)
+        T.set_csum(buf, 20, checksum.inet_checksum(buf, 20, 20 + tcp_len, ps))
+        st = self.stack
+        st.ident = (st.ident + 1) & 0xFFFF
+        ipv4.write(buf, 0, self.laddr, self.raddr, 6, tcp_len, st.ident)
+        self.ctr[C.TcpOutSegs] += 1
+        return 20 + tcp_len

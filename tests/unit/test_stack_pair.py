@@ -1,0 +1,435 @@
+"""Two Stacks back to back in memory with a fake clock (no sockets).
+
+Transfers random data both ways and compares SHA-256 at both ends, with and
+without DSS checksums, with loss and reordering, fallback and resets.
+Runs under MicroPython and CPython.
+"""
+import hashlib
+from mptcp.stack import Stack
+from mptcp import counters as C
+
+A_ADDR = bytes([198, 18, 1, 2])
+B_ADDR = bytes([198, 18, 0, 1])
+
+
+class Rng:
+    def __init__(self, seed):
+        self.s = seed or 1
+
+    def next(self):
+        x = self.s
+        x ^= (x << 13) & 0xFFFFFFFF
+        x ^= x >> 17
+        x ^= (x << 5) & 0xFFFFFFFF
+        self.s = x
+        return x
+
+
+class Source:
+    """Deterministic pseudo-random stream written in chunks (no big allocations)."""
+
+    def __init__(self, size, seed):
+        self.size = size
+        self.rng = Rng(seed)
+        self.h = hashlib.sha256()
+        self.chunk = bytearray(4096)
+        self.mv = memoryview(self.chunk)
+        self.clen = 0
+        self.coff = 0
+        self.sent = 0
+
+    def _fill(self):
+        n = self.size - self.sent - self.clen
+        if n > 4096:
+            n = 4096
+        c = self.chunk
+        r = self.rng
+        for i in range(0, n, 4):
+            x = r.next()
+            c[i] = x & 0xFF
+            if i + 1 < n:
+                c[i + 1] = (x >> 8) & 0xFF
+            if i + 2 < n:
+                c[i + 2] = (x >> 16) & 0xFF
+            if i + 3 < n:
+                c[i + 3] = (x >> 24) & 0xFF
+        self.h.update(self.mv[:n])
+        self.clen = n
+        self.coff = 0
+
+    def push(self, conn):
+        while self.sent < self.size:
+            if self.coff == self.clen:
+                self.clen = 0
+                self._fill()
+            k = conn.write(self.mv[self.coff:self.clen])
+            if not k:
+                return
+            self.coff += k
+            self.sent += k
+        if not conn.fin_queued:
+            conn.close()
+
+    def done(self):
+        return self.sent == self.size
+
+
+class Link:
+    """Carries packets between two stacks; drops/reorders deterministically."""
+
+    def __init__(self, a, b, loss=0, reorder=0, seed=7, delay=5):
+        self.a = a
+        self.b = b
+        self.loss = loss          # drop one in `loss` data packets (0 = none)
+        self.reorder = reorder    # hold one in `reorder` packets back
+        self.rng = Rng(seed)
+        self.delay = delay
+        self.q = []               # (time, dst, bytes)
+        self.buf = bytearray(1600)
+        self.sent = 0
+        self.dropped = 0
+        self.fwd = None           # optional filter(pkt, dst) -> pkt or None
+
+    def pump(self, now):
+        moved = 0
+        for src, dst in ((self.a, self.b), (self.b, self.a)):
+            while True:
+                n = src.output(now, self.buf)
+                if not n:
+                    break
+                moved += 1
+                pkt = bytes(self.buf[:n])
+                self.sent += 1
+                if self.fwd is not None:
+                    pkt = self.fwd(pkt, dst)
+                    if pkt is None:
+                        continue
+                if self.loss and n > 80 and self.rng.next() % self.loss == 0:
+                    self.dropped += 1
+                    continue
+                t = now + self.delay
+                if self.reorder and self.rng.next() % self.reorder == 0:
+                    t += 3
+                self.q.append((t, dst, pkt))
+        return moved
+
+    def deliver(self, now):
+        q = self.q
+        i = 0
+        got = 0
+        while i < len(q):
+            t, dst, pkt = q[i]
+            if t <= now:
+                q.pop(i)
+                dst.input(1, bytearray(pkt), len(pkt), now)
+                got += 1
+            else:
+                i += 1
+        return got
+
+    def next_time(self, now):
+        t = -1
+        for s in (self.a, self.b):
+            d = s.next_deadline()
+            if d >= 0 and (t < 0 or d < t):
+                t = d
+        for e in self.q:
+            if t < 0 or e[0] < t:
+                t = e[0]
+        if t < now:
+            t = now
+        return t
+
+
+def pair(snd=16384, rcv=16384, seed=1):
+    a = Stack(snd_buf=snd, rcv_buf=rcv, max_conns=2, seed=seed)
+    b = Stack(snd_buf=snd, rcv_buf=rcv, max_conns=2, seed=seed + 100)
+    a.add_netif(1, A_ADDR)
+    b.add_netif(1, B_ADDR)
+    return a, b
+
+
+def run(link, now, cond, limit=600000):
+    end = now + limit
+    while now < end:
+        link.now = now
+        link.pump(now)
+        link.deliver(now)
+        link.pump(now)
+        if cond():
+            return now
+        nt = link.next_time(now)
+        if nt <= now:
+            nt = now + 1
+        now = nt
+    raise AssertionError("timeout")
+
+
+def transfer(size=200000, direction="c2s", mptcp_client=True, mptcp_server=True,
+             csum_c=False, csum_s=False, loss=0, reorder=0, seed=3, snd=16384, rcv=16384,
+             read_after=0, both=False):
+    a, b = pair(snd, rcv, seed)
+    b.listen(5001, mptcp=mptcp_server, csum=csum_s)
+    link = Link(a, b, loss=loss, reorder=reorder, seed=seed)
+    now = 1000
+    ca = a.connect(now, B_ADDR, 5001, mptcp=mptcp_client, csum=csum_c)
+    holder = []
+
+    def accepted():
+        c = b.accept()
+        if c is not None:
+            holder.append(c)
+        return len(holder) > 0 and ca.established
+
+    now = run(link, now, accepted)
+    cb = holder[0]
+    if direction == "c2s":
+        tx, rx = ca, cb
+    else:
+        tx, rx = cb, ca
+    src = Source(size, seed)
+    src2 = Source(size // 2, seed + 1) if both else None
+    h_rx = hashlib.sha256()
+    h_tx = hashlib.sha256()
+    st = {"got": 0, "got2": 0}
+    rbuf = bytearray(4096)
+    rmv = memoryview(rbuf)
+    t_read = now + read_after
+
+    def drain(c, h, key):
+        while True:
+            n = c.readinto(rbuf)
+            if not n:
+                break
+            h.update(rmv[:n])
+            st[key] += n
+
+    def step():
+        src.push(tx)
+        if src2 is not None:
+            src2.push(rx)
+        if link.now >= t_read:
+            drain(rx, h_rx, "got")
+        if src2 is not None:
+            drain(tx, h_tx, "got2")
+        if rx.eof and not rx.app_closed:
+            rx.close()
+        return rx.eof and src.done() and tx.closed and rx.closed
+
+    now = run(link, now, step)
+    assert st["got"] == size, (st["got"], size)
+    assert h_rx.digest() == src.h.digest()
+    if src2 is not None:
+        assert st["got2"] == src2.size and h_tx.digest() == src2.h.digest()
+    return a, b, ca, cb, link
+
+
+def bad(st):
+    cn = st.counters
+    for name in ("MPCapableFallbackACK", "MPCapableFallbackSYNACK", "DSSNotMatching",
+                 "DataCsumErr", "InternalErrors", "TcpInCsumErrors", "DSSFallback"):
+        assert cn.get(name) == 0, (name, cn.nonzero())
+
+
+def test_c2s_mptcp():
+    a, b, ca, cb, link = transfer(direction="c2s")
+    assert ca.mptcp and cb.mptcp
+    bad(a)
+    bad(b)
+    assert b.counters.get("MPCapableACKRX") == 1
+    assert a.counters.get("DataFinRx") == 1 and b.counters.get("DataFinRx") == 1
+
+
+def test_s2c_mptcp():
+    a, b, ca, cb, link = transfer(direction="s2c")
+    assert ca.mptcp and cb.mptcp
+    bad(a)
+    bad(b)
+
+
+def test_csum_client():
+    a, b, ca, cb, link = transfer(direction="c2s", csum_c=True, size=100000)
+    assert ca.csum and cb.csum
+    bad(a)
+    bad(b)
+
+
+def test_csum_server_s2c():
+    a, b, ca, cb, link = transfer(direction="s2c", csum_s=True, size=100000)
+    assert ca.csum and cb.csum
+    bad(a)
+    bad(b)
+
+
+def test_loss_reorder_c2s():
+    a, b, ca, cb, link = transfer(direction="c2s", loss=13, reorder=7, size=150000)
+    assert link.dropped > 0
+    bad(a)
+    bad(b)
+    assert a.counters.get("TcpRetransSegs") > 0
+
+
+def test_loss_reorder_s2c_csum():
+    a, b, ca, cb, link = transfer(direction="s2c", loss=11, reorder=5, csum_c=True,
+                                  size=120000, seed=9)
+    assert link.dropped > 0
+    bad(a)
+    bad(b)
+
+
+def test_fallback_plain_listener():
+    a, b, ca, cb, link = transfer(direction="c2s", mptcp_server=False, size=60000)
+    assert not ca.mptcp and not cb.mptcp
+    assert a.counters.get("MPCapableFallbackSYNACK") == 1
+
+
+def test_plain_client_to_mptcp_listener():
+    a, b, ca, cb, link = transfer(direction="s2c", mptcp_client=False, size=60000)
+    assert not ca.mptcp and not cb.mptcp
+    assert b.counters.get("MPCapableSYNRX") == 0
+
+
+def test_rst_no_listener():
+    a, b = pair()
+    link = Link(a, b)
+    now = 1000
+    ca = a.connect(now, B_ADDR, 5999)
+    run(link, now, lambda: ca.error is not None)
+    assert ca.error == "refused"
+    assert b.counters.get("DroppedNoSocket") == 1
+
+
+def test_abort_fastclose():
+    a, b = pair()
+    b.listen(5001)
+    link = Link(a, b)
+    now = 1000
+    ca = a.connect(now, B_ADDR, 5001)
+    holder = []
+
+    def acc():
+        c = b.accept()
+        if c is not None:
+            holder.append(c)
+        return bool(holder) and ca.established and ca.confirmed is not None
+    now = run(link, now, acc)
+    ca.write(b"hello")
+    now = run(link, now, lambda: holder[0].rcv.len == 5)
+    ca.abort()
+    now = run(link, now, lambda: holder[0].error is not None)
+    assert holder[0].error == "reset"
+    assert b.counters.get("MPFastcloseRx") == 1
+
+
+def test_zero_window_persist():
+    a, b, ca, cb, link = transfer(direction="c2s", size=40000, rcv=4096, read_after=5000)
+    bad(a)
+    bad(b)
+    assert a.counters.get("TcpZeroWindowProbes") > 0
+
+
+def test_bidirectional_csum_loss():
+    a, b, ca, cb, link = transfer(direction="c2s", size=80000, both=True, csum_s=True,
+                                  loss=17, reorder=9, seed=21)
+    bad(a)
+    bad(b)
+
+
+def test_syn_and_synack_loss():
+    """The first SYN and the first SYN/ACK are lost: both are retransmitted."""
+    a, b = pair()
+    b.listen(5001)
+    link = Link(a, b)
+    seen = {"syn": 0, "synack": 0}
+
+    def drop_first(pkt, dst):
+        fl = pkt[33]
+        if fl & 0x12 == 0x02:
+            seen["syn"] += 1
+            if seen["syn"] == 1:
+                return None
+        if fl & 0x12 == 0x12:
+            seen["synack"] += 1
+            if seen["synack"] == 1:
+                return None
+        return pkt
+    link.fwd = drop_first
+    now = 1000
+    ca = a.connect(now, B_ADDR, 5001)
+    holder = []
+
+    def acc():
+        c = b.accept()
+        if c is not None:
+            holder.append(c)
+        return bool(holder) and ca.established
+    now = run(link, now, acc)
+    assert ca.mptcp and holder[0].mptcp
+    assert seen["syn"] == 2 and seen["synack"] >= 2
+
+
+def _tcp_fix(pkt):
+    from mptcp import checksum, ipv4
+    p = bytearray(pkt)
+    tl = len(p) - 20
+    p[36] = 0
+    p[37] = 0
+    c = checksum.inet_checksum(p, 20, len(p), ipv4.pseudo_sum(p, p, 6, tl, 12, 16))
+    p[36] = c >> 8
+    p[37] = c & 0xFF
+    return p
+
+
+def test_rfc5961_challenge_ack():
+    a, b = pair()
+    b.listen(5001)
+    link = Link(a, b)
+    now = 1000
+    ca = a.connect(now, B_ADDR, 5001)
+    holder = []
+    grab = []
+
+    def acc():
+        c = b.accept()
+        if c is not None:
+            holder.append(c)
+        return bool(holder) and ca.established
+    now = run(link, now, acc)
+    cb = holder[0]
+
+    def keep(pkt, dst):
+        if dst is b and len(grab) < 1:
+            grab.append(pkt)
+        return pkt
+    link.fwd = keep
+    ca.write(b"x" * 3000)
+    now = run(link, now, lambda: cb.rcv.len == 3000)
+    pkt = bytearray(grab[0])
+    # RST with a sequence number in the window but not rcv_nxt
+    seq = int.from_bytes(pkt[24:28], "big")
+    rst = bytearray(pkt[:40])
+    rst[2] = 0
+    rst[3] = 40
+    rst[32] = 0x50
+    rst[33] = 0x04
+    rst[24:28] = ((seq + 5000) & 0xFFFFFFFF).to_bytes(4, "big")
+    from mptcp import ipv4
+    ipv4.write(rst, 0, A_ADDR, B_ADDR, 6, 20, 7)
+    rst = _tcp_fix(rst)
+    b.input(1, rst, len(rst), now)
+    assert b.counters.get("ChallengeAcks") == 1
+    assert cb.error is None
+    # a SYN on the established connection: challenge ACK too
+    syn = bytearray(rst)
+    syn[33] = 0x02
+    syn = _tcp_fix(syn)
+    b.input(1, syn, len(syn), now)
+    assert b.counters.get("ChallengeAcks") == 2
+    assert cb.error is None
+    # corrupt TCP checksum: counted and dropped
+    badp = bytearray(pkt)
+    badp[-1] ^= 0xFF
+    b.input(1, badp, len(badp), now)
+    assert b.counters.get("TcpInCsumErrors") == 1
+    ca.write(b"y" * 1000)
+    now = run(link, now, lambda: cb.rcv.len == 4000)
