@@ -16,7 +16,7 @@ import time
 
 from . import capture as _capture
 from . import common, device, lab, nstat as _nstat
-from .common import LabError, NS_PEER, NS_REF
+from .common import LabError, LINKS, NS_PEER, NS_REF
 
 capture = _capture.capture
 mptcp_expert_warnings = _capture.mptcp_expert_warnings
@@ -168,7 +168,16 @@ def start_peer(role="server", *args, ns=NS_PEER, mode=None, nbytes=None, **kw):
 
 
 def start_ref(args):
-    """Start the reference device (kernel MPTCP in mplab-ref) with perf-app ARGS."""
+    """Start the reference device (kernel MPTCP in mplab-ref) with perf-app ARGS.
+
+    The emulator sends downlink packets to the device side that last sent uplink, so a
+    listening reference device first sends one packet (a UDP datagram to its gateway's
+    discard port) to claim it."""
+    if "--listen" in [str(a) for a in args]:
+        common.run([common.python(), "-c",
+                    "import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM)"
+                    ".sendto(b'claim', (%r, 9))" % LINKS["wifi"]["peer_addr"]], ns=NS_REF, check=False)
+        time.sleep(0.05)
     return start_peer("ref", *args, ns=NS_REF)
 
 
