@@ -1,10 +1,14 @@
-"""NewReno congestion control (RFC 5681, RFC 6582) for one subflow.
+"""NewReno congestion control (RFC 5681, RFC 6582) and loss recovery for one subflow.
 
 Byte-counted cwnd/ssthresh. The subflow calls `on_ack` for every ACK that
 advances snd_una, `on_dupack` for duplicates (returns True when the third
 one means "fast retransmit now"), `on_rto` on a retransmission timeout.
 `recover` is the RFC 6582 recovery point (relative sequence).
+`Scoreboard` remembers the segments in flight and what the peer SACKed:
+retransmissions re-send exactly an original segment (so its DSS mapping and
+checksum are the original ones, as the kernel requires with checksums).
 """
+from mptcp.connection import unwrap32
 
 
 class NewReno:
@@ -29,8 +33,7 @@ class NewReno:
             if snd_una - self.recover >= 0:
                 # full ACK: leave recovery, deflate (RFC 6582 3.2 step 3)
                 self.in_recovery = False
-                c = flight if flight < self.ssthresh else self.ssthresh
-                self.cwnd = c if c > mss else mss
+                self.cwnd = self.ssthresh if self.ssthresh > mss else mss
                 return False
             # partial ACK: deflate by the amount acked, add back one MSS
             self.cwnd -= acked
@@ -53,14 +56,24 @@ class NewReno:
             return False
         self.dupacks += 1
         if self.dupacks == 3 and snd_una > self.recover:
-            half = flight // 2
-            m2 = 2 * self.mss
-            self.ssthresh = half if half > m2 else m2
-            self.cwnd = self.ssthresh + 3 * self.mss
-            self.in_recovery = True
-            self.recover = snd_max
+            self.enter_recovery(snd_max, flight)
             return True
         return False
+
+    def enter_recovery(self, snd_max, flight):
+        """Fast retransmit: halve (RFC 5681 3.2), remember the recovery point."""
+        half = flight // 2
+        m2 = 2 * self.mss
+        self.ssthresh = half if half > m2 else m2
+        self.cwnd = self.ssthresh + 3 * self.mss
+        self.in_recovery = True
+        self.recover = snd_max
+
+    def limited(self):
+        """Extra bytes allowed beyond cwnd: RFC 3042 limited transmit."""
+        if not self.in_recovery and 0 < self.dupacks < 3:
+            return self.dupacks * self.mss
+        return 0
 
     def on_rto(self, flight, snd_max):
         half = flight // 2
@@ -70,3 +83,94 @@ class NewReno:
         self.dupacks = 0
         self.in_recovery = False
         self.recover = snd_max
+
+
+class Scoreboard:
+    """Ends (relative seq) of the segments in flight, oldest first, in a ring,
+    with a SACKed flag each. A segment starts where the previous one ended
+    (the first at snd_una)."""
+
+    def __init__(self, slots):
+        self.cap = slots
+        self.end = [0] * slots
+        self.sacked = bytearray(slots)
+        self.head = 0
+        self.n = 0
+
+    def push(self, end):
+        i = (self.head + self.n) % self.cap
+        self.end[i] = end
+        self.sacked[i] = 0
+        self.n += 1
+
+    def pop(self, una):
+        """Forget the segments the cumulative ACK covers."""
+        while self.n and self.end[self.head] <= una:
+            self.head = (self.head + 1) % self.cap
+            self.n -= 1
+
+    def end_after(self, seq):
+        """End of the segment containing seq (-1 if none)."""
+        cap = self.cap
+        for i in range(self.n):
+            e = self.end[(self.head + i) % cap]
+            if e > seq:
+                return e
+        return -1
+
+    def on_sack(self, seg, iss, una, snd_max):
+        """Mark the segments that the SACK blocks of `seg` cover entirely."""
+        sb = seg.sack_blocks
+        cap = self.cap
+        for k in range(seg.sack_n):
+            left = unwrap32((sb[2 * k] - iss) & 0xFFFFFFFF, una)
+            right = unwrap32((sb[2 * k + 1] - iss) & 0xFFFFFFFF, una)
+            if right <= left or right > snd_max:
+                continue
+            start = una
+            for i in range(self.n):
+                j = (self.head + i) % cap
+                e = self.end[j]
+                if start >= left and e <= right:
+                    self.sacked[j] = 1
+                if e >= right:
+                    break
+                start = e
+
+    def sacked_count(self):
+        k = 0
+        for i in range(self.n):
+            if self.sacked[(self.head + i) % self.cap]:
+                k += 1
+        return k
+
+    def next_hole(self, una, rx_hi):
+        """RFC 6675-style: start of the first un-SACKed segment at or above
+        rx_hi that has a SACKed segment above it (-1 if none)."""
+        cap = self.cap
+        start = una
+        hole = -1
+        for i in range(self.n):
+            j = (self.head + i) % cap
+            if self.sacked[j]:
+                if hole >= 0:
+                    return hole
+            elif hole < 0 and start >= rx_hi:
+                hole = start
+            start = self.end[j]
+        return -1
+
+    def skip_sacked(self, nxt, una):
+        """Go-back-N after an RTO: step over segments the peer already has."""
+        cap = self.cap
+        start = una
+        for i in range(self.n):
+            j = (self.head + i) % cap
+            e = self.end[j]
+            if e > nxt:
+                if start >= nxt and self.sacked[j]:
+                    nxt = e
+                else:
+                    break
+            start = e
+        return nxt

@@ -59,6 +59,7 @@ class Connection:
         self.token = 0
         self.confirmed = False      # peer proved it has our keys (client role)
         self.peer_map_seen = False  # a mapping (DSS or MPC+data) was received
+        self.dss_seen = False       # a DATA_ACK was received
         # send side (relative DSN; ring head is snd_base)
         self.snd_base = 1
         self.data_ack = 1           # highest DATA_ACK from the peer (relative)
@@ -249,7 +250,9 @@ class Connection:
                 continue
             dsn = self.m_dsn[i]
             dlen = self.m_len[i]
-            if dsn >= self.rcv_nxt and dlen > 0:
+            if dsn >= self.rcv_read and dlen > 0:
+                # whole mapping still in the ring (a re-injected mapping may
+                # start below rcv_nxt: those bytes are already there)
                 if self._map_ok(i):
                     self.deliver(dsn, dlen)
                 else:

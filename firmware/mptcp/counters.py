@@ -23,7 +23,7 @@ NAMES = (
     "TcpPartialAcks", "TcpDupAcks", "IpInReceives", "IpInHdrErrors",
     "IpInAddrErrors", "IpInUnknownProtos", "IpOutRequests", "DroppedNoSocket",
     "ChallengeAcks", "ChallengeAcksLimited", "ListenOverflows", "InternalErrors",
-    "DSSFallback",
+    "DSSFallback", "IpInNotV4", "MPJoinSynRx",
 )
 
 MPCapableSYNRX = const(0)
@@ -84,7 +84,9 @@ ChallengeAcksLimited = const(54)
 ListenOverflows = const(55)
 InternalErrors = const(56)
 DSSFallback = const(57)
-COUNT = const(58)
+IpInNotV4 = const(58)
+MPJoinSynRx = const(59)
+COUNT = const(60)
 
 
 class Counters:

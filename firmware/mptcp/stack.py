@@ -12,6 +12,7 @@ from mptcp import checksum
 from mptcp import crypto
 from mptcp import counters as C
 from mptcp.counters import Counters
+from mptcp.errors import E_NOTV4, E_BADOPT
 from mptcp.assembler import Assembler
 from mptcp.connection import Connection, M64
 from mptcp.tcp import Subflow, CLOSED, SYN_SENT, DEFAULT_MSS
@@ -54,6 +55,8 @@ class Stack:
         self.mo = MP.MpOptions()
         self.mo2 = MP.MpOptions()
         self.ident = 0
+        self._in_buf = None
+        self._in_mv = None
         self.out_ifindex = 0
         self.rr = 0
         self.next_port = EPHEMERAL_LO + (self._rand32() & 0x3FFF)
@@ -177,8 +180,9 @@ class Stack:
         ctr = self.ctr
         ctr[C.IpInReceives] += 1
         ip = self.ip
-        if ipv4.parse(buf, n, ip) != 0:
-            ctr[C.IpInHdrErrors] += 1
+        err = ipv4.parse(buf, n, ip)
+        if err != 0:
+            ctr[C.IpInNotV4 if err == E_NOTV4 else C.IpInHdrErrors] += 1
             return
         if ip.proto != 6:
             ctr[C.IpInUnknownProtos] += 1
@@ -202,7 +206,7 @@ class Stack:
         err = T.parse(buf, hl, tot, seg)
         if err != 0:
             ctr[C.TcpInErrs] += 1
-            if err == 4:
+            if err == E_BADOPT:
                 ctr[C.TcpInErrsBadOpt] += 1
             return
         ctr[C.TcpInSegs] += 1
@@ -213,7 +217,10 @@ class Stack:
             if sf.lport == dport and sf.rport == sport and ipv4.addr_eq(buf, 12, sf.raddr) \
                     and sf.laddr == laddr:
                 if sf.state != CLOSED:
-                    sf.input(buf, memoryview(buf), seg, now)
+                    if buf is not self._in_buf:     # the runtime reuses one buffer
+                        self._in_buf = buf
+                        self._in_mv = memoryview(buf)
+                    sf.input(buf, self._in_mv, seg, now)
                     return
         flags = seg.flags
         if (flags & (T.SYN | T.ACK | T.RST)) == T.SYN:
@@ -234,6 +241,13 @@ class Stack:
         mptcp = False
         csum = l[2]
         mo = self.mo
+        for i in range(seg.mp_n):
+            if seg.mp_len[i] >= 3 and buf[seg.mp_off[i] + 2] >> 4 == MP.MP_JOIN:
+                # a join needs a path manager this core does not have yet:
+                # refuse it rather than open a plain connection (RFC 8684 3.2)
+                ctr[C.MPJoinSynRx] += 1
+                self.send_rst_for(buf, seg, None, ifindex)
+                return
         if l[1]:
             for i in range(seg.mp_n):
                 off = seg.mp_off[i]
@@ -260,15 +274,16 @@ class Stack:
         sf.cc.set_mss(sf.mss)
         if seg.wscale >= 0:
             sf.snd_wscale = seg.wscale
+            sf.ws_ok = True
         else:
             sf.rcv_wscale = 0
         sf.sack_ok = seg.sackp
+        if seg.ts_present:
+            sf.ts_ok = True
+            sf.ts_recent = seg.ts_val
         sf.snd_wnd = seg.window
         sf.snd_right = 1 + seg.window
         ctr[C.TcpPassiveOpens] += 1
-
-    def _set_peer_key_from(self, c, key):
-        self.set_peer_key(c, key)
 
     # ------------------------------------------------------------ RST / challenge ACK
     def send_rst_for(self, buf, seg, sf, ifindex=0):

@@ -15,7 +15,7 @@ from mptcp import mpopts as MP
 from mptcp import ipv4
 from mptcp import checksum
 from mptcp import counters as C
-from mptcp.cc import NewReno
+from mptcp.cc import NewReno, Scoreboard
 from mptcp.connection import unwrap32, unwrap64, M64
 
 CLOSED = const(0)
@@ -39,6 +39,7 @@ MAX_RETRIES = const(12)
 SYN_RETRIES = const(6)
 DELACK_MS = const(40)
 TIME_WAIT_MS = const(1000)
+FIN_WAIT_2_MS = const(60000)
 DEFAULT_MSS = const(536)
 
 _OPT = const(40)           # options start: 20 (IP) + 20 (TCP)
@@ -92,7 +93,9 @@ class Subflow:
         self.persist_backoff = 0
         self.force_one = False
         self.tw_deadline = -1
-        self.rexmit = False        # fast retransmit / partial ACK: resend at snd_una
+        self.rexmit = False        # fast retransmit / partial ACK / SACK hole: resend at rexmit_at
+        self.rexmit_at = 0
+        self.rx_hi = 0             # end of what this recovery has retransmitted
         self.rst_pending = False
         self.fastclose = False
         self.cc = NewReno(DEFAULT_MSS)
@@ -109,12 +112,13 @@ class Subflow:
         self.ooo = None            # subflow-level out-of-order tracking (set by stack)
         # ends of the segments in flight: a retransmission re-sends exactly one
         # of them, so its DSS mapping (and checksum) is the original one
-        self.se = [0] * SEG_SLOTS
-        self.se_head = 0
-        self.se_n = 0
+        self.sb = Scoreboard(SEG_SLOTS)
         self.sack_ok = False       # both SYNs carried SACK_PERM: we send SACK blocks
         self.dupacks_owed = 0      # one immediate ACK per out-of-order segment
         self.sackb = [0] * 8
+        self.ws_ok = False         # the peer's SYN carried a window scale
+        self.ts_ok = False         # RFC 7323 timestamps on every segment
+        self.ts_recent = 0
 
     # ------------------------------------------------------------ helpers
     def state_name(self):
@@ -193,13 +197,21 @@ class Subflow:
 
     # ------------------------------------------------------------ timers
     def next_deadline(self):
-        d = -1
-        for t in (self.rto_deadline, self.ack_deadline, self.persist_deadline,
-                  self.tw_deadline, self.conn.dfin_deadline):
-            if t >= 0 and (d < 0 or t < d):
-                d = t
         if self.ack_now or self.rst_pending or self.rexmit:
-            d = 0
+            return 0
+        d = self.rto_deadline
+        t = self.ack_deadline
+        if t >= 0 and (d < 0 or t < d):
+            d = t
+        t = self.persist_deadline
+        if t >= 0 and (d < 0 or t < d):
+            d = t
+        t = self.tw_deadline
+        if t >= 0 and (d < 0 or t < d):
+            d = t
+        t = self.conn.dfin_deadline
+        if t >= 0 and (d < 0 or t < d):
+            d = t
         return d
 
     def timers(self, now):
@@ -254,6 +266,7 @@ class Subflow:
         self.snd_nxt = self.snd_una
         self.rtt_seq = -1
         self.rexmit = False
+        self.rx_hi = self.snd_una
         if self.fin_sent and self.snd_una <= self.fin_seq:
             self.fin_sent = False
 
@@ -314,6 +327,8 @@ class Subflow:
             return
         if not (flags & T.ACK):
             return
+        if self.ts_ok and seg.ts_present and seq <= self.rcv_nxt:
+            self.ts_recent = seg.ts_val
         # MPTCP options of interest
         c = self.conn
         mo = self.stack.mo
@@ -349,6 +364,13 @@ class Subflow:
             return
         if c.mptcp and have_dss and (mo.dss_flags & MP.DSS_ACK):
             self._data_ack(mo)
+        elif c.mptcp and not have_dss and not have_mpc and not c.dss_seen \
+                and ack > self.snd_una and ack > 1:
+            # our data is acked without any DSS from the peer: options are
+            # being stripped; fall back to plain TCP (RFC 8684 3.7)
+            c.mptcp = False
+            c.map_delta = 0
+            ctr[C.DSSFallback] += 1
         self._process_ack(seg, ack, dlen, flags, have_dss, now)
         if self.state == CLOSED:
             return
@@ -432,6 +454,7 @@ class Subflow:
             rel = unwrap32((mo.data_ack - c.local_idsn) & 0xFFFFFFFF, c.data_ack)
         if not c.confirmed:
             c.confirmed = True
+        c.dss_seen = True
         c.on_data_ack(rel, self.snd_una)
 
     def _process_ack(self, seg, ack, dlen, flags, have_dss, now):
@@ -445,7 +468,12 @@ class Subflow:
                 self.snd_nxt = ack
             if self.fin_sent and ack == self.fin_seq + 1:
                 self.fin_acked = True
-            if self.rtt_seq >= 0 and ack >= self.rtt_seq:
+            if self.ts_ok and seg.ts_present and seg.ts_ecr:
+                r = (now - seg.ts_ecr) & 0xFFFFFFFF
+                if r < RTO_MAX:
+                    self._rtt_sample(r)
+                self.rtt_seq = -1
+            elif self.rtt_seq >= 0 and ack >= self.rtt_seq:
                 self._rtt_sample(now - self.rtt_time)
                 self.rtt_seq = -1
             self.tries = 0
@@ -456,16 +484,21 @@ class Subflow:
             else:
                 self.rto_deadline = now + self.rto
             flight = self.snd_max - self.snd_una
+            c.release(self.snd_una)
+            self.sb.pop(self.snd_una)
             if self.cc.on_ack(acked, self.snd_una, flight):
                 ctr[C.TcpPartialAcks] += 1
-                self.rexmit = True
-            c.release(self.snd_una)
-            self._se_pop(self.snd_una)
+                if self.snd_una >= self.rx_hi:
+                    self.rexmit_at = self.snd_una
+                    self.rexmit = True
+                else:
+                    self._next_hole()
             self.persist_backoff = 0
             st = self.state
             if self.fin_acked:
                 if st == FIN_WAIT_1:
                     self.state = FIN_WAIT_2
+                    self.tw_deadline = now + FIN_WAIT_2_MS   # like tcp_fin_timeout
                 elif st == CLOSING:
                     self._time_wait(now)
                 elif st == LAST_ACK:
@@ -474,10 +507,29 @@ class Subflow:
         elif ack == una and dlen == 0 and not (flags & (T.FIN | T.SYN)) \
                 and self.snd_max > una and (seg.sack_n or (seg.window << self.snd_wscale) == self.snd_wnd):
             ctr[C.TcpDupAcks] += 1
+            if seg.sack_n and self.sb.n:
+                self.sb.on_sack(seg, self.iss, una, self.snd_max)
             if self.cc.on_dupack(una, self.snd_max, self.snd_max - una):
                 ctr[C.TcpFastRetrans] += 1
                 self.rexmit = True
+                self.rexmit_at = una
+                self.rx_hi = una
                 self.rtt_seq = -1
+            elif self.cc.in_recovery and seg.sack_n:
+                self._next_hole()
+        elif seg.sack_n and self.sb.n:
+            self.sb.on_sack(seg, self.iss, self.snd_una, self.snd_max)
+        if seg.sack_n and not self.cc.in_recovery and self.snd_una > self.cc.recover \
+                and self.snd_max > self.snd_una and self.sb.sacked_count() >= 3:
+            # RFC 6675 IsLost: three segments SACKed above the first hole
+            self.cc.enter_recovery(self.snd_max, self.snd_max - self.snd_una)
+            ctr[C.TcpFastRetrans] += 1
+            self.rexmit = True
+            self.rexmit_at = self.snd_una
+            self.rx_hi = self.snd_una
+            self.rtt_seq = -1
+        if ack == una and seg.window == 0:
+            self.tries = 0          # zero-window probe answered: the peer is alive
         # window update (not from old ACKs)
         if ack >= una:
             self.snd_wnd = seg.window << self.snd_wscale
@@ -536,6 +588,9 @@ class Subflow:
         else:
             self.rcv_wscale = 0
         self.sack_ok = seg.sackp
+        if seg.ts_present:
+            self.ts_ok = True
+            self.ts_recent = seg.ts_val
         self.snd_wnd = seg.window
         self.snd_right = 1 + self.snd_wnd
         if self.rtt_seq >= 0:
@@ -731,13 +786,21 @@ class Subflow:
         # retransmission at snd_una (fast retransmit / partial ACK)
         if self.rexmit:
             self.rexmit = False
-            n = self._data_len_at(self.snd_una, 0x7FFFFFFF)
+            at = self.rexmit_at
+            if at < self.snd_una:
+                at = self.snd_una
+            n = self._data_len_at(at, 0x7FFFFFFF)
             if n > 0:
                 self.retrans += 1
                 self.ctr[C.TcpRetransSegs] += 1
-                return self._out_seg(now, buf, self.snd_una, n, T.ACK)
+                if at + n > self.rx_hi:
+                    self.rx_hi = at + n
+                return self._out_seg(now, buf, at, n, T.ACK)
         end = c.data_end()
         nxt = self.snd_nxt
+        if nxt < self.snd_max and self.sb.n:
+            nxt = self.sb.skip_sacked(nxt, self.snd_una)
+            self.snd_nxt = nxt
         if nxt < end and (c.confirmed or not c.mptcp or not self.client or nxt == 1):
             if c.mptcp and self.client and not c.confirmed and nxt == 1 and self.snd_max > 1 \
                     and self.rto_deadline >= 0:
@@ -767,33 +830,27 @@ class Subflow:
             return self._out_fin(now, buf, self.fin_seq)
         if c.mptcp and c.fin_queued and not c.dfin_sent and nxt >= end and c.established:
             c.dfin_sent = True
-            c.dfin_deadline = now + self.rto
+            b = c.dfin_tries if c.dfin_tries < 8 else 8
+            t = self.rto << b
+            c.dfin_deadline = now + (t if t < RTO_MAX else RTO_MAX)
             self.ctr[C.DataFinTx] += 1
             return self._out_seg(now, buf, self.snd_nxt, 0, T.ACK)
         if self.ack_now:
             return self._out_seg(now, buf, self.snd_nxt, 0, T.ACK)
         return 0
 
-    def _se_pop(self, una):
-        while self.se_n and self.se[self.se_head] <= una:
-            self.se_head = (self.se_head + 1) % SEG_SLOTS
-            self.se_n -= 1
-
-    def _se_push(self, end):
-        self.se[(self.se_head + self.se_n) % SEG_SLOTS] = end
-        self.se_n += 1
+    def _next_hole(self):
+        h = self.sb.next_hole(self.snd_una, self.rx_hi)
+        if h >= 0:
+            self.rexmit_at = h
+            self.rexmit = True
 
     def _data_len_at(self, seq, limit):
         """Length of the retransmission starting at seq: up to the original end."""
-        c = self.conn
-        end = c.data_end()
-        se = self.se
-        h = self.se_head
-        for i in range(self.se_n):
-            e = se[(h + i) % SEG_SLOTS]
-            if e > seq:
-                end = e if e < end else end
-                break
+        end = self.conn.data_end()
+        e = self.sb.end_after(seq)
+        if 0 <= e < end:
+            end = e
         n = end - seq
         if n > limit:
             n = limit
@@ -811,13 +868,13 @@ class Subflow:
             if n <= wnd or nxt == self.snd_una:
                 return n          # go-back-N after an RTO: original segments
             return 0
-        if self.se_n >= SEG_SLOTS:
+        if self.sb.n >= SEG_SLOTS:
             return 0
         n = end - nxt
         if n > mss:
             n = mss
         wnd = self.snd_right - nxt
-        cw = self.snd_una + self.cc.cwnd - nxt
+        cw = self.snd_una + self.cc.cwnd + self.cc.limited() - nxt
         if cw < wnd:
             wnd = cw
         if self.force_one and self.snd_max == self.snd_una:
@@ -826,7 +883,7 @@ class Subflow:
         self.force_one = False
         if n > wnd:
             # SWS avoidance: only a full segment, or everything in flight acked
-            if wnd >= mss or (wnd > 0 and self.snd_max == self.snd_una and wnd >= (self.snd_wnd >> 1)):
+            if wnd >= mss or (wnd > 0 and self.snd_max == self.snd_una):
                 n = wnd
             else:
                 return 0
@@ -835,23 +892,27 @@ class Subflow:
     def _mp_room(self, seq):
         """Option bytes a data segment at seq will carry (for the payload size)."""
         c = self.conn
-        if not c.established:
-            return 0
-        if not c.mptcp:
-            return 0
-        if self.client and not c.confirmed:
-            return 24
-        return 28
+        t = 12 if self.ts_ok else 0
+        if not c.established or not c.mptcp:
+            return t
+        # 28: DSS with 8-byte DATA_ACK and DSN and a checksum; the first segment
+        # (MP_CAPABLE+data, 24) is sized the same so that its retransmission
+        # with a DSS still fits the MSS
+        return t + 28
 
     def _out_syn(self, now, buf):
         c = self.conn
         o = _OPT
         o += T.put_mss(buf, o, self.my_mss)
-        o += T.put_nop(buf, o)
-        o += T.put_wscale(buf, o, self.rcv_wscale)
+        if self.client or self.ws_ok:
+            o += T.put_nop(buf, o)
+            o += T.put_wscale(buf, o, self.rcv_wscale)
         if self.client or self.sack_ok:
             o += T.put_nops(buf, o, 2)
             o += T.put_sackp(buf, o)
+        if self.client or self.ts_ok:
+            o += T.put_nops(buf, o, 2)
+            o += T.put_ts(buf, o, now & 0xFFFFFFFF, 0 if self.client else self.ts_recent)
         if c.mptcp:
             if self.client:
                 f = MP.CAP_H | (MP.CAP_A if c.want_csum else 0)
@@ -906,6 +967,9 @@ class Subflow:
         c = self.conn
         o = _OPT
         dss = 0
+        if self.ts_ok:
+            o += T.put_nops(buf, o, 2)
+            o += T.put_ts(buf, o, now & 0xFFFFFFFF, self.ts_recent)
         if c.mptcp and c.established:
             if self.client and not c.confirmed and not (n == 0 and c.dfin_sent):
                 if n > 0:
@@ -969,7 +1033,7 @@ class Subflow:
         if n > 0:
             end = seq + n
             if seq >= self.snd_max:
-                self._se_push(end)
+                self.sb.push(end)
             if end > self.snd_max:
                 if self.rtt_seq < 0 and seq >= self.snd_max:
                     self.rtt_seq = end

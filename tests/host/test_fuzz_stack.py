@@ -16,7 +16,7 @@ from hypothesis import given, settings, strategies as st, HealthCheck
 from mptcp import checksum, ipv4
 from unit.test_stack_pair import pair, Link, Source, run, A_ADDR, B_ADDR
 
-SETTINGS = settings(max_examples=150, deadline=None,
+SETTINGS = settings(max_examples=60, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -128,12 +128,13 @@ def transfer_with(inject, size=30000, csum=True, direction="c2s", limit=120000):
         if rx.eof and not rx.app_closed:
             rx.close()
         if tx.error is not None or rx.error is not None:
+            state["err"] = tx.error or rx.error
             return True
         return rx.eof and src.done() and tx.closed and rx.closed
 
     try:
         run(link, now, step, limit)
-        finished = True
+        finished = "err" not in state
     except AssertionError:
         finished = False
     for s in (a, b):

@@ -98,6 +98,7 @@ class Link:
                 if not n:
                     break
                 moved += 1
+                assert n <= 1500, n            # MSS 1460 + 40: never above the MTU
                 pkt = bytes(self.buf[:n])
                 self.sent += 1
                 if self.fwd is not None:
@@ -433,3 +434,204 @@ def test_rfc5961_challenge_ack():
     assert b.counters.get("TcpInCsumErrors") == 1
     ca.write(b"y" * 1000)
     now = run(link, now, lambda: cb.rcv.len == 4000)
+
+
+def _strip_mptcp(pkt):
+    """Replace every MPTCP option by NOPs (a middlebox that strips options)."""
+    p = bytearray(pkt)
+    hl = (p[32] >> 4) * 4
+    i = 40
+    end = 20 + hl
+    changed = False
+    while i < end:
+        k = p[i]
+        if k == 0:
+            break
+        if k == 1:
+            i += 1
+            continue
+        ln = p[i + 1]
+        if ln < 2:
+            break
+        if k == 30:
+            for j in range(ln):
+                p[i + j] = 1
+            changed = True
+        i += ln
+    return _tcp_fix(p) if changed else p
+
+
+def test_fallback_options_stripped_after_handshake():
+    """MPTCP options vanish after the handshake: both ends fall back, data intact."""
+    a, b = pair()
+    b.listen(5001)
+    link = Link(a, b)
+    cnt = [0]
+
+    def strip(pkt, dst):
+        cnt[0] += 1
+        if cnt[0] <= 3:
+            return pkt
+        return _strip_mptcp(pkt)
+    link.fwd = strip
+    now = 1000
+    ca = a.connect(now, B_ADDR, 5001)
+    holder = []
+
+    def acc():
+        c = b.accept()
+        if c is not None:
+            holder.append(c)
+        return bool(holder) and ca.established
+    now = run(link, now, acc)
+    cb = holder[0]
+    src = Source(30000, 4)
+    src2 = Source(20000, 5)
+    h1 = hashlib.sha256()
+    h2 = hashlib.sha256()
+    got = [0, 0]
+    rb = bytearray(2048)
+
+    def step():
+        src.push(ca)
+        src2.push(cb)
+        for c, h, i in ((cb, h1, 0), (ca, h2, 1)):
+            while True:
+                n = c.readinto(rb)
+                if not n:
+                    break
+                h.update(rb[:n])
+                got[i] += n
+        return cb.eof and ca.eof and ca.closed and cb.closed
+    now = run(link, now, step)
+    assert got == [30000, 20000]
+    assert h1.digest() == src.h.digest() and h2.digest() == src2.h.digest()
+    assert not ca.mptcp and not cb.mptcp
+
+
+def _handshake_with(fwd):
+    a, b = pair()
+    b.listen(5001)
+    link = Link(a, b)
+    link.fwd = fwd
+    now = 1000
+    ca = a.connect(now, B_ADDR, 5001)
+    now = run(link, now, lambda: ca.established)
+    return a, b, link, now, ca
+
+
+def _echo_check(a, b, link, now, ca, size=20000):
+    src = Source(size, 8)
+    h = hashlib.sha256()
+    got = [0]
+    holder = []
+    rb = bytearray(2048)
+
+    def step():
+        src.push(ca)
+        if not holder:
+            c = b.accept()
+            if c is not None:
+                holder.append(c)
+        if holder:
+            cb = holder[0]
+            while True:
+                n = cb.readinto(rb)
+                if not n:
+                    break
+                h.update(rb[:n])
+                got[0] += n
+            if cb.eof and not cb.app_closed:
+                cb.close()
+            return cb.eof and ca.closed and cb.closed
+        return False
+    run(link, now, step)
+    assert got[0] == size and h.digest() == src.h.digest()
+    return holder[0]
+
+
+def test_third_ack_lost_keys_from_first_data():
+    """The pure third ACK is lost: the server learns the keys from MP_CAPABLE+data."""
+    cnt = [0]
+
+    def drop3(pkt, dst):
+        cnt[0] += 1
+        return None if cnt[0] == 3 else pkt
+    a, b, link, now, ca = _handshake_with(drop3)
+    cb = _echo_check(a, b, link, now, ca)
+    assert ca.mptcp and cb.mptcp
+    assert b.counters.get("MPCapableACKRX") == 1
+    bad(a)
+    bad(b)
+
+
+def test_third_ack_without_mp_capable_falls_back():
+    """A middlebox strips MP_CAPABLE from the third ACK: the server falls back, then the client."""
+    cnt = [0]
+
+    def strip3(pkt, dst):
+        cnt[0] += 1
+        return _strip_mptcp(pkt) if cnt[0] >= 3 and dst is not None and cnt[0] == 3 else pkt
+    a, b, link, now, ca = _handshake_with(strip3)
+    cb = _echo_check(a, b, link, now, ca)
+    assert not cb.mptcp and not ca.mptcp
+    assert b.counters.get("MPCapableFallbackACK") == 1
+
+
+def test_sequence_wrap():
+    """ISS just below 2**32 on both sides: the 32-bit wire numbers wrap mid-transfer."""
+    a, b = pair()
+    a._rand32 = lambda: 0xFFFFFF00
+    b._rand32 = lambda: 0xFFFF0000
+    b.listen(5001, csum=True)
+    link = Link(a, b, loss=23, seed=4)
+    now = 1000
+    ca = a.connect(now, B_ADDR, 5001)
+    now = run(link, now, lambda: ca.established)
+    assert ca.sf.iss == 0xFFFFFF00
+    cb = _echo_check(a, b, link, now, ca, size=100000)
+    assert ca.mptcp and cb.mptcp
+    bad(a)
+    bad(b)
+
+
+def test_data_fin_and_fin_lost():
+    """The first data-less packets after close() (DATA_FIN, FIN) are lost: retransmitted."""
+    a, b = pair()
+    b.listen(5001)
+    link = Link(a, b)
+    state = {"drop": 0, "ca": None}
+
+    def drop_fins(pkt, dst):
+        ca = state["ca"]
+        if ca is not None and ca.fin_queued and len(pkt) < 100 and state["drop"] < 3:
+            state["drop"] += 1
+            return None
+        return pkt
+    link.fwd = drop_fins
+    now = 1000
+    ca = a.connect(now, B_ADDR, 5001)
+    state["ca"] = ca
+    now = run(link, now, lambda: ca.established)
+    cb = _echo_check(a, b, link, now, ca, size=5000)
+    assert state["drop"] == 3
+    assert ca.mptcp and cb.mptcp
+    assert a.counters.get("MPTCPRetrans") + a.counters.get("TcpRTOs") > 0
+
+
+def test_mp_join_syn_refused():
+    """A SYN with MP_JOIN (no path manager yet) gets a RST, not a plain connection."""
+    from mptcp import ipv4, tcpwire as T, mpopts as MP
+    a, b = pair()
+    b.listen(5001)
+    p = bytearray(52)
+    T.write_header(p, 20, 40000, 5001, 12345, 0, T.SYN, 65535, 12)
+    MP.put_mp_join_syn(p, 40, 1, 0x11223344, b"abcd")
+    ipv4.write(p, 0, A_ADDR, B_ADDR, 6, 32, 1)
+    p = _tcp_fix(p)
+    b.input(1, p, len(p), 1000)
+    assert b.counters.get("MPJoinSynRx") == 1
+    assert b.accept() is None and not b.conns
+    out = bytearray(1600)
+    n = b.output(1000, out)
+    assert n == 40 and out[33] & T.RST
