@@ -31,12 +31,21 @@ class Loop:
         except (ImportError, AttributeError):
             pass
         self.iterations = 0
+        self._timed = []          # netifs with their own timers: poll(now) -> deadline or -1
+        self._gated = []          # netifs with tx back-pressure: writable() -> bool
+        self.on_link_event = None  # callable(name, netif) for the app / path manager
         for nif in netifs:
             self.add_netif(nif)
 
     def add_netif(self, nif):
         self.netifs[nif.ifindex] = nif
         self.stack.add_netif(nif.ifindex, nif.addr)
+        if hasattr(nif, "poll"):
+            self._timed.append(nif)
+        if hasattr(nif, "writable"):
+            self._gated.append(nif)
+        if hasattr(nif, "on_event"):
+            nif.on_event = self._link_event
         p = nif.pollable()
         if p is None:
             self._unpolled.append(nif)
@@ -45,12 +54,28 @@ class Loop:
             key = p if isinstance(p, int) else p.fileno()
             self._fdmap[key] = nif
 
+    def _link_event(self, name, nif):
+        """A link came up or went down (e.g. PPP's IPCP opened): the stack learns its address."""
+        if name == "up":
+            self.stack.add_netif(nif.ifindex, nif.addr)
+        if self.on_link_event is not None:
+            self.on_link_event(name, nif)
+
+    def _blocked(self):
+        for nif in self._gated:
+            if nif.up and not nif.writable():
+                return True
+        return False
+
     def flush(self, now):
-        """Send everything the stack has queued."""
+        """Send everything the stack has queued (paused while a slow link's queue is full)."""
         st = self.stack
         mv = self.txmv
         netifs = self.netifs
+        gated = self._gated
         while True:
+            if gated and self._blocked():
+                return
             n = st.output(now, mv)
             if n <= 0:
                 return
@@ -80,6 +105,14 @@ class Loop:
             d = dl - now
             if d < wait:
                 wait = d if d > 0 else 0
+        for nif in self._timed:
+            dl = nif.poll(now)
+            if dl >= 0:
+                d = dl - now
+                if d < wait:
+                    wait = d if d > 0 else 0
+        if self._gated and wait > 5 and self._blocked():
+            wait = 5                 # re-check a draining serial queue soon
         if self._unpolled and wait > 2:
             wait = 2
         fdmap = self._fdmap
