@@ -1,0 +1,46 @@
+"""The perf app's command line (DESIGN §4 contract): parsing and clear errors."""
+from apps import perf
+from tutil import raises
+
+
+def test_client_send():
+    o = perf.parse_args(["--connect", "198.18.0.1:5001", "--send", "8M"])
+    assert o["connect"] == ("198.18.0.1", 5001)
+    assert o["send"] == 8 * 1024 * 1024 and not o["recv"]
+    assert o["links"] == "wifi" and o["mptcp"] and not o["csum"]
+
+
+def test_server_recv_with_options():
+    o = perf.parse_args(["--listen", "6000", "--recv", "--links", "wifi", "--heap", "64k",
+                         "--scheduler", "default", "--csum", "--no-mptcp", "--timeout", "5"])
+    assert o["listen"] == 6000 and o["recv"] and o["send"] is None
+    assert o["heap"] == 64 * 1024 and o["csum"] and not o["mptcp"] and o["timeout"] == 5
+
+
+def test_sizes():
+    assert perf.parse_size("123") == 123
+    assert perf.parse_size("4k") == 4096
+    assert perf.parse_size("2MiB") == 2 * 1024 * 1024
+    assert perf.parse_size("1G") == 1 << 30
+    raises(perf.UsageError, perf.parse_size, "lots")
+
+
+def test_bad_command_lines():
+    bad = [
+        [],
+        ["--connect", "198.18.0.1:5001"],                       # no --send/--recv
+        ["--connect", "198.18.0.1", "--recv"],                   # no port
+        ["--connect", "h:1", "--listen", "2", "--recv"],         # both roles
+        ["--listen", "1", "--send", "1", "--recv"],              # both directions
+        ["--listen", "1", "--recv", "--links", "bluetooth"],     # unknown link
+        ["--listen", "1", "--recv", "--scheduler", "fancy"],     # unknown scheduler
+        ["--listen", "1", "--recv", "--bogus"],                  # unknown option
+        ["--listen"],                                            # missing value
+    ]
+    for argv in bad:
+        raises(perf.UsageError, perf.parse_args, argv)
+
+
+def test_help_exits_zero():
+    assert perf.main(["--help"]) == 0
+    assert perf.main(["--frobnicate"]) == 2
