@@ -10,3 +10,10 @@ LTE_ADDR = "198.18.2.2"
 SND_BUF = 32 * 1024
 RCV_BUF = 32 * 1024
 MAX_CONNECTIONS = 2
+# LTE link: the lab's modem emulator on a pty (its path comes from MPTCP_LAB_LTE or --lte-serial)
+LTE_SERIAL = None
+UART_BAUD = 921600
+LTE_PACE = True              # a pty has no UART FIFO: pace writes to the line rate
+APN = "internet"
+SIM_PIN = None               # e.g. "1234" if the SIM asks for one
+PPP_AUTH = None              # or ("chap" | "pap", user, password) if the network asks

@@ -4,6 +4,9 @@ client:  perf --connect HOST:PORT (--send BYTES | --recv)
 server:  perf --listen PORT (--send BYTES | --recv)
 options: --links wifi[,lte]  --heap BYTES  --scheduler NAME  --no-mptcp  --csum
          --timeout SECONDS  --wifi-tunnel HOST:PORT  --snd-buf BYTES  --rcv-buf BYTES  -v
+         --lte-serial PATH (modem tty; default $MPTCP_LAB_LTE or the board's)
+         --lte-timeout SECONDS (wait for the LTE link before the transfer; default 60)
+The connection's subflow uses the first link listed (wifi = ifindex 0, lte = ifindex 1).
 BYTES takes K/M/G (powers of 1024) suffixes: 8M = 8 MiB.
 
 Ends by printing ONE JSON line (DESIGN §4):
@@ -50,7 +53,8 @@ def parse_size(s):
 def parse_args(argv):
     o = {"connect": None, "listen": None, "send": None, "recv": False, "links": "wifi",
          "heap": None, "scheduler": "default", "mptcp": True, "csum": False, "timeout": 120,
-         "wifi_tunnel": None, "snd_buf": None, "rcv_buf": None, "verbose": False}
+         "wifi_tunnel": None, "snd_buf": None, "rcv_buf": None, "verbose": False,
+         "lte_serial": None, "lte_timeout": 60.0}
     i = 0
     n = len(argv)
 
@@ -96,6 +100,12 @@ def parse_args(argv):
         elif a == "--wifi-tunnel":
             o["wifi_tunnel"] = val()
             i += 1
+        elif a == "--lte-serial":
+            o["lte_serial"] = val()
+            i += 1
+        elif a == "--lte-timeout":
+            o["lte_timeout"] = float(val())
+            i += 1
         elif a == "--snd-buf":
             o["snd_buf"] = parse_size(val())
             i += 1
@@ -138,8 +148,31 @@ def make_netifs(o, board):
             addr = getattr(board, "WIFI_ADDR", "198.18.1.2")
             nifs.append(UdpTunnel("wifi", LINKS["wifi"], ip_aton(addr), h, int(p)))
         else:
-            raise UsageError("link %r is not available yet on this build (PPP/LTE lands with issue 3)" % name)
+            from runtime.lte import from_board
+            path = o["lte_serial"] or os.getenv("MPTCP_LAB_LTE")
+            baud = os.getenv("MPTCP_LAB_LTE_BAUD")    # the lab's current line rate
+            try:
+                nifs.append(from_board(board, path, LINKS["lte"], baud=int(baud) if baud else None))
+            except (ValueError, OSError) as e:
+                raise UsageError("LTE link: %s" % (e,))
     return nifs
+
+
+def wait_links(o, loop, nifs):
+    """Run the loop until every link that must dial (LTE) is up; OSError with why if not."""
+    slow = [n for n in nifs if hasattr(n, "failed")]
+    if not slow:
+        return
+    t0 = clock.now_ms()
+    ok = loop.run_until(lambda: all(n.up or n.failed() for n in slow),
+                        int(o["lte_timeout"] * 1000))
+    for n in slow:
+        if not n.up:
+            why = "failed" if n.failed() else "not up after %gs" % o["lte_timeout"]
+            raise OSError(110, "%s link %s (state %s, last error: %s)"
+                          % (n.name, why, n.state, n.last_error()))
+    _log(o, "perf: links up after %d ms: %s" % (clock.now_ms() - t0, ", ".join(
+        "%s %d.%d.%d.%d" % ((n.name,) + tuple(n.addr)) for n in slow)))
 
 
 def _log(o, *args):
@@ -155,7 +188,14 @@ def run(o):
     snd = o["snd_buf"] or getattr(board, "SND_BUF", 32768)
     rcv = o["rcv_buf"] or getattr(board, "RCV_BUF", 32768)
     st = Stack(snd_buf=snd, rcv_buf=rcv, max_conns=2)
-    loop = Loop(st, make_netifs(o, board))
+    nifs = make_netifs(o, board)
+    loop = Loop(st, nifs)
+    try:
+        import gc
+        gc.collect()        # the big buffers below want contiguous heap
+    except ImportError:
+        pass
+    first = LINKS[o["links"].split(",")[0]]
     tmo = int(o["timeout"] * 1000)
     h = hashlib.sha256()
     buf = bytearray(BLOCK)
@@ -167,12 +207,13 @@ def run(o):
     t_start = clock.now_ms()
     t0 = t_start
     try:
+        wait_links(o, loop, nifs)
         if o["connect"]:
-            s = MPSocket(loop, mptcp=o["mptcp"], csum=o["csum"], timeout_ms=tmo)
+            s = MPSocket(loop, first, mptcp=o["mptcp"], csum=o["csum"], timeout_ms=tmo)
             s.connect(o["connect"])
             _log(o, "perf: connected to %s:%d mptcp=%s" % (o["connect"][0], o["connect"][1], s.conn.mptcp))
         else:
-            ls = MPSocket(loop, mptcp=o["mptcp"], csum=o["csum"], timeout_ms=tmo)
+            ls = MPSocket(loop, first, mptcp=o["mptcp"], csum=o["csum"], timeout_ms=tmo)
             ls.listen(o["listen"])
             _log(o, "perf: listening on port %d" % o["listen"])
             s = ls.accept(tmo)
@@ -238,6 +279,15 @@ def run(o):
            "subflows": subflows, "heap_peak": loop.heap_peak,
            "ok": ok, "error": err, "counters": counters,
            "impl": sys.implementation.name}
+    for n in nifs:
+        if hasattr(n, "stats") and hasattr(n, "ups"):
+            ls = n.stats()
+            res[n.name] = {"ups": n.ups, "downs": n.downs, "last_down": n.last_down,
+                           "state": n.state, "dials": ls["modem"]["dials"],
+                           "redials": ls["modem"]["redials"],
+                           "no_carrier": ls["modem"]["no_carrier"],
+                           "rx_bad_fcs": ls["rx_bad_fcs"], "tx_dropped": ls["tx_dropped"],
+                           "lcp_echo_fail": ls["lcp_echo_fail"]}
     loop.close()
     return ok, res
 

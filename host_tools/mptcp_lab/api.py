@@ -275,6 +275,24 @@ def wait_device_listening(handle, port=None, timeout=30.0, settle=0.3):
         time.sleep(0.02)
 
 
+def lte_status():
+    """The LTE link's emulator status: mode (command/data), ppp (dead/establish/.../network),
+    up, registered, sessions, counters (no_carrier, dials, ...), serial."""
+    return lab.status().get("links", {}).get("lte", {})
+
+
+def wait_lte(cond, timeout=30.0):
+    """Wait until cond(lte_status()) is true; returns the status (LabError on timeout)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        st = lte_status()
+        if cond(st):
+            return st
+        if time.monotonic() > deadline:
+            raise LabError("LTE link condition not met after %.0f s: %s" % (timeout, st))
+        time.sleep(0.05)
+
+
 def run_device(args, runtime="mpy", timeout=120.0):
     """Run the device perf app: (rc, result dict or None, stderr).  rc None on timeout."""
     return start_device(args, runtime).wait(timeout)
@@ -290,8 +308,12 @@ def link(name, state):
 
 
 def link_set(name, direction="both", **settings):
-    """link_set("wifi", rate="20mbit", delay="20ms", loss=2): values as on the command line."""
+    """link_set("wifi", rate="20mbit", delay="20ms", loss=2): values as on the command line.
+    LTE: link_set("lte", baud=115200, delay="30ms")."""
     from .impair import parse_settings
+    if name == "lte":
+        from .cli import parse_lte_settings
+        return lab.link_set("lte", parse_lte_settings(["%s=%s" % kv for kv in settings.items()]))
     parsed = parse_settings(["%s=%s" % kv for kv in settings.items()])
     return lab.link_set(name, parsed, direction)
 
@@ -299,7 +321,7 @@ def link_set(name, direction="both", **settings):
 class Lab:
     """Context manager: lab up (with profiles) on enter, down on exit even on failure."""
 
-    def __init__(self, wifi="clean", lte=None, fresh=True):
+    def __init__(self, wifi="clean", lte=None, fresh=True):   # lte None: "clean"
         self.wifi, self.lte, self.fresh = wifi, lte, fresh
         self._baselines = {}
 
@@ -338,6 +360,8 @@ class Lab:
     status = staticmethod(status)
     link = staticmethod(link)
     link_set = staticmethod(link_set)
+    lte_status = staticmethod(lte_status)
+    wait_lte = staticmethod(wait_lte)
 
     def nstat(self, ns=NS_PEER, relative=False, prefixes=("MPTcpExt", "Tcp")):
         """Counters of `ns`: absolute, or since the last nstat_reset(ns) if relative."""

@@ -7,10 +7,13 @@ import sys
 
 from . import common, device, lab, peer
 from .common import LabError, NS_REF
-from .impair import PROFILES, PROFILE_HELP, fmt_rate, parse_settings
+from .impair import PROFILES, PROFILE_HELP, fmt_rate, parse_settings, parse_value
+from .modem_emu import PROFILES as LTE_PROFILES
 
-LTE_NOTE = ("LTE link: NOT IMPLEMENTED yet (needs the PPP modem emulator, a later issue); "
-            "the profile is only stored")
+LTE_NOTE = ("LTE link profile (default clean): " + "; ".join(
+    "%s: %d baud, %g ms each way" % (n, p["baud"], p["delay_ms"])
+    for n, p in LTE_PROFILES.items()) + ". The device dials the emulated modem over a pty "
+    "(AT, then PPP; IPCP gives it 198.18.2.2)")
 
 
 def cmd_up(a):
@@ -51,9 +54,8 @@ def print_status(st):
     if st.get("error"):
         print("  error: %s" % st["error"])
     for name, l in (st.get("links") or {}).items():
-        if not l["implemented"]:
-            print("  link %s: not implemented yet (PPP modem emulator: later issue); "
-                  "stored profile: %s" % (name, l["profile"] or "none"))
+        if l.get("kind") == "modem":
+            print("  " + _fmt_lte(l))
             continue
         print("  link %s: %s, profile %s, peer %s, ref %s, device UDP %s (last device: %s)"
               % (name, l["state"], l["profile"], l["peer_if"], l["ref_if"], l["device_udp"],
@@ -64,7 +66,41 @@ def print_status(st):
         print("  lab processes: %s" % " ".join(map(str, st["processes"])))
 
 
+def _fmt_lte(l):
+    c = l.get("counters") or {}
+    return ("link lte: %s, profile %s, peer %s, modem serial %s, %d baud, delay %gms each way"
+            "\n    modem %s, ppp %s, registered %s, sessions %d | up %d B, down %d B, "
+            "no carrier %d, dials %d"
+            % (l["state"], l["profile"], l["peer_if"], l["serial"], l["baud"], l["delay_ms"],
+               l["mode"], l["ppp"], l["registered"], l["sessions"], c.get("up_bytes", 0),
+               c.get("down_bytes", 0), c.get("no_carrier", 0), c.get("dials", 0)))
+
+
+def parse_lte_settings(items):
+    """baud=921600 delay=30ms -> {"baud": 921600, "delay_ms": 30.0} (delay one way)."""
+    out = {}
+    for it in items:
+        if "=" not in it:
+            raise ValueError("setting %r is not NAME=VALUE" % it)
+        k, v = it.split("=", 1)
+        k = k.strip().lower()
+        if k == "baud":
+            try:
+                out["baud"] = int(v)
+            except ValueError:
+                raise ValueError("bad baud %r (an integer, e.g. 115200)" % v)
+            if out["baud"] < 300:
+                raise ValueError("baud must be >= 300")
+        elif k == "delay":
+            out["delay_ms"] = parse_value("delay", v)
+        else:
+            raise ValueError("unknown setting %r for the LTE link (use baud, delay)" % k)
+    return out
+
+
 def cmd_link(a):
+    if a.name == "lte":
+        return cmd_link_lte(a)
     if a.action in ("up", "down"):
         if a.settings:
             raise LabError("link %s %s takes no settings" % (a.name, a.action))
@@ -82,6 +118,25 @@ def cmd_link(a):
     print("link %s: %s, profile %s" % (a.name, l["state"], l["profile"]))
     print("  uplink   " + _fmt_dir(l["uplink"]))
     print("  downlink " + _fmt_dir(l["downlink"]))
+    return 0
+
+
+def cmd_link_lte(a):
+    if a.action in ("up", "down"):
+        if a.settings:
+            raise LabError("link lte %s takes no settings" % a.action)
+        st = lab.link_state("lte", a.action)
+    else:
+        if not a.settings:
+            raise LabError("link lte set needs name=value settings (baud, delay)")
+        if a.dir != "both":
+            raise LabError("the LTE link's settings apply to both directions (no --dir)")
+        try:
+            settings = parse_lte_settings(a.settings)
+        except ValueError as e:
+            raise LabError(str(e))
+        st = lab.link_set("lte", settings)
+    print(_fmt_lte(st["links"]["lte"]))
     return 0
 
 
@@ -135,7 +190,8 @@ def build_parser():
                                    "emulator. On a running lab, only applies the given profiles.")
     p.add_argument("--wifi", choices=sorted(PROFILES), default=None,
                    help="Wi-Fi link profile (default clean). " + PROFILE_HELP)
-    p.add_argument("--lte", default=None, metavar="PROFILE", help=LTE_NOTE)
+    p.add_argument("--lte", choices=sorted(LTE_PROFILES), default=None, metavar="PROFILE",
+                   help=LTE_NOTE)
     p.set_defaults(fn=cmd_up)
 
     p = sub.add_parser("down", help="remove everything the lab made (idempotent)",
@@ -154,7 +210,10 @@ def build_parser():
                                    "loss=2  (rate in bit/s with k/m/g or kbit/mbit/gbit, 0 = "
                                    "unlimited; delay and jitter one way, in ms (or s/us); "
                                    "loss in percent, independent per packet). "
-                                   "Settings apply to both directions unless --dir.")
+                                   "Settings apply to both directions unless --dir. "
+                                   "LTE: mptcp-lab link lte set baud=115200 delay=30ms "
+                                   "(serial line rate, LTE delay one way); link lte down = "
+                                   "radio outage (NO CARRIER to the device, deregistered).")
     p.add_argument("name", choices=["wifi", "lte"])
     p.add_argument("action", choices=["up", "down", "set"])
     p.add_argument("settings", nargs="*", metavar="NAME=VALUE")

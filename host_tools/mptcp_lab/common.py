@@ -30,6 +30,8 @@ LOGFILE = RUN_DIR + "/emulator.log"
 CONTROL_SOCK = RUN_DIR + "/control.sock"
 PEERS_DIR = RUN_DIR + "/peers"
 STATE_FILE = RUN_DIR + "/state.json"
+LTE_SERIAL_FILE = RUN_DIR + "/lte.serial"   # the modem emulator's pty slave path (one line)
+LTE_DEFAULT_PROFILE = "clean"               # 921600 baud, 30 ms each way (60 ms RTT)
 
 IPPROTO_MPTCP = 262
 SOL_MPTCP = 284

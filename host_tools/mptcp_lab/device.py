@@ -3,7 +3,9 @@
 runtime "mpy":     .venv/bin/micropython -X heapsize=H -m apps.perf ARGS, MICROPYPATH=build/unix_lab
 runtime "source":  the same with MICROPYPATH=firmware:boards/unix_lab (no compiled bundle)
 runtime "cpython": .venv/bin/python -m apps.perf ARGS, PYTHONPATH=firmware:boards/unix_lab
-The app finds the Wi-Fi link through MPTCP_LAB_WIFI=127.0.0.1:47001 (IP-in-UDP to the emulator).
+The app finds the Wi-Fi link through MPTCP_LAB_WIFI=127.0.0.1:47001 (IP-in-UDP to the emulator)
+and the LTE modem's UART through MPTCP_LAB_LTE=/dev/pts/N (the modem emulator's pty slave;
+MPTCP_LAB_LTE_BAUD = its current line rate, for the device's write pacing).
 """
 
 import os
@@ -14,12 +16,19 @@ from . import lab
 from .common import LabError, LINKS, REPO
 
 DEFAULT_HEAP = "256k"
+# With the LTE link the device also loads the modem driver and PPP (about 80 KB of bytecode
+# in RAM on the unix port, where modules are not frozen, plus ~21 KB of buffers).
+DEFAULT_HEAP_LTE = "512k"
 RUNTIMES = ("mpy", "source", "cpython")
 
 
 def heap_of(args):
     """The value of --heap in the perf app's ARGS (it is also passed on to the app)."""
     heap = DEFAULT_HEAP
+    for i, a in enumerate(args):
+        if (a == "--links" and i + 1 < len(args) and "lte" in args[i + 1]) or \
+                (a.startswith("--links=") and "lte" in a):
+            heap = DEFAULT_HEAP_LTE
     for i, a in enumerate(args):
         if a == "--heap" and i + 1 < len(args):
             heap = args[i + 1]
@@ -36,6 +45,15 @@ def command(args, runtime="mpy"):
         raise LabError("unknown runtime %r (use %s)" % (runtime, ", ".join(RUNTIMES)))
     env = dict(os.environ)
     env["MPTCP_LAB_WIFI"] = "127.0.0.1:%d" % LINKS["wifi"]["udp_port"]
+    tty = lab.lte_serial()
+    if tty:
+        env["MPTCP_LAB_LTE"] = tty
+        try:    # the line rate now (link lte set baud=...): the device paces its writes to it
+            baud = lab.status().get("links", {}).get("lte", {}).get("baud")
+        except LabError:
+            baud = None
+        if baud:
+            env["MPTCP_LAB_LTE_BAUD"] = str(baud)
     venv = os.path.join(REPO, ".venv", "bin")
     args = list(args)
     if runtime == "cpython":

@@ -4,12 +4,16 @@ between the device side and the peer namespace, applying each link's impairments
 Started by `mptcp-lab up` as `python -m mptcp_lab.emulator`; controlled over a UNIX socket
 (one JSON request line, one JSON reply line; see `handle_request`).
 
-Links are objects in `Emulator.links`, keyed by name ("wifi"; "lte" later).  A link has:
+Links are objects in `Emulator.links`, keyed by name ("wifi", "lte").  The Wi-Fi link has:
   * a peer-side TUN in `mplab` (e.g. wifi0 = 198.18.1.1/24),
   * device-side endpoints: a UDP socket (the MicroPython device sends each IPv4 packet as one
     datagram to 127.0.0.1:<port>) and a TUN in `mplab-ref` (the kernel reference device),
   * two `impair.Direction`s: "up" (device -> peer) and "down" (peer -> device).
 Downlink packets go to whichever device side last sent an IPv4 packet uplink.
+
+The LTE link (`LteLink`) is TUN lte0 in `mplab` (198.18.2.1/24) driven by a
+`modem_emu.ModemEmulator`: the device opens the emulator's pty slave as its modem UART (AT
+commands, then PPP); the serial line's rate and the LTE delay are the modem emulator's.
 """
 
 import argparse
@@ -26,7 +30,7 @@ import traceback
 from . import common
 from .common import LINKS, NS_PEER, NS_REF
 from .impair import PROFILES, Direction
-from . import tun
+from . import modem_emu, tun
 
 READ_BATCH = 64
 MAX_PKT = 65535
@@ -81,18 +85,134 @@ class Link:
                 "downlink": {"params": self.down.params(), "counters": self.down.counters()}}
 
 
-class PlannedLink:
-    """A link that is configured but not emulated yet (LTE: needs the PPP modem emulator)."""
+class LteLink:
+    """TUN lte0 in mplab behind the LTE modem emulator (a pty the device dials over).
 
-    implemented = False
+    `link lte down` is a radio outage: the modem drops the data call (NO CARRIER to the
+    device) and deregisters until `link lte up`.  When the device's PPP ends with LCP
+    Terminate, the emulated modem hangs up by itself (NO CARRIER), as real modems do, so the
+    next device process finds it in command mode."""
 
-    def __init__(self, name, profile):
+    implemented = True
+    kind = "modem"
+
+    def __init__(self, name, profile, emu, scenario=None):
+        if profile not in modem_emu.PROFILES:
+            raise ValueError("unknown LTE profile %r (use %s)"
+                             % (profile, ", ".join(modem_emu.PROFILES)))
         self.name = name
+        self.cfg = LINKS[name]
+        self.profile = profile
+        self.emu = emu
+        self.scenario = scenario
+        self.modem = None
+        self.peer_fd = None
+        self.hangups_on_terminate = 0
+
+    def setup(self):
+        cfg = self.cfg
+        tmp = ("mlplt%d" % os.getpid())[:15]
+        self.peer_fd = tun.open_tun(tmp)
+        tun.place(tmp, NS_PEER, cfg["ifname"], cfg["peer_addr"], cfg["prefix"])
+        p = modem_emu.PROFILES[self.profile]
+        log = (lambda m: print(m, flush=True)) if os.environ.get("MPTCP_LAB_LTE_LOG") else None
+        self.modem = modem_emu.ModemEmulator(self.peer_fd, p["baud"], p["delay_ms"],
+                                             self.scenario, log=log)
+        self._count_ip(self.modem.ppp)
+        try:
+            with open(common.LTE_SERIAL_FILE, "w") as f:
+                f.write(self.modem.slave_path + "\n")
+        except OSError:
+            pass
+        return [(fd, lambda now, fd=fd: self.on_readable(fd, now)) for fd in self.modem.fds()]
+
+    def close(self):
+        if self.modem is not None:
+            self.modem.close()
+            self.modem = None
+        if self.peer_fd is not None:
+            try:
+                os.close(self.peer_fd)
+            except OSError:
+                pass
+            self.peer_fd = None
+        try:
+            os.unlink(common.LTE_SERIAL_FILE)
+        except OSError:
+            pass
+
+    def _count_ip(self, ppp):
+        """IPv4 bytes carried in PPP frames each way (for goodput vs line-capacity figures)."""
+        self.ip = {"up_ip_bytes": 0, "down_ip_bytes": 0}
+        on_ip, send_ip = ppp.on_ip, ppp.send_ip
+
+        def counted_on_ip(pkt):
+            self.ip["up_ip_bytes"] += len(pkt)
+            on_ip(pkt)
+
+        def counted_send_ip(pkt):
+            ok = send_ip(pkt)
+            if ok:
+                self.ip["down_ip_bytes"] += len(pkt)
+            return ok
+        ppp.on_ip = counted_on_ip
+        ppp.send_ip = counted_send_ip
+
+    # --- event loop hooks ------------------------------------------------------------------
+
+    def on_readable(self, fd, now):
+        self.modem.on_readable(fd, now)
+        self._after(now)
+
+    def on_timer(self, now):
+        self.modem.on_timer(now)
+        self._after(now)
+
+    def next_deadline(self):
+        return self.modem.next_deadline() if self.modem is not None else None
+
+    def _after(self, now):
+        m = self.modem
+        if m.mode == "data" and m.ppp.running and m.ppp.lcp.state == "closed":
+            # LCP terminated (by the device): the modem leaves data mode with NO CARRIER
+            self.hangups_on_terminate += 1
+            m._drop_call(now, "PPP terminated")
+            m._pump(now)
+
+    # --- control ---------------------------------------------------------------------------
+
+    def apply_profile(self, profile):
+        self.modem.set(profile=profile)
         self.profile = profile
 
+    def configure(self, settings):
+        """settings: {"baud": int, "delay_ms": float} (either)."""
+        bad = set(settings) - {"baud", "delay_ms"}
+        if bad:
+            raise ValueError("LTE link settings are baud and delay (not %s)" % ", ".join(sorted(bad)))
+        self.modem.set(baud=settings.get("baud"), delay_ms=settings.get("delay_ms"))
+        self.profile = "custom"
+
+    def set_state(self, up):
+        self.modem.set_up(up)
+        self.modem._pump(time.monotonic())
+
+    def reset_counters(self):
+        self.modem.c.clear()
+        for k in self.ip:
+            self.ip[k] = 0
+
     def status(self):
-        return {"implemented": False, "profile": self.profile, "state": "not implemented",
-                "note": "LTE (PPP over a pty via the modem emulator) is not implemented yet"}
+        st = self.modem.status()
+        st["counters"].update(self.ip)
+        st.update({"implemented": True, "kind": "modem", "profile": self.profile,
+                   "state": "up" if st["up"] else "down",
+                   "serial": self.modem.slave_path,
+                   "peer_if": "%s:%s %s/%d" % (NS_PEER, self.cfg["ifname"],
+                                               self.cfg["peer_addr"], self.cfg["prefix"]),
+                   "device_addr": self.cfg["dev_addr"],
+                   "hangups_on_terminate": self.hangups_on_terminate})
+        return st
 
 
 class TunUdpLink(Link):
@@ -277,7 +397,7 @@ class TunUdpLink(Link):
 
 
 class Emulator:
-    def __init__(self, wifi="clean", lte=None, seed=None):
+    def __init__(self, wifi="clean", lte="clean", seed=None, lte_scenario=None):
         self.rng = random.Random(seed)
         self.links = {}
         self.handlers = {}
@@ -290,7 +410,8 @@ class Emulator:
         self.wifi_profile = wifi
         self.lte_profile = lte
         self.links["wifi"] = TunUdpLink("wifi", wifi, self.rng, self)
-        self.links["lte"] = PlannedLink("lte", lte)
+        self.links["lte"] = LteLink("lte", lte or "clean", self, lte_scenario)
+        self.timed = [l for l in self.links.values() if hasattr(l, "next_deadline")]
 
     def register(self, fd, handler):
         self.handlers[fd] = handler
@@ -367,7 +488,7 @@ class Emulator:
             raise ValueError("unknown link %r (use %s)" % (name, ", ".join(self.links)))
         link = self.links[name]
         if need_impl and not link.implemented:
-            raise ValueError("link %r is not implemented yet (LTE/PPP is a later issue)" % name)
+            raise ValueError("link %r is not implemented" % name)
         return link
 
     def handle_request(self, req):
@@ -388,6 +509,9 @@ class Emulator:
         if cmd == "set":
             link = self.get_link(req.get("link"))
             settings = req.get("settings") or {}
+            if hasattr(link, "configure"):
+                link.configure(settings)
+                return {"ok": True, "status": self.status()}
             for d in link.directions(req.get("dir", "both")):
                 d.set(**settings)
             link.profile = "custom"
@@ -403,6 +527,9 @@ class Emulator:
         if cmd == "reset":
             for link in self.links.values():
                 if link.implemented and req.get("link") in (None, link.name):
+                    if hasattr(link, "reset_counters"):
+                        link.reset_counters()
+                        continue
                     link.up.reset_counters()
                     link.down.reset_counters()
             return {"ok": True}
@@ -446,6 +573,7 @@ class Emulator:
         poll = self.ep.poll
         mono = time.monotonic
         nxt = None
+        timed = self.timed
         while self.running:
             if self.pending:
                 now = mono()
@@ -453,6 +581,17 @@ class Emulator:
                 timeout = -1 if nxt is None else max(0.0, nxt - now)
             else:
                 timeout = -1
+            if timed:
+                now = mono()
+                for l in timed:
+                    d = l.next_deadline()
+                    if d is not None and d <= now:
+                        l.on_timer(now)
+                        d = l.next_deadline()
+                        if d is not None and d <= now:
+                            d = now + 0.002      # still due (a stale timer): don't spin
+                    if d is not None and (timeout < 0 or d - now < timeout):
+                        timeout = max(0.0, d - now)
             try:
                 events = poll(timeout)
             except InterruptedError:
@@ -480,13 +619,16 @@ def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m mptcp_lab.emulator",
                                  description="mptcp-lab link emulator (started by mptcp-lab up)")
     ap.add_argument("--wifi", default="clean", choices=sorted(PROFILES))
-    ap.add_argument("--lte", default=None)
+    ap.add_argument("--lte", default="clean", choices=sorted(modem_emu.PROFILES))
+    ap.add_argument("--lte-scenario", default=None,
+                    help="modem emulator scenario as JSON (see modem_emu)")
     ap.add_argument("--seed", type=int, default=None)
     a = ap.parse_args(argv)
     os.makedirs(common.RUN_DIR, exist_ok=True)
     with open(common.PIDFILE, "w") as f:
         f.write("%d\n" % os.getpid())
-    emu = Emulator(a.wifi, a.lte, a.seed)
+    emu = Emulator(a.wifi, a.lte, a.seed,
+                   json.loads(a.lte_scenario) if a.lte_scenario else None)
 
     def stop(signum, frame):
         raise Stop()   # epoll.poll() is retried after a handler that returns: leave it

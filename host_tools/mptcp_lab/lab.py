@@ -18,6 +18,7 @@ from .common import (LabError, NAMESPACES, NS_PEER, RUN_DIR, PIDFILE, LOGFILE,
                      CONTROL_SOCK, PEERS_DIR, STATE_FILE, run, ns_exists, pid_alive, read_pid,
                      require_root)
 from .impair import PROFILES
+from .modem_emu import PROFILES as LTE_PROFILES
 
 NOT_UP = "lab not up: run mptcp-lab up"
 
@@ -117,6 +118,8 @@ def up(wifi=None, lte=None, wait=10.0):
     require_root()
     if wifi is not None and wifi not in PROFILES:
         raise LabError("unknown wifi profile %r (use %s)" % (wifi, ", ".join(PROFILES)))
+    if lte is not None and lte not in LTE_PROFILES:
+        raise LabError("unknown lte profile %r (use %s)" % (lte, ", ".join(LTE_PROFILES)))
     if is_up():
         st = load_state()
         if wifi is not None:
@@ -129,14 +132,13 @@ def up(wifi=None, lte=None, wait=10.0):
         return status()
     down()   # clear any half-made state first
     wifi = wifi or "clean"
+    lte = lte or common.LTE_DEFAULT_PROFILE
     try:
         os.makedirs(PEERS_DIR, exist_ok=True)
         for ns in NAMESPACES:
             _setup_ns(ns)
         _save_state({"wifi": wifi, "lte": lte})
-        args = [common.python(), "-m", "mptcp_lab.emulator", "--wifi", wifi]
-        if lte is not None:
-            args += ["--lte", lte]
+        args = [common.python(), "-m", "mptcp_lab.emulator", "--wifi", wifi, "--lte", lte]
         with open(LOGFILE, "ab") as log:
             p = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                  start_new_session=True, cwd="/", close_fds=True)
@@ -265,6 +267,15 @@ def status():
     st["up"] = all(st["namespaces"].values()) and "links" in st
     st["processes"] = [p for p in _registered() if pid_alive(p)]
     return st
+
+
+def lte_serial():
+    """The pty slave the device opens as its LTE modem's UART (None if the lab is not up)."""
+    try:
+        with open(common.LTE_SERIAL_FILE) as f:
+            return f.read().strip() or None
+    except OSError:
+        return None
 
 
 def link_state(name, state):

@@ -81,10 +81,13 @@ def test_up_down_idempotent_and_clean():
         st = json.loads(cli("status", "--json").stdout)
         assert st["up"] and st["namespaces"] == {"mplab": True, "mplab-ref": True}
         assert st["links"]["wifi"]["state"] == "up"
-        assert st["links"]["lte"]["implemented"] is False
+        lte = st["links"]["lte"]
+        assert lte["implemented"] is True and lte["state"] == "up" and lte["profile"] == "clean"
+        assert (lte["baud"], lte["delay_ms"]) == (921600, 30.0)
+        assert lte["serial"].startswith("/dev/pts/") and os.path.exists(lte["serial"])
         addrs = subprocess.run(["ip", "-n", "mplab", "-o", "addr"], capture_output=True,
                                text=True).stdout
-        for a in ("198.18.0.1/32", "198.18.0.2/32", "198.18.1.1/24"):
+        for a in ("198.18.0.1/32", "198.18.0.2/32", "198.18.1.1/24", "198.18.2.1/24"):
             assert a in addrs
         assert "198.18.1.2/24" in subprocess.run(["ip", "-n", "mplab-ref", "-o", "addr"],
                                                  capture_output=True, text=True).stdout
@@ -190,8 +193,21 @@ def test_link_set_visible_in_status(lab):
     assert st["uplink"]["params"]["loss"] == 0 and st["downlink"]["params"]["loss"] == 2.0
     r = cli("link", "wifi", "set", "bogus=1")
     assert r.returncode == 2 and "unknown setting" in r.stderr
+    r = cli("link", "lte", "set", "bogus=1")
+    assert r.returncode == 2 and "unknown setting" in r.stderr
+    r = cli("link", "lte", "set", "baud=115200", "delay=75ms")
+    assert r.returncode == 0, r.stderr
+    st = json.loads(cli("status", "--json").stdout)["links"]["lte"]
+    assert (st["baud"], st["delay_ms"], st["profile"]) == (115200, 75.0, "custom")
     r = cli("link", "lte", "down")
-    assert r.returncode == 2 and "not implemented" in r.stderr
+    assert r.returncode == 0, r.stderr
+    assert json.loads(cli("status", "--json").stdout)["links"]["lte"]["state"] == "down"
+    r = cli("link", "lte", "up")
+    assert r.returncode == 0, r.stderr
+    r = cli("up", "--lte", "clean")
+    assert r.returncode == 0, r.stderr
+    st = json.loads(cli("status", "--json").stdout)["links"]["lte"]
+    assert (st["baud"], st["delay_ms"], st["state"]) == (921600, 30.0, "up")
 
 
 def _icmp_echo(seq):
