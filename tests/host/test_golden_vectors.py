@@ -7,6 +7,7 @@
   the keys in the capture match what the kernel sent.
 """
 import struct
+import os
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,10 @@ from scapy.layers.inet import IP, TCP  # noqa: E402
 from mptcp import ipv4, tcpwire, mpopts, crypto  # noqa: E402
 from mptcp.errors import OK, name  # noqa: E402
 
-VECTORS = Path(__file__).resolve().parents[2] / ".." / "shared" / "vectors"
+VECTORS = Path(os.environ.get("MPTCP_VECTORS") or
+               (Path(__file__).resolve().parents[2] / ".." / "shared" / "vectors"))
+if not VECTORS.is_dir() and Path("/work/shared/vectors").is_dir():
+    VECTORS = Path("/work/shared/vectors")
 FILES = ("mpc_nocsum.pcap", "mpc_csum.pcap", "join_addaddr_prio_rmaddr.pcap",
          "fastclose.pcap", "fallback_plain_client.pcap")
 SERVER_ADDRS = (bytes([198, 18, 0, 1]), bytes([198, 18, 0, 2]))
