@@ -15,7 +15,7 @@ from mptcp.counters import Counters
 from mptcp.errors import E_NOTV4, E_BADOPT
 from mptcp.assembler import Assembler
 from mptcp.connection import Connection, M64
-from mptcp.tcp import Subflow, CLOSED, SYN_SENT, DEFAULT_MSS
+from mptcp.tcp import Subflow, CLOSED, SYN_SENT
 
 EPHEMERAL_LO = const(49152)
 CHALLENGE_PER_SEC = const(10)
@@ -262,27 +262,7 @@ class Stack:
         if mptcp:
             ctr[C.MPCapableSYNRX] += 1
             c.csum = csum
-        sf = c.sf
-        sf.irs = seg.seq
-        sf.rcv_nxt = 1
-        if seg.mss:
-            sf.mss = seg.mss if seg.mss < self.mss else self.mss
-        else:
-            sf.mss = DEFAULT_MSS
-        if sf.mss < 64:
-            sf.mss = 64
-        sf.cc.set_mss(sf.mss)
-        if seg.wscale >= 0:
-            sf.snd_wscale = seg.wscale
-            sf.ws_ok = True
-        else:
-            sf.rcv_wscale = 0
-        sf.sack_ok = seg.sackp
-        if seg.ts_present:
-            sf.ts_ok = True
-            sf.ts_recent = seg.ts_val
-        sf.snd_wnd = seg.window
-        sf.snd_right = 1 + seg.window
+        c.sf.take_syn(seg)
         ctr[C.TcpPassiveOpens] += 1
 
     # ------------------------------------------------------------ RST / challenge ACK

@@ -121,6 +121,28 @@ class Subflow:
         self.ts_recent = 0
 
     # ------------------------------------------------------------ helpers
+
+    def take_syn(self, seg):
+        """Adopt the peer's SYN (or SYN/ACK): IRS, MSS, window scale, SACK, timestamps, window.
+        The same negotiation for both roles (RFC 9293 3.10.7, RFC 7323)."""
+        self.irs = seg.seq
+        self.rcv_nxt = 1
+        mss = seg.mss if seg.mss else DEFAULT_MSS
+        if mss > self.my_mss:
+            mss = self.my_mss
+        self.mss = mss if mss >= 64 else 64
+        self.cc.set_mss(self.mss)
+        if seg.wscale >= 0:
+            self.snd_wscale = seg.wscale
+            self.ws_ok = True
+        else:
+            self.rcv_wscale = 0
+        self.sack_ok = seg.sackp
+        if seg.ts_present:
+            self.ts_ok = True
+            self.ts_recent = seg.ts_val
+        self.snd_wnd = seg.window
+        self.snd_right = 1 + seg.window
     def state_name(self):
         return STATE_NAMES[self.state]
 
@@ -571,28 +593,10 @@ class Subflow:
             return
         if not (flags & T.SYN) or not (flags & T.ACK):
             return      # simultaneous open is not supported
-        self.irs = seg.seq
-        self.rcv_nxt = 1
+        self.take_syn(seg)
         self.snd_una = 1
         if self.snd_nxt < 1:
             self.snd_nxt = 1
-        if seg.mss:
-            self.mss = seg.mss if seg.mss < self.my_mss else self.my_mss
-        else:
-            self.mss = DEFAULT_MSS
-        if self.mss < 64:
-            self.mss = 64
-        self.cc.set_mss(self.mss)
-        if seg.wscale >= 0:
-            self.snd_wscale = seg.wscale
-        else:
-            self.rcv_wscale = 0
-        self.sack_ok = seg.sackp
-        if seg.ts_present:
-            self.ts_ok = True
-            self.ts_recent = seg.ts_val
-        self.snd_wnd = seg.window
-        self.snd_right = 1 + self.snd_wnd
         if self.rtt_seq >= 0:
             self._rtt_sample(now - self.rtt_time)
             self.rtt_seq = -1
