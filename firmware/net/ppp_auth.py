@@ -73,7 +73,25 @@ class _Auth:
         pass
 
 
-class PapClient(_Auth):
+class _Sender(_Auth):
+    """The side that sends first (PAP peer, CHAP authenticator): resends on the restart timer."""
+
+    def start(self, now):
+        self.tries = 0
+        self.done = 0
+        self._send(now)
+
+    def timer(self, now):
+        if self.done or self.deadline < 0 or now < self.deadline:
+            return
+        if self.tries >= self.max_tries:
+            self.deadline = -1
+            self.done = -1
+        else:
+            self._send(now)
+
+
+class PapClient(_Sender):
     def __init__(self, out, user, password, **kw):
         _Auth.__init__(self, PROTO_PAP, out, user, password, **kw)
 
@@ -91,20 +109,6 @@ class PapClient(_Auth):
         self.tries += 1
         self.deadline = now + self.restart_ms
         self.out(self.proto, b, 0, ln, None, 0, 0)
-
-    def start(self, now):
-        self.tries = 0
-        self.done = 0
-        self._send(now)
-
-    def timer(self, now):
-        if self.done or self.deadline < 0 or now < self.deadline:
-            return
-        if self.tries >= self.max_tries:
-            self.deadline = -1
-            self.done = -1
-        else:
-            self._send(now)
 
     def input(self, buf, off, n, now):
         h = self._parse(buf, off, n)
@@ -189,7 +193,7 @@ class PapServer(_Auth):
         self.out(self.proto, self.buf, 0, 5, None, 0, 0)
 
 
-class ChapServer(_Auth):
+class ChapServer(_Sender):
     def __init__(self, out, user, password, rand, name=b"mptcp-ppp", **kw):
         _Auth.__init__(self, PROTO_CHAP, out, user, password, **kw)
         self.rand = rand
@@ -211,18 +215,7 @@ class ChapServer(_Auth):
     def start(self, now):
         self.ident = (self.ident + 1) & 0xFF
         self.challenge = bytes(self.rand(16))
-        self.tries = 0
-        self.done = 0
-        self._send(now)
-
-    def timer(self, now):
-        if self.done or self.deadline < 0 or now < self.deadline:
-            return
-        if self.tries >= self.max_tries:
-            self.deadline = -1
-            self.done = -1
-        else:
-            self._send(now)
+        _Sender.start(self, now)
 
     def input(self, buf, off, n, now):
         h = self._parse(buf, off, n)
