@@ -8,7 +8,7 @@ and everything else. Server (back-to-back tests only): Naks the peer to
 4-byte addresses) once the layer is up.
 """
 from mptcp.compat import const
-from net.ppp_fsm import Fsm, CONFACK, CONFNAK, CONFREJ
+from net.ppp_fsm import Fsm, CONFACK, CONFNAK, CONFREJ, opt_len
 
 PROTO_IPCP = const(0x8021)
 PROTO_IP = const(0x0021)
@@ -69,10 +69,8 @@ class Ipcp(Fsm):
         end = off + n
         i = off
         while i < end:
-            if i + 2 > end:
-                return False
-            ln = buf[i + 1]
-            if ln < 2 or i + ln > end:
+            ln = opt_len(buf, i, end)
+            if ln < 0:
                 return False
             i += ln
         return True
@@ -118,12 +116,10 @@ class Ipcp(Fsm):
         i = off
         nak_ok = self.can_nak()
         while i < end:
-            if i + 2 > end:
+            ln = opt_len(buf, i, end)
+            if ln < 0:
                 return -1
             t = buf[i]
-            ln = buf[i + 1]
-            if ln < 2 or i + ln > end:
-                return -1
             if t == OPT_ADDR and ln == 6:
                 a = buf[i + 2:i + 6]
                 if self.server and self.give_addr is not None:

@@ -10,7 +10,7 @@ by the session when the layer comes up: `rx_accm`, `tx_accm`, `peer_mru`,
 """
 from mptcp.compat import const
 from net import ppp_fsm
-from net.ppp_fsm import Fsm, CONFACK, CONFNAK, CONFREJ
+from net.ppp_fsm import Fsm, CONFACK, CONFNAK, CONFREJ, opt_len
 
 PROTO_LCP = const(0xC021)
 PROTO_PAP = const(0xC023)
@@ -143,12 +143,10 @@ class Lcp(Fsm):
         end = off + n
         i = off
         while i < end:
-            if i + 2 > end:
+            ln = opt_len(buf, i, end)
+            if ln < 0:
                 return False
             t = buf[i]
-            ln = buf[i + 1]
-            if ln < 2 or i + ln > end:
-                return False
             if t == OPT_MRU and ln == 4:
                 v = (buf[i + 2] << 8) | buf[i + 3]
                 if MIN_MRU <= v <= self.max_rx:
@@ -170,12 +168,10 @@ class Lcp(Fsm):
         end = off + n
         i = off
         while i < end:
-            if i + 2 > end:
+            ln = opt_len(buf, i, end)
+            if ln < 0:
                 return False
             t = buf[i]
-            ln = buf[i + 1]
-            if ln < 2 or i + ln > end:
-                return False
             if t == OPT_MRU:
                 self.r_mru = False
                 self.w_mru = DEFAULT_MRU
@@ -216,12 +212,10 @@ class Lcp(Fsm):
         i = off
         nak_ok = self.can_nak()
         while i < end:
-            if i + 2 > end:
+            ln = opt_len(buf, i, end)
+            if ln < 0:
                 return -1
             t = buf[i]
-            ln = buf[i + 1]
-            if ln < 2 or i + ln > end:
-                return -1
             if t == OPT_MRU and ln == 4:
                 v = (buf[i + 2] << 8) | buf[i + 3]
                 if v >= MIN_MRU:

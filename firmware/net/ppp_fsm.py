@@ -36,6 +36,17 @@ CODEREJ = const(7)
 CTL = const(256)      # scratch for one side's option list
 
 
+
+def opt_len(buf, i, end):
+    """Length of the configuration option at buf[i], or -1 if it runs past `end` or is shorter
+    than its own header (RFC 1661 §6: such a packet is malformed and silently dropped)."""
+    if i + 2 > end:
+        return -1
+    ln = buf[i + 1]
+    if ln < 2 or i + ln > end:
+        return -1
+    return ln
+
 class Fsm:
     name = "?"
 
