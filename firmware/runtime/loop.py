@@ -97,8 +97,7 @@ class Loop:
         """One iteration; waits at most max_wait_ms (0 = don't wait)."""
         st = self.stack
         now = clock.now_ms()
-        st.timers(now)
-        self.flush(now)
+        self.flush(now)              # stack.output() runs the stack's expired timers first
         wait = max_wait_ms
         dl = st.next_deadline()
         if dl >= 0:
@@ -134,9 +133,7 @@ class Loop:
         for nif in self._unpolled:
             now = clock.now_ms()
             self._drain(nif, now)
-        now = clock.now_ms()
-        st.timers(now)
-        self.flush(now)
+        self.flush(clock.now_ms())
         self.iterations += 1
         if self._mem_alloc is not None and (self.iterations & 63) == 0:
             m = self._mem_alloc()
