@@ -71,7 +71,7 @@ def _startup_cpu(runtime):
     return best
 
 
-def bulk_one(api, lab, direction, who, size, port):
+def bulk_one(lab, direction, who, size, port):
     """One transfer; who = "mpy" | "cpython" | "ref". Returns a result dict."""
     from mptcp_lab import device
     res = {"direction": direction, "device": who, "bytes": size}
@@ -141,7 +141,7 @@ def bench_bulk(size):
                 port += 1
                 print("bench: bulk %s %s %d bytes ..." % (direction, who, size), file=sys.stderr)
                 try:
-                    r = bulk_one(api, lab, direction, who, size, port)
+                    r = bulk_one(lab, direction, who, size, port)
                 except Exception as e:
                     r = {"direction": direction, "device": who, "ok": False, "error": str(e)}
                 if r.get("cpu_seconds") is not None:
