@@ -19,6 +19,7 @@ from mptcp.ringbuf import RingBuf
 from mptcp.assembler import Assembler
 from mptcp import checksum
 from mptcp import counters as C
+from mptcp import mpopts as MP
 
 M64 = 0xFFFFFFFFFFFFFFFF
 MAP_SLOTS = const(8)     # pending (checksummed) mappings per connection
@@ -56,6 +57,11 @@ class Connection:
         self.peer_key = None
         self.local_idsn = 0
         self.peer_idsn = 0
+        # the IDSNs as 16-bit limbs (mpopts.get_rel64/put_rel64) and low 32 bits
+        self.lidsn4 = [0, 0, 0, 0]
+        self.pidsn4 = [0, 0, 0, 0]
+        self.lidsn32 = 0
+        self.pidsn32 = 0
         self.token = 0
         self.confirmed = False      # peer proved it has our keys (client role)
         self.peer_map_seen = False  # a mapping (DSS or MPC+data) was received
@@ -87,6 +93,16 @@ class Connection:
         self.accepted = False
         self.sf = None
         self.subflows = []
+
+    def set_local_idsn(self, v):
+        self.local_idsn = v
+        self.lidsn4 = MP.limbs64(v)
+        self.lidsn32 = v & 0xFFFFFFFF
+
+    def set_peer_idsn(self, v):
+        self.peer_idsn = v
+        self.pidsn4 = MP.limbs64(v)
+        self.pidsn32 = v & 0xFFFFFFFF
 
     # ------------------------------------------------------------ app API
     @property
@@ -139,7 +155,9 @@ class Connection:
 
     def on_data_ack(self, rel, sf_una):
         """Peer's DATA_ACK (relative). Frees the send ring up to it."""
-        end = self.data_end()
+        if rel == self.data_ack:
+            return          # no news (the usual case on the receiving side)
+        end = self.snd_base + self.snd.len
         top = end + 1 if self.dfin_sent else end
         if rel > top or rel < self.data_ack:
             return
@@ -206,7 +224,7 @@ class Connection:
         if not self.csum and off > committed and not self.asm.can_add(off - committed, n):
             self.ctr[C.TcpOFODrop] += 1
             return False
-        r.write_at(off, src[s:s + n])
+        r.put_at(off, src, s, n)
         if not self.csum:
             return self.deliver(dsn, n)
         return True
@@ -221,8 +239,11 @@ class Connection:
             off = 0
         a = self.asm
         if off == 0:
-            a.shift(n)
-            k = n + a.take_front()
+            if a.n:
+                a.shift(n)
+                k = n + a.take_front()
+            else:
+                k = n
         elif not a.add(off, n):
             self.ctr[C.TcpOFODrop] += 1
             return False
@@ -231,7 +252,8 @@ class Connection:
         if k:
             self.rcv.commit(k)
             self.rcv_nxt += k
-        self.check_fin()
+        if self.peer_fin >= 0:
+            self.check_fin()
         return True
 
     def check_fin(self):
@@ -273,8 +295,8 @@ class Connection:
         off = self.m_dsn[i] - self.rcv_read
         if off < 0 or off + dlen > r.size:
             return False
-        acc = checksum.dss_pseudo_sum((self.peer_idsn + self.m_dsn[i]) & M64,
-                                      self.m_ssn[i] & 0xFFFFFFFF, self.m_dll[i])
+        acc = MP.dss_pseudo_rel(self.pidsn4, self.m_dsn[i], self.m_ssn[i] & 0xFFFFFFFF,
+                                self.m_dll[i])
         acc += self.m_csum[i]
         p = r.pos(off)
         first = r.size - p

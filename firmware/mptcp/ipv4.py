@@ -8,6 +8,7 @@ Fragments are refused (E_FRAG): TCP here never needs them (DF is set).
 """
 from mptcp.compat import const
 from mptcp.errors import OK, E_SHORT, E_BADLEN, E_CSUM, E_FRAG, E_NOTV4
+from mptcp import checksum
 
 HLEN = const(20)
 PROTO_TCP = const(6)
@@ -70,7 +71,7 @@ def parse(buf, n, hdr, verify=True):
     frag = (buf[6] << 8) | buf[7]
     if frag & 0x3FFF:  # MF set or a non-zero fragment offset
         return E_FRAG
-    if verify and _hdr_sum(buf, 0, hlen) != 0xFFFF:
+    if verify and checksum.ones_sum(buf, 0, hlen, 0) != 0xFFFF:
         return E_CSUM
     hdr.hlen = hlen
     hdr.total = total
@@ -102,7 +103,7 @@ def write(buf, off, src4, dst4, proto, payload_len, ident, ttl=64, df=True):
     for i in range(4):
         buf[off + 12 + i] = src4[i]
         buf[off + 16 + i] = dst4[i]
-    c = 0xFFFF - _hdr_sum(buf, off, 20)
+    c = 0xFFFF - checksum.ones_sum(buf, off, off + 20, 0)
     buf[off + 10] = c >> 8
     buf[off + 11] = c & 0xFF
     return 20

@@ -195,6 +195,23 @@ def dss_len(flags, csum=False):
 
 
 def _parse_dss(buf, off, length, mo):
+    err = parse_dss_fast(buf, off, length, mo)
+    if err == OK:
+        f = mo.dss_flags
+        if f & DSS_ACK and f & DSS_ACK8:
+            mo.data_ack = _u64(buf, mo.data_ack_off)
+        if f & DSS_MAP and f & DSS_DSN8:
+            mo.dsn = _u64(buf, mo.dsn_off)
+    return err
+
+
+def parse_dss_fast(buf, off, length, mo):
+    """Decode a DSS (kind byte at buf[off]) without building 64-bit ints (per packet).
+
+    8-byte DATA_ACK / DSN are left in the packet: read them relative to a base
+    with `get_rel64(buf, mo.data_ack_off, base)` / `get_rel64(buf, mo.dsn_off, base)`;
+    mo.data_ack / mo.dsn then hold -1. 4-byte ones are decoded as before.
+    """
     if length < 4:
         return E_BADLEN
     f = buf[off + 3] & 0x1F
@@ -209,7 +226,7 @@ def _parse_dss(buf, off, length, mo):
         mo.data_ack_off = i
         if f & DSS_ACK8:
             mo.data_ack8 = True
-            mo.data_ack = _u64(buf, i)
+            mo.data_ack = -1
             i += 8
         else:
             mo.data_ack8 = False
@@ -222,7 +239,7 @@ def _parse_dss(buf, off, length, mo):
         mo.dsn_off = i
         if f & DSS_DSN8:
             mo.dsn8 = True
-            mo.dsn = _u64(buf, i)
+            mo.dsn = -1
             i += 8
         else:
             mo.dsn8 = False
@@ -241,6 +258,70 @@ def _parse_dss(buf, off, length, mo):
         mo.dll = None
         mo.csum = None
     return OK
+
+
+# ---------------------------------------------------------------- 64-bit values, relative
+# A 64-bit int is a heap object on every MicroPython port. The data path keeps
+# data sequence numbers relative to the IDSN (small ints) and meets the 64-bit
+# wire value only here, through the base as four 16-bit limbs (most significant
+# first), so the arithmetic stays in small ints even on 32-bit boards.
+
+def limbs64(v):
+    """A 64-bit value as [bits 63-48, 47-32, 31-16, 15-0] (setup path only)."""
+    return [(v >> 48) & 0xFFFF, (v >> 32) & 0xFFFF, (v >> 16) & 0xFFFF, v & 0xFFFF]
+
+
+def get_rel64(buf, i, b):
+    """(64-bit value at buf[i]) - base (limbs b) mod 2**64; -1 if that is >= 2**63
+    (i.e. "before" the base: no valid relative sequence number)."""
+    x = ((buf[i + 6] << 8) | buf[i + 7]) - b[3]
+    d3 = x & 0xFFFF
+    x = ((buf[i + 4] << 8) | buf[i + 5]) - b[2] + (x >> 16)
+    d2 = x & 0xFFFF
+    x = ((buf[i + 2] << 8) | buf[i + 3]) - b[1] + (x >> 16)
+    d1 = x & 0xFFFF
+    x = ((buf[i] << 8) | buf[i + 1]) - b[0] + (x >> 16)
+    d0 = x & 0xFFFF
+    if d0 == 0 and d1 == 0:
+        return (d2 << 16) | d3
+    if d0 >= 0x8000:
+        return -1
+    return (((((d0 << 16) | d1) << 16) | d2) << 16) | d3
+
+
+def put_rel64(buf, i, b, rel):
+    """Write base (limbs b) + rel (>= 0) mod 2**64 as 8 big-endian bytes at buf[i]."""
+    x = b[3] + (rel & 0xFFFF)
+    buf[i + 7] = x & 0xFF
+    buf[i + 6] = (x >> 8) & 0xFF
+    x = b[2] + ((rel >> 16) & 0xFFFF) + (x >> 16)
+    buf[i + 5] = x & 0xFF
+    buf[i + 4] = (x >> 8) & 0xFF
+    x = b[1] + ((rel >> 32) & 0xFFFF) + (x >> 16)
+    buf[i + 3] = x & 0xFF
+    buf[i + 2] = (x >> 8) & 0xFF
+    x = b[0] + ((rel >> 48) & 0xFFFF) + (x >> 16)
+    buf[i + 1] = x & 0xFF
+    buf[i] = (x >> 8) & 0xFF
+
+
+def sum_rel64(b, rel):
+    """Sum (not folded) of the four 16-bit words of base + rel mod 2**64 (DSS checksum)."""
+    x = b[3] + (rel & 0xFFFF)
+    s = x & 0xFFFF
+    x = b[2] + ((rel >> 16) & 0xFFFF) + (x >> 16)
+    s += x & 0xFFFF
+    x = b[1] + ((rel >> 32) & 0xFFFF) + (x >> 16)
+    s += x & 0xFFFF
+    x = b[0] + ((rel >> 48) & 0xFFFF) + (x >> 16)
+    return s + (x & 0xFFFF)
+
+
+def dss_pseudo_rel(b, rel, ssn, dll):
+    """Folded DSS checksum pseudo-header sum for DSN base+rel (see dss_csum_sum)."""
+    s = sum_rel64(b, rel) + ((ssn >> 16) & 0xFFFF) + (ssn & 0xFFFF) + (dll & 0xFFFF)
+    s = (s & 0xFFFF) + (s >> 16)
+    return (s & 0xFFFF) + (s >> 16)
 
 
 def mp_capable_len(skey=None, rkey=None, dll=None, csum=None):

@@ -1,11 +1,42 @@
 """Preallocated byte ring for the send and receive buffers of a connection.
 
-The ring is allocated once; data moves in and out with memoryview slice
-copies (at most two per call, one per side of the wrap). Offsets given to
-`peek_into`/`write_at` are relative to the read position, so the caller keeps
-only small relative sequence numbers. `write_at` stores out-of-order data
-beyond the readable bytes without making it readable; `commit` does that.
+The ring is allocated once. Data moves in and out with `copy(dst, doff, src,
+soff, n)`: on MicroPython a viper routine (mptcp._copy_viper), because every
+memoryview slice read there allocates; elsewhere slice assignment. At most
+two copies per call, one per side of the wrap. Offsets given to
+`peek_into`/`write_at`/`put_at` are relative to the read position, so the
+caller keeps only small relative sequence numbers. `write_at`/`put_at` store
+out-of-order data beyond the readable bytes without making it readable;
+`commit` does that.
 """
+import sys
+
+
+def _copy_slices(dst, doff, src, soff, n):
+    """copy() by slice assignment (CPython; MicroPython without native code)."""
+    if n <= 0 or doff < 0 or soff < 0:
+        return 0
+    if doff + n > len(dst):
+        n = len(dst) - doff
+    if soff + n > len(src):
+        n = len(src) - soff
+    if n <= 0:
+        return 0
+    if soff == 0 and n == len(src):
+        dst[doff:doff + n] = src
+    else:
+        dst[doff:doff + n] = memoryview(src)[soff:soff + n]
+    return n
+
+
+copy = _copy_slices
+IMPL = "slices"
+if sys.implementation.name == "micropython":
+    try:
+        from mptcp._copy_viper import copy
+        IMPL = "viper-native"
+    except (ImportError, ValueError, SyntaxError, NotImplementedError, AttributeError):
+        pass
 
 
 class RingBuf:
@@ -32,7 +63,7 @@ class RingBuf:
 
     def write(self, data):
         """Append as much of data as fits; return the byte count."""
-        n = self.write_at(self.len, data)
+        n = self.put_at(self.len, data, 0, len(data))
         self.len += n
         return n
 
@@ -42,19 +73,27 @@ class RingBuf:
         Bytes that would fall beyond the ring's capacity are cut off; returns
         how many were stored.
         """
+        return self.put_at(off, data, 0, len(data))
+
+    def put_at(self, off, src, s, n):
+        """write_at for src[s:s+n] without slicing src (the per-packet receive path)."""
         size = self.size
-        n = len(data)
-        if off >= size:
+        if off >= size or off < 0:
             return 0
         if off + n > size:
             n = size - off
-        p = self.pos(off)
+        if n <= 0:
+            return 0
+        p = self.head + off
+        if p >= size:
+            p -= size
         first = size - p
+        buf = self.buf
         if first >= n:
-            self.mv[p:p + n] = data[:n] if n != len(data) else data
+            copy(buf, p, src, s, n)
         else:
-            self.mv[p:size] = data[:first]
-            self.mv[0:n - first] = data[first:n]
+            copy(buf, p, src, s, first)
+            copy(buf, 0, src, s + first, n - first)
         return n
 
     def commit(self, n):
@@ -77,13 +116,16 @@ class RingBuf:
     def copy_out(self, off, dst, n, d=0):
         """Copy n bytes at offset off into dst[d:d+n], readable or not."""
         size = self.size
-        p = self.pos(off)
+        p = self.head + off
+        if p >= size:
+            p -= size
         first = size - p
+        buf = self.buf
         if first >= n:
-            dst[d:d + n] = self.mv[p:p + n]
+            copy(dst, d, buf, p, n)
         else:
-            dst[d:d + first] = self.mv[p:size]
-            dst[d + first:d + n] = self.mv[0:n - first]
+            copy(dst, d, buf, p, first)
+            copy(dst, d + first, buf, 0, n - first)
         return n
 
     def consume(self, n):

@@ -56,6 +56,7 @@ class Stack:
         self.mo2 = MP.MpOptions()
         self.ident = 0
         self._in_buf = None
+        self.last = None            # connection of the last segment in (demux cache)
         self._in_mv = None
         self.out_ifindex = 0
         self.rr = 0
@@ -128,13 +129,13 @@ class Stack:
         if mptcp:
             c.local_key = self._new_key()
             c.token = crypto.key_token(c.local_key)
-            c.local_idsn = crypto.key_idsn(c.local_key)
+            c.set_local_idsn(crypto.key_idsn(c.local_key))
         self.conns.append(c)
         return c
 
     def set_peer_key(self, c, key):
         c.peer_key = bytes(key)
-        c.peer_idsn = crypto.key_idsn(c.peer_key)
+        c.set_peer_idsn(crypto.key_idsn(c.peer_key))
 
     def connect(self, now, dst4, dport, ifindex=0, mptcp=True, csum=False):
         if not self.netifs:
@@ -179,26 +180,34 @@ class Stack:
     def _input(self, ifindex, buf, n, now):
         ctr = self.ctr
         ctr[C.IpInReceives] += 1
-        ip = self.ip
-        err = ipv4.parse(buf, n, ip)
-        if err != 0:
+        # IPv4 header checks as in ipv4.parse, inlined (per packet)
+        if n > len(buf):
+            n = len(buf)
+        if n < 20 or (buf[0] >> 4) != 4 or (buf[0] & 0x0F) < 5 or ((buf[0] & 0x0F) << 2) > n \
+                or (buf[6] & 0x3F) or buf[7]:
+            err = ipv4.parse(buf, n, self.ip)    # the slow path names the reason
             ctr[C.IpInNotV4 if err == E_NOTV4 else C.IpInHdrErrors] += 1
             return
-        if ip.proto != 6:
+        hl = (buf[0] & 0x0F) << 2
+        tot = (buf[2] << 8) | buf[3]
+        if tot < hl or tot > n or checksum.ones_sum(buf, 0, hl, 0) != 0xFFFF:
+            ctr[C.IpInHdrErrors] += 1
+            return
+        if buf[9] != 6:
             ctr[C.IpInUnknownProtos] += 1
             return
         laddr = None
         for nf in self.netifs:
-            if ipv4.addr_eq(buf, 16, nf[1]):
-                laddr = nf[1]
+            a = nf[1]
+            if buf[16] == a[0] and buf[17] == a[1] and buf[18] == a[2] and buf[19] == a[3]:
+                laddr = a
                 break
         if laddr is None:
             ctr[C.IpInAddrErrors] += 1
             return
-        hl = ip.hlen
-        tot = ip.total
-        tlen = tot - hl
-        ps = ipv4.pseudo_sum(buf, buf, 6, tlen, 12, 16)
+        # TCP pseudo-header (addresses, protocol, length) summed in place
+        ps = (((buf[12] << 8) | buf[13]) + ((buf[14] << 8) | buf[15]) + ((buf[16] << 8) | buf[17])
+              + ((buf[18] << 8) | buf[19]) + 6 + tot - hl)
         if checksum.ones_sum(buf, hl, tot, ps) != 0xFFFF:
             ctr[C.TcpInCsumErrors] += 1
             return
@@ -212,6 +221,17 @@ class Stack:
         ctr[C.TcpInSegs] += 1
         sport = seg.sport
         dport = seg.dport
+        # demux: the last connection that got a segment first (bulk transfers)
+        c = self.last
+        if c is not None:
+            sf = c.sf
+            if sf.lport == dport and sf.rport == sport and sf.state != CLOSED \
+                    and ipv4.addr_eq(buf, 12, sf.raddr) and sf.laddr == laddr:
+                if buf is not self._in_buf:     # the runtime reuses one buffer
+                    self._in_buf = buf
+                    self._in_mv = memoryview(buf)
+                sf.input(buf, self._in_mv, seg, now)
+                return
         for c in self.conns:
             sf = c.sf
             if sf.lport == dport and sf.rport == sport and ipv4.addr_eq(buf, 12, sf.raddr) \
@@ -220,6 +240,7 @@ class Stack:
                     if buf is not self._in_buf:     # the runtime reuses one buffer
                         self._in_buf = buf
                         self._in_mv = memoryview(buf)
+                    self.last = c
                     sf.input(buf, self._in_mv, seg, now)
                     return
         flags = seg.flags
@@ -322,6 +343,8 @@ class Stack:
         while i < len(cs):
             sf = cs[i].sf
             if sf.state == CLOSED and not sf.rst_pending:
+                if cs[i] is self.last:
+                    self.last = None
                 cs.pop(i)
             else:
                 i += 1

@@ -14,6 +14,7 @@ from mptcp import tcpwire as T
 from mptcp import mpopts as MP
 from mptcp import ipv4
 from mptcp import checksum
+from mptcp import ringbuf
 from mptcp import counters as C
 from mptcp.cc import NewReno, Scoreboard
 from mptcp.connection import unwrap32, unwrap64, M64
@@ -60,7 +61,14 @@ class Subflow:
         self.client = client
         self.state = SYN_SENT if client else SYN_RCVD
         self.iss = iss
+        self.iss_h = (iss >> 16) & 0xFFFF     # halves: small ints on 32-bit boards
+        self.iss_l = iss & 0xFFFF
         self.irs = 0
+        self.irs_h = 0
+        self.irs_l = 0
+        self.hdr = None                       # header template (built by _template)
+        self.ip_sum0 = 0
+        self.ps0 = 0
         self.snd_una = 0
         self.snd_nxt = 0
         self.snd_max = 0
@@ -121,11 +129,15 @@ class Subflow:
         self.ts_recent = 0
 
     # ------------------------------------------------------------ helpers
+    def set_irs(self, v):
+        self.irs = v
+        self.irs_h = (v >> 16) & 0xFFFF
+        self.irs_l = v & 0xFFFF
 
     def take_syn(self, seg):
         """Adopt the peer's SYN (or SYN/ACK): IRS, MSS, window scale, SACK, timestamps, window.
         The same negotiation for both roles (RFC 9293 3.10.7, RFC 7323)."""
-        self.irs = seg.seq
+        self.set_irs(seg.seq)
         self.rcv_nxt = 1
         mss = seg.mss if seg.mss else DEFAULT_MSS
         if mss > self.my_mss:
@@ -143,6 +155,7 @@ class Subflow:
             self.ts_recent = seg.ts_val
         self.snd_wnd = seg.window
         self.snd_right = 1 + seg.window
+
     def state_name(self):
         return STATE_NAMES[self.state]
 
@@ -303,7 +316,13 @@ class Subflow:
             self._input_syn_sent(buf, seg, now)
             return
         ctr = self.ctr
-        seq = unwrap32((seg.seq - self.irs) & 0xFFFFFFFF, self.rcv_nxt)
+        # relative seq nearest rcv_nxt, in 16-bit halves (no big ints on 32-bit boards)
+        r = self.rcv_nxt
+        x = seg.seq_l - self.irs_l - (r & 0xFFFF)
+        d = (seg.seq_h - self.irs_h - ((r >> 16) & 0xFFFF) + (x >> 16)) & 0xFFFF
+        if d >= 0x8000:
+            d -= 0x10000
+        seq = r + ((d << 16) | (x & 0xFFFF))
         dlen = seg.data_len
         if st == SYN_RCVD and (flags & T.SYN) and not (flags & T.ACK) and seq == 0:
             self.syn_sent = False         # retransmitted SYN: resend SYN/ACK
@@ -357,11 +376,18 @@ class Subflow:
         have_dss = False
         have_mpc = False
         if c.mptcp and seg.mp_n:
-            have_dss, have_mpc = self._parse_mp(buf, seg, mo)
+            r = self._parse_mp(buf, seg, mo)     # bits, not a tuple: no allocation
+            have_dss = (r & 1) != 0
+            have_mpc = (r & 2) != 0
             if c.error is not None and self.state == CLOSED:
                 return
         # 4. SYN_RCVD -> ESTABLISHED
-        ack = unwrap32((seg.ack - self.iss) & 0xFFFFFFFF, self.snd_una)
+        r = self.snd_una
+        x = seg.ack_l - self.iss_l - (r & 0xFFFF)
+        d = (seg.ack_h - self.iss_h - ((r >> 16) & 0xFFFF) + (x >> 16)) & 0xFFFF
+        if d >= 0x8000:
+            d -= 0x10000
+        ack = r + ((d << 16) | (x & 0xFFFF))
         if self.state == SYN_RCVD:
             if ack < 1 or ack > self.snd_max:
                 self.stack.send_rst_for(buf, seg, self)
@@ -385,7 +411,7 @@ class Subflow:
             ctr[C.TcpInErrsBadAck] += 1
             return
         if c.mptcp and have_dss and (mo.dss_flags & MP.DSS_ACK):
-            self._data_ack(mo)
+            self._data_ack(buf, mo)
         elif c.mptcp and not have_dss and not have_mpc and not c.dss_seen \
                 and ack > self.snd_una and ack > 1:
             # our data is acked without any DSS from the peer: options are
@@ -400,7 +426,7 @@ class Subflow:
         if dlen > 0 and ESTABLISHED <= self.state <= FIN_WAIT_2:
             self._input_data(buf, mv, seg, seq, dlen, have_dss, have_mpc, mo, now)
         elif c.mptcp and have_dss and (mo.dss_flags & MP.DSS_FIN):
-            self._data_fin_only(mo)
+            self._data_fin_only(buf, mo)
         # 7. FIN
         if flags & T.FIN:
             if seq + dlen == self.rcv_nxt and not self.fin_rcvd:
@@ -437,7 +463,8 @@ class Subflow:
                     self.ctr[C.MPRstRx] += 1
 
     def _parse_mp(self, buf, seg, mo):
-        """Parse the MPTCP options; DSS / MP_CAPABLE land in `mo`."""
+        """Parse the MPTCP options; DSS / MP_CAPABLE land in `mo`.
+        Returns bit 0: a DSS was found, bit 1: an MP_CAPABLE with keys."""
         have_dss = False
         have_mpc = False
         for i in range(seg.mp_n):
@@ -449,7 +476,11 @@ class Subflow:
             if st == MP.DSS or st == MP.MP_CAPABLE:
                 if have_dss or have_mpc:
                     continue
-                if MP.parse(buf, off, ln, mo) != 0:
+                if st == MP.DSS:
+                    err = MP.parse_dss_fast(buf, off, ln, mo)
+                else:
+                    err = MP.parse(buf, off, ln, mo)
+                if err != 0:
                     self.ctr[C.TcpInErrsBadMptcp] += 1
                     continue
                 if st == MP.DSS:
@@ -463,17 +494,17 @@ class Subflow:
                     self._reset_by_peer()
                     self.rst_pending = True     # answer with a RST (RFC 8684 3.5)
                     self.fastclose = False
-                    return False, False
+                    return 0
             elif st == MP.MP_FAIL:
                 self.ctr[C.MPFailRx] += 1
-        return have_dss, have_mpc
+        return (1 if have_dss else 0) | (2 if have_mpc else 0)
 
-    def _data_ack(self, mo):
+    def _data_ack(self, buf, mo):
         c = self.conn
         if mo.data_ack8:
-            rel = unwrap64((mo.data_ack - c.local_idsn) & M64, c.data_ack)
+            rel = MP.get_rel64(buf, mo.data_ack_off, c.lidsn4)
         else:
-            rel = unwrap32((mo.data_ack - c.local_idsn) & 0xFFFFFFFF, c.data_ack)
+            rel = unwrap32((mo.data_ack - c.lidsn32) & 0xFFFFFFFF, c.data_ack)
         if not c.confirmed:
             c.confirmed = True
         c.dss_seen = True
@@ -661,9 +692,9 @@ class Subflow:
             elif have_dss and (mo.dss_flags & MP.DSS_MAP):
                 m_ssn = unwrap32(mo.ssn, self.rcv_nxt)
                 if mo.dsn8:
-                    m_dsn = unwrap64((mo.dsn - c.peer_idsn) & M64, c.rcv_nxt)
+                    m_dsn = MP.get_rel64(buf, mo.dsn_off, c.pidsn4)
                 else:
-                    m_dsn = unwrap32((mo.dsn - c.peer_idsn) & 0xFFFFFFFF, c.rcv_nxt)
+                    m_dsn = unwrap32((mo.dsn - c.pidsn32) & 0xFFFFFFFF, c.rcv_nxt)
                 m_dll = mo.dll
                 m_len = mo.dll
                 m_csum = mo.csum if mo.csum is not None else 0
@@ -728,10 +759,14 @@ class Subflow:
             return
         self.bytes_rx += dlen
         if off == 0:
-            self.ooo.shift(dlen)
-            adv = dlen + self.ooo.take_front()
+            ooo = self.ooo
+            if ooo.n:
+                ooo.shift(dlen)
+                adv = dlen + ooo.take_front()
+            else:
+                adv = dlen
             self.rcv_nxt += adv
-            if self.ooo.n or adv > dlen:
+            if ooo.n or adv > dlen:
                 self.ack_now = True       # a hole was filled: ACK at once
             else:
                 self.unacked_segs += 1
@@ -752,14 +787,14 @@ class Subflow:
             if c.fin_rcvd:
                 self.ack_now = True
 
-    def _data_fin_only(self, mo):
+    def _data_fin_only(self, buf, mo):
         c = self.conn
         if not (mo.dss_flags & MP.DSS_MAP) or mo.dll != 1:
             return
         if mo.dsn8:
-            d = unwrap64((mo.dsn - c.peer_idsn) & M64, c.rcv_nxt)
+            d = MP.get_rel64(buf, mo.dsn_off, c.pidsn4)
         else:
-            d = unwrap32((mo.dsn - c.peer_idsn) & 0xFFFFFFFF, c.rcv_nxt)
+            d = unwrap32((mo.dsn - c.pidsn32) & 0xFFFFFFFF, c.rcv_nxt)
         if c.peer_fin < 0 and d >= c.rcv_nxt - 1:
             c.peer_fin = d
         c.check_fin()
@@ -793,7 +828,7 @@ class Subflow:
             at = self.rexmit_at
             if at < self.snd_una:
                 at = self.snd_una
-            n = self._data_len_at(at, 0x7FFFFFFF)
+            n = self._data_len_at(at)
             if n > 0:
                 self.retrans += 1
                 self.ctr[C.TcpRetransSegs] += 1
@@ -849,22 +884,30 @@ class Subflow:
             self.rexmit_at = h
             self.rexmit = True
 
-    def _data_len_at(self, seq, limit):
-        """Length of the retransmission starting at seq: up to the original end."""
+    def _data_len_at(self, seq):
+        """Length of a retransmission starting at seq: to the end of the original
+        segment, never past what was sent (snd_max) and never more than one MSS.
+
+        The scoreboard may hold no segment for seq (e.g. a fast retransmit was
+        armed and a full ACK came in the same batch): the length must still be
+        bounded, or unsent ring data would go out as one oversized packet."""
         end = self.conn.data_end()
+        if self.snd_max < end:
+            end = self.snd_max
         e = self.sb.end_after(seq)
         if 0 <= e < end:
             end = e
         n = end - seq
-        if n > limit:
-            n = limit
+        mss = self.mss - self._mp_room(seq)
+        if n > mss:
+            n = mss
         return n
 
     def _send_room(self, nxt, end):
         c = self.conn
         mss = self.mss - self._mp_room(nxt)
         if nxt < self.snd_max:
-            n = self._data_len_at(nxt, 0x7FFFFFFF)
+            n = self._data_len_at(nxt)
             wnd = self.snd_right - nxt
             cw = self.snd_una + self.cc.cwnd - nxt
             if cw < wnd:
@@ -971,9 +1014,23 @@ class Subflow:
         c = self.conn
         o = _OPT
         dss = 0
+        psum = -1
         if self.ts_ok:
-            o += T.put_nops(buf, o, 2)
-            o += T.put_ts(buf, o, now & 0xFFFFFFFF, self.ts_recent)
+            # NOP NOP TS, written in place
+            buf[40] = 1
+            buf[41] = 1
+            buf[42] = 8
+            buf[43] = 10
+            buf[44] = (now >> 24) & 0xFF
+            buf[45] = (now >> 16) & 0xFF
+            buf[46] = (now >> 8) & 0xFF
+            buf[47] = now & 0xFF
+            x = self.ts_recent
+            buf[48] = (x >> 24) & 0xFF
+            buf[49] = (x >> 16) & 0xFF
+            buf[50] = (x >> 8) & 0xFF
+            buf[51] = x & 0xFF
+            o = 52
         if c.mptcp and c.established:
             if self.client and not c.confirmed and not (n == 0 and c.dfin_sent):
                 if n > 0:
@@ -998,27 +1055,48 @@ class Subflow:
                     dss |= MP.DSS_MAP | MP.DSS_DSN8
                 elif c.fin_queued and c.dfin_sent and not c.dfin_acked:
                     dss |= MP.DSS_MAP | MP.DSS_DSN8 | MP.DSS_FIN
-                ln = MP.dss_len(dss, c.csum)
+                # DSS written in place: 64-bit fields from the IDSN limbs (no big ints)
+                csum = c.csum and (dss & MP.DSS_MAP)
+                ln = MP.dss_len(dss, csum)
                 pad = (4 - (ln & 3)) & 3
                 pay = o + ln + pad
                 if n > 0:
                     c.snd.copy_out(seq - c.snd_base, buf, n, pay)
-                data_ack = (c.peer_idsn + c.rcv_nxt) & M64
-                if dss & MP.DSS_FIN:
-                    dsn = (c.local_idsn + c.data_end()) & M64
-                    ssn = 0
-                    dll = 1
-                else:
-                    dsn = (c.local_idsn + seq) & M64
-                    ssn = seq & 0xFFFFFFFF
-                    dll = n
-                cs = None
-                if c.csum and (dss & MP.DSS_MAP):
-                    cs = checksum.dss_checksum(dsn, ssn, dll, buf, pay, pay + n)
-                MP.put_dss(buf, o, dss, data_ack, dsn, ssn, dll, cs)
+                buf[o] = MP.KIND
+                buf[o + 1] = ln
+                buf[o + 2] = MP.DSS << 4
+                buf[o + 3] = dss
+                MP.put_rel64(buf, o + 4, c.pidsn4, c.rcv_nxt)
+                if dss & MP.DSS_MAP:
+                    if dss & MP.DSS_FIN:
+                        drel = c.data_end()
+                        ssn = 0
+                        dll = 1
+                    else:
+                        drel = seq
+                        ssn = seq & 0xFFFFFFFF
+                        dll = n
+                    MP.put_rel64(buf, o + 12, c.lidsn4, drel)
+                    buf[o + 20] = (ssn >> 24) & 0xFF
+                    buf[o + 21] = (ssn >> 16) & 0xFF
+                    buf[o + 22] = (ssn >> 8) & 0xFF
+                    buf[o + 23] = ssn & 0xFF
+                    buf[o + 24] = dll >> 8
+                    buf[o + 25] = dll & 0xFF
+                    if csum:
+                        # sum the payload once: it serves the DSS and the TCP checksum
+                        psum = checksum.ones_sum(buf, pay, pay + n, 0)
+                        x = MP.dss_pseudo_rel(c.lidsn4, drel, ssn, dll) + psum
+                        x = (x & 0xFFFF) + (x >> 16)
+                        x = ~((x & 0xFFFF) + (x >> 16)) & 0xFFFF
+                        buf[o + 26] = x >> 8
+                        buf[o + 27] = x & 0xFF
                 o += ln
                 if pad:
-                    o += T.put_nops(buf, o, pad)
+                    buf[o] = 1
+                    if pad > 1:
+                        buf[o + 1] = 1
+                    o += pad
         elif n > 0:
             c.snd.copy_out(seq - c.snd_base, buf, n, o)
         if n == 0 and self.sack_ok and self.ooo.n and not (flags & T.FIN):
@@ -1071,19 +1149,83 @@ class Subflow:
             self.ack_now = True
         self.unacked_segs = 0
         self.ack_deadline = -1
-        return self._finish(buf, o, seq, flags, n, w)
+        return self._finish(buf, o, seq, flags, n, w, psum)
 
-    def _finish(self, buf, o, seq, flags, n, w):
-        """TCP + IP headers and checksums around options buf[40:o] and n payload bytes."""
-        optlen = o - _OPT
-        tcp_len = 20 + optlen + n
-        ack = (self.irs + self.rcv_nxt) & 0xFFFFFFFF if flags & T.ACK else 0
-        T.write_header(buf, 20, self.lport, self.rport, (self.iss + seq) & 0xFFFFFFFF,
-                       ack, flags, w, optlen)
-        ps = ipv4.pseudo_sum(self.laddr, self.raddr, 6, tcp_len)
-        T.set_csum(buf, 20, checksum.inet_checksum(buf, 20, 20 + tcp_len, ps))
+    def _template(self):
+        """The 40-byte IPv4 + TCP header of this subflow with the constant fields
+        filled, and the constant parts of both checksums (built once)."""
+        h = bytearray(40)
+        la = self.laddr
+        ra = self.raddr
+        h[0] = 0x45
+        h[6] = 0x40             # DF
+        h[8] = 64               # TTL
+        h[9] = 6
+        for i in range(4):
+            h[12 + i] = la[i]
+            h[16 + i] = ra[i]
+        h[20] = self.lport >> 8
+        h[21] = self.lport & 0xFF
+        h[22] = self.rport >> 8
+        h[23] = self.rport & 0xFF
+        a = ((la[0] << 8) | la[1]) + ((la[2] << 8) | la[3]) + ((ra[0] << 8) | ra[1]) \
+            + ((ra[2] << 8) | ra[3])
+        self.ip_sum0 = 0x4500 + 0x4000 + 0x4006 + a
+        self.ps0 = a + 6
+        self.hdr = h
+
+    def _finish(self, buf, o, seq, flags, n, w, psum=-1):
+        """TCP + IP headers and checksums around options buf[40:o] and n payload bytes.
+
+        The headers come from the subflow's template; only the variable fields
+        are written. psum >= 0: the payload's sum, already computed (DSS checksum)."""
+        tcp_len = o - 20 + n
+        tot = tcp_len + 20
+        if self.hdr is None:
+            self._template()
+        ringbuf.copy(buf, 0, self.hdr, 0, 40)
+        buf[2] = tot >> 8
+        buf[3] = tot & 0xFF
         st = self.stack
-        st.ident = (st.ident + 1) & 0xFFFF
-        ipv4.write(buf, 0, self.laddr, self.raddr, 6, tcp_len, st.ident)
+        ident = (st.ident + 1) & 0xFFFF
+        st.ident = ident
+        buf[4] = ident >> 8
+        buf[5] = ident & 0xFF
+        x = self.ip_sum0 + tot + ident
+        x = (x & 0xFFFF) + (x >> 16)
+        x = ~((x & 0xFFFF) + (x >> 16)) & 0xFFFF
+        buf[10] = x >> 8
+        buf[11] = x & 0xFF
+        # sequence numbers: ISS/IRS (as 16-bit halves) + relative, mod 2**32
+        x = self.iss_l + (seq & 0xFFFF)
+        buf[27] = x & 0xFF
+        buf[26] = (x >> 8) & 0xFF
+        x = self.iss_h + ((seq >> 16) & 0xFFFF) + (x >> 16)
+        buf[25] = x & 0xFF
+        buf[24] = (x >> 8) & 0xFF
+        if flags & T.ACK:
+            r = self.rcv_nxt
+            x = self.irs_l + (r & 0xFFFF)
+            buf[31] = x & 0xFF
+            buf[30] = (x >> 8) & 0xFF
+            x = self.irs_h + ((r >> 16) & 0xFFFF) + (x >> 16)
+            buf[29] = x & 0xFF
+            buf[28] = (x >> 8) & 0xFF
+        else:
+            buf[28] = 0
+            buf[29] = 0
+            buf[30] = 0
+            buf[31] = 0
+        buf[32] = (o - 20) << 2
+        buf[33] = flags
+        buf[34] = w >> 8
+        buf[35] = w & 0xFF
+        if psum >= 0:
+            x = checksum.ones_sum(buf, 20, o, self.ps0 + tcp_len + psum)
+        else:
+            x = checksum.ones_sum(buf, 20, o + n, self.ps0 + tcp_len)
+        x = ~x & 0xFFFF
+        buf[36] = x >> 8
+        buf[37] = x & 0xFF
         self.ctr[C.TcpOutSegs] += 1
-        return 20 + tcp_len
+        return tot

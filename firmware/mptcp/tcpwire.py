@@ -40,8 +40,12 @@ class TcpSegment:
     def __init__(self):
         self.sport = 0
         self.dport = 0
-        self.seq = 0
-        self.ack = 0
+        # sequence and acknowledgment numbers as 16-bit halves: a raw 32-bit
+        # value would be a heap object on 32-bit boards (`seq`/`ack` build it)
+        self.seq_h = 0
+        self.seq_l = 0
+        self.ack_h = 0
+        self.ack_l = 0
         self.flags = 0
         self.window = 0
         self.csum = 0
@@ -53,6 +57,14 @@ class TcpSegment:
         self.sack_blocks = [0, 0, 0, 0, 0, 0, 0, 0]  # left,right pairs
         self.mp_off = [0, 0, 0, 0]
         self.mp_len = [0, 0, 0, 0]
+
+    @property
+    def seq(self):
+        return (self.seq_h << 16) | self.seq_l
+
+    @property
+    def ack(self):
+        return (self.ack_h << 16) | self.ack_l
 
     def clear_opts(self):
         self.mss = 0           # 0 = absent
@@ -83,8 +95,10 @@ def parse(buf, off, end, seg):
         return E_BADLEN
     seg.sport = (buf[off] << 8) | buf[off + 1]
     seg.dport = (buf[off + 2] << 8) | buf[off + 3]
-    seg.seq = _u32(buf, off + 4)
-    seg.ack = _u32(buf, off + 8)
+    seg.seq_h = (buf[off + 4] << 8) | buf[off + 5]
+    seg.seq_l = (buf[off + 6] << 8) | buf[off + 7]
+    seg.ack_h = (buf[off + 8] << 8) | buf[off + 9]
+    seg.ack_l = (buf[off + 10] << 8) | buf[off + 11]
     seg.flags = buf[off + 13]
     seg.window = (buf[off + 14] << 8) | buf[off + 15]
     seg.csum = (buf[off + 16] << 8) | buf[off + 17]
@@ -92,8 +106,26 @@ def parse(buf, off, end, seg):
     seg.hlen = hlen
     seg.data_off = off + hlen
     seg.data_len = end - off - hlen
-    seg.clear_opts()
-    return _parse_opts(buf, off + 20, off + hlen, seg)
+    # clear_opts(), inlined (per packet)
+    seg.mss = 0
+    seg.wscale = -1
+    seg.sackp = False
+    seg.ts_present = False
+    seg.sack_n = 0
+    seg.mp_n = 0
+    seg.mp_extra = 0
+    i = off + 20
+    oend = off + hlen
+    if i + 12 <= oend and buf[i] == OPT_NOP and buf[i + 1] == OPT_NOP and buf[i + 2] == OPT_TS \
+            and buf[i + 3] == 10:
+        # the usual layout (RFC 7323 appendix A): NOP NOP TS first
+        seg.ts_present = True
+        seg.ts_val = (buf[i + 4] << 24) | (buf[i + 5] << 16) | (buf[i + 6] << 8) | buf[i + 7]
+        seg.ts_ecr = (buf[i + 8] << 24) | (buf[i + 9] << 16) | (buf[i + 10] << 8) | buf[i + 11]
+        i += 12
+    if i < oend:
+        return _parse_opts(buf, i, oend, seg)
+    return OK
 
 
 def _parse_opts(buf, i, oend, seg):

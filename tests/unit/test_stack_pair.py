@@ -635,3 +635,51 @@ def test_mp_join_syn_refused():
     out = bytearray(1600)
     n = b.output(1000, out)
     assert n == 40 and out[33] & T.RST
+
+
+def test_fast_retransmit_armed_then_full_ack():
+    """A retransmission armed at snd_una (3 dupACKs) while a later ACK in the same batch
+    acked everything: it must not turn the unsent ring data into one oversized packet
+    (found in the lab: the emulator dropped the >MTU datagrams and the transfer stalled)."""
+    from mptcp import tcpwire as T
+    a, b = pair(snd=16384)
+    b.listen(5001)
+    link = Link(a, b)
+    now = 1000
+    ca = a.connect(now, B_ADDR, 5001)
+    now = run(link, now, lambda: ca.established and b.accept() is not None)
+    sf = ca.sf
+    ca.write(bytearray(100))         # first data: the peer confirms the keys
+    now = run(link, now, lambda: ca.confirmed and sf.snd_una == 101)
+    ca.write(bytearray(16000))
+    out = bytearray(1600)
+    for _ in range(2):               # two segments reach the peer, the rest stays in the ring
+        n = a.output(now, out)
+        assert n > 1000
+        b.input(1, bytearray(out[:n]), n, now)
+    now += 300                       # past the peer's delayed-ACK timer
+    while True:
+        n = b.output(now, out)
+        if not n:
+            break
+        a.input(1, bytearray(out[:n]), n, now)
+    assert sf.snd_una == sf.snd_max > 1
+    assert ca.data_end() - sf.snd_max > 4 * sf.mss
+    sf.rexmit = True                 # as _process_ack leaves it after the 3rd dupACK
+    sf.rexmit_at = sf.snd_una
+    seg = T.TcpSegment()
+    sent = 0
+    while True:
+        n = a.output(now, out)
+        if not n:
+            break
+        assert n <= 1500, n
+        assert T.parse(out, 20, n, seg) == 0
+        assert seg.data_len <= sf.mss
+        sent += 1
+    assert a.counters.get("InternalErrors") == 0
+    assert sf.snd_max <= ca.data_end()
+    # and the connection still completes
+    now = run(link, now, lambda: sf.snd_una == ca.data_end())
+    bad(a)
+    bad(b)
