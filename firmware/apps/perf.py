@@ -11,6 +11,8 @@ BYTES takes K/M/G (powers of 1024) suffixes: 8M = 8 MiB.
 
 Ends by printing ONE JSON line (DESIGN §4):
 {"bytes":N,"sha256":"…","seconds":S,"mptcp":true,"subflows":[{"link":"wifi","bytes_tx":…,"bytes_rx":…}],"heap_peak":N,…}
+"mem" (MicroPython): live heap bytes after start-up ("code"), after the stack, netifs and loop
+("stack"), once connected ("conn") and after the transfer ("end"); "heap" = the heap's size.
 Exit status 0 only if the transfer completed (all data acknowledged / clean end of stream).
 """
 # (MicroPython's -m does not define __doc__, so the usage text is a plain constant.)
@@ -175,6 +177,22 @@ def wait_links(o, loop, nifs):
         "%s %d.%d.%d.%d" % ((n.name,) + tuple(n.addr)) for n in slow)))
 
 
+def _mem(tag, marks):
+    """Record the live heap (after a collection) at a set-up checkpoint; MicroPython only.
+
+    The checkpoints split the device's RAM into: code (modules loaded), stack (Stack,
+    netifs, loop buffers), conn (the connection's rings and state), end (what is still
+    live after the transfer): the figures for the memory budget (docs/ARCHITECTURE.md)."""
+    try:
+        import gc
+        gc.collect()
+        marks[tag] = gc.mem_alloc()
+        if "heap" not in marks:
+            marks["heap"] = gc.mem_alloc() + gc.mem_free()
+    except (ImportError, AttributeError):
+        pass
+
+
 def _log(o, *args):
     if o["verbose"]:
         print(*args, file=sys.stderr)
@@ -184,21 +202,20 @@ def run(o):
     from mptcp.stack import Stack
     from runtime.loop import Loop
     from runtime.socket_api import MPSocket
+    marks = {}
     board = board_config()
+    _mem("code", marks)
     snd = o["snd_buf"] or getattr(board, "SND_BUF", 32768)
     rcv = o["rcv_buf"] or getattr(board, "RCV_BUF", 32768)
     st = Stack(snd_buf=snd, rcv_buf=rcv, max_conns=2)
     nifs = make_netifs(o, board)
     loop = Loop(st, nifs)
-    try:
-        import gc
-        gc.collect()        # the big buffers below want contiguous heap
-    except ImportError:
-        pass
+    _mem("stack", marks)    # also: the big buffers below want contiguous heap
     first = LINKS[o["links"].split(",")[0]]
     tmo = int(o["timeout"] * 1000)
     h = hashlib.sha256()
-    buf = bytearray(BLOCK)
+    block = BLOCK if BLOCK <= snd else snd      # the app's buffer: no bigger than the ring
+    buf = bytearray(block)
     mv = memoryview(buf)
     total = 0
     ok = False
@@ -218,19 +235,21 @@ def run(o):
             _log(o, "perf: listening on port %d" % o["listen"])
             s = ls.accept(tmo)
             _log(o, "perf: accepted, mptcp=%s" % s.conn.mptcp)
+        _mem("conn", marks)
         t0 = clock.now_ms()
         if o["send"] is not None:
             want = o["send"]
-            rnd = os.urandom(BLOCK)
-            buf[:] = rnd
+            for i in range(0, block, 256):      # random data, no second block-sized copy
+                k = block - i if block - i < 256 else 256
+                buf[i:i + k] = os.urandom(k)
             blk = 0
             while total < want:
                 buf[0] = blk & 0xFF
                 buf[1] = (blk >> 8) & 0xFF
                 buf[2] = (blk >> 16) & 0xFF
                 k = want - total
-                if k > BLOCK:
-                    k = BLOCK
+                if k > block:
+                    k = block
                 part = mv[:k]
                 s.sendall(part)
                 h.update(part)
@@ -255,6 +274,7 @@ def run(o):
     except OSError as e:
         err = "%s" % (e,)
     t1 = clock.now_ms()
+    _mem("end", marks)
     c = s.conn if s is not None else None
     names = {}
     for k in LINKS:
@@ -276,7 +296,7 @@ def run(o):
             loop.heap_peak = m
     res = {"bytes": total, "sha256": binascii.hexlify(h.digest()).decode(),
            "seconds": (t1 - t0) / 1000, "mptcp": bool(c is not None and c.mptcp),
-           "subflows": subflows, "heap_peak": loop.heap_peak,
+           "subflows": subflows, "heap_peak": loop.heap_peak, "mem": marks or None,
            "ok": ok, "error": err, "counters": counters,
            "impl": sys.implementation.name}
     for n in nifs:

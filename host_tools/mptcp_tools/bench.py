@@ -2,7 +2,10 @@
 
 1. checksum: Internet checksum MB/s per implementation vs a gcc -O2 C reference.
 2. ppp: FCS/byte-stuffing MB/s native vs pure (when the PPP code is present).
-3. bulk: goodput and device CPU time per 1448-byte segment for a bulk send and a bulk
+3. core: CPU microseconds and bytes allocated per data segment of the protocol core, in
+   memory (apps.coreprof: two Stacks in one process), MicroPython and CPython, DSS
+   checksums off and on, next to the goal of <= 10 us per segment on MicroPython.
+4. bulk: goodput and device CPU time per 1448-byte segment for a bulk send and a bulk
    receive over the unimpaired lab Wi-Fi link, with the device stack on MicroPython and on
    CPython, next to the same transfer by the kernel as the device (namespace mplab-ref)
    measured in the same run. CPU time is the device process's user+sys (wait4 rusage) minus
@@ -174,12 +177,12 @@ def print_bulk(b):
 def main(argv=None):
     ap = argparse.ArgumentParser(description="Run the benchmarks (see module doc); JSON into results/")
     ap.add_argument("--size", default="64M", help="bulk transfer size (default 64M)")
-    ap.add_argument("--only", choices=("checksum", "ppp", "bulk"), action="append",
+    ap.add_argument("--only", choices=("checksum", "ppp", "core", "bulk"), action="append",
                     help="run only these parts (repeatable)")
     ap.add_argument("--out", default=os.path.join(ROOT, "results"), help="output directory")
     a = ap.parse_args(argv)
     size = _parse_size(a.size)
-    parts = a.only or ["checksum", "ppp", "bulk"]
+    parts = a.only or ["checksum", "ppp", "core", "bulk"]
     os.makedirs(a.out, exist_ok=True)
     summary = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     failed = False
@@ -194,11 +197,16 @@ def main(argv=None):
             print("bench: ppp benchmark not available yet (issue 3)", file=sys.stderr)
         else:
             summary["ppp"] = bench_ppp.run(a.out)
+    if "core" in parts:
+        from mptcp_tools import bench_core
+        summary["core"] = bench_core.run(a.out)
+        print("\n" + bench_core.format_table(summary["core"]))
+        failed = not all(r.get("ok") for r in summary["core"]["runs"])
     if "bulk" in parts:
         b = bench_bulk(size)
         summary["bulk"] = b
         print_bulk(b)
-        failed = not all(r.get("ok") for r in b["runs"])
+        failed = failed or not all(r.get("ok") for r in b["runs"])
         with open(os.path.join(a.out, "bench_bulk.json"), "w") as f:
             json.dump(b, f, indent=1)
     with open(os.path.join(a.out, "bench.json"), "w") as f:

@@ -1,0 +1,89 @@
+"""The memory budget (DESIGN 2.2, docs/ARCHITECTURE.md "Memory budget").
+
+Everything a connection needs is allocated when it is created, sized by the board's
+budget: the two rings, fixed slot tables, the header template. A transfer (with loss,
+so the out-of-order and retransmission tables are used) must not grow any of them.
+On MicroPython the heap the connection takes is measured (gc.mem_alloc after a
+collection) and must stay within the budget written in ARCHITECTURE.md.
+"""
+import sys
+from mptcp.stack import Stack, SUBFLOW_OOO_SLOTS
+from mptcp.connection import MAP_SLOTS, OOO_SLOTS
+from mptcp.tcp import SEG_SLOTS
+from test_stack_pair import transfer, Link, run, A_ADDR, B_ADDR
+
+IS_MPY = sys.implementation.name == "micropython"
+# Budget beyond the two rings, per connection and per stack, in bytes. Measured on the
+# 64-bit unix port (objects are about half that on a 32-bit board); see ARCHITECTURE.md.
+CONN_OVERHEAD = 6 * 1024
+STACK_OVERHEAD = 4 * 1024
+
+
+def _sizes(c):
+    sf = c.sf
+    return {
+        "snd": len(c.snd.buf), "rcv": len(c.rcv.buf),
+        "asm": (len(c.asm.start), len(c.asm.end)),
+        "ooo": (len(sf.ooo.start), len(sf.ooo.end)),
+        "maps": (len(c.m_ssn), len(c.m_dsn), len(c.m_len), len(c.m_dll), len(c.m_csum)),
+        "sb": (len(sf.sb.end), len(sf.sb.sacked)),
+        "sackb": len(sf.sackb),
+        "hdr": len(sf.hdr) if sf.hdr is not None else 40,
+    }
+
+
+def _expected(snd, rcv):
+    return {"snd": snd, "rcv": rcv, "asm": (OOO_SLOTS, OOO_SLOTS),
+            "ooo": (SUBFLOW_OOO_SLOTS, SUBFLOW_OOO_SLOTS), "maps": (MAP_SLOTS,) * 5,
+            "sb": (SEG_SLOTS,) * 2, "sackb": 8, "hdr": 40}
+
+
+def test_tables_sized_once_and_never_grow():
+    a, b, ca, cb, link = transfer(size=120000, direction="c2s", csum_c=True, loss=11,
+                                  reorder=7, seed=5, snd=8192, rcv=4096)
+    for c in (ca, cb):
+        assert _sizes(c) == _expected(8192, 4096), _sizes(c)
+
+
+def _alloc():
+    import gc
+    gc.collect()
+    return gc.mem_alloc()
+
+
+def _measure(snd, rcv):
+    """(stack bytes, connection bytes beyond its rings) of one side, both sides built."""
+    m0 = _alloc()
+    a = Stack(snd_buf=snd, rcv_buf=rcv, max_conns=1, seed=1)
+    b = Stack(snd_buf=snd, rcv_buf=rcv, max_conns=1, seed=2)
+    a.add_netif(1, A_ADDR)
+    b.add_netif(1, B_ADDR)
+    b.listen(5001)
+    m1 = _alloc()
+    link = Link(a, b)       # the test's wire: not part of either side
+    m1b = _alloc()
+    ca = a.connect(1000, B_ADDR, 5001)
+    got = []
+
+    def up():
+        if not got:
+            c = b.accept()
+            if c is not None:
+                got.append(c)
+        return ca.established and len(got) == 1
+
+    run(link, 1000, up)
+    m2 = _alloc()
+    return (m1 - m0) // 2, (m2 - m1b) // 2 - snd - rcv
+
+
+def test_heap_per_connection_within_budget():
+    if not IS_MPY:
+        # CPython has no heap to measure; the sizes above are what it can check
+        assert _expected(16384, 16384)["snd"] == 16384
+        return
+    for snd, rcv in ((4096, 4096), (16384, 16384)):
+        stack, conn = _measure(snd, rcv)
+        assert stack <= STACK_OVERHEAD, ("stack", stack)
+        assert 0 < conn <= CONN_OVERHEAD, ("connection beyond its rings", conn)
+        print("memory: stack %d B, connection %d B + rings %d B" % (stack, conn, snd + rcv))
