@@ -29,6 +29,8 @@ try:
 except ImportError:  # pragma: no cover
     import ujson as json
 
+from apps.args import UsageError, parse_size
+
 MPY = sys.implementation.name == "micropython"
 if MPY:
     _ticks = time.ticks_us
@@ -55,22 +57,6 @@ STALL_MS = 10000        # simulated ms without progress -> give up
 ADDR_A = bytes((198, 18, 1, 2))
 ADDR_B = bytes((198, 18, 0, 1))
 PORT = 5001
-
-
-class UsageError(Exception):
-    pass
-
-
-def parse_size(s):
-    s = s.strip().upper().replace("IB", "").replace("B", "")
-    mult = 1
-    if s and s[-1] in "KMG":
-        mult = {"K": 1024, "M": 1024 * 1024, "G": 1024 * 1024 * 1024}[s[-1]]
-        s = s[:-1]
-    try:
-        return int(s) * mult
-    except ValueError:
-        raise UsageError("bad size: %r" % s)
 
 
 def parse_args(argv):

@@ -27,29 +27,11 @@ except ImportError:  # pragma: no cover
     import ujson as json
 
 from runtime import clock
+from apps.args import UsageError, parse_size
 
 
 LINKS = {"wifi": 0, "lte": 1}
 BLOCK = 16384
-
-
-class UsageError(Exception):
-    pass
-
-
-def parse_size(s):
-    s = s.strip().upper().replace("IB", "").replace("B", "")
-    mult = 1
-    if s and s[-1] in "KMG":
-        mult = {"K": 1024, "M": 1024 * 1024, "G": 1024 * 1024 * 1024}[s[-1]]
-        s = s[:-1]
-    try:
-        v = int(s) * mult
-    except ValueError:
-        raise UsageError("bad size: %r" % s)
-    if v < 0:
-        raise UsageError("size must be >= 0")
-    return v
 
 
 def parse_args(argv):

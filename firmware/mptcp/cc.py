@@ -8,14 +8,14 @@ one means "fast retransmit now"), `on_rto` on a retransmission timeout.
 retransmissions re-send exactly an original segment (so its DSS mapping and
 checksum are the original ones, as the kernel requires with checksums).
 """
-from mptcp.connection import unwrap32
+from mptcp.tcpwire import rel32
 
 
 class NewReno:
     def __init__(self, mss):
         self.mss = mss
         self.cwnd = 10 * mss            # RFC 6928 initial window (Linux: 10)
-        self.ssthresh = 1 << 30
+        self.ssthresh = 0x3FFFFFFF    # "infinite", still a small int on 32-bit boards
         self.dupacks = 0
         self.in_recovery = False
         self.recover = 0
@@ -118,13 +118,15 @@ class Scoreboard:
                 return e
         return -1
 
-    def on_sack(self, seg, iss, una, snd_max):
-        """Mark the segments that the SACK blocks of `seg` cover entirely."""
-        sb = seg.sack_blocks
+    def on_sack(self, seg, iss_h, iss_l, una, snd_max):
+        """Mark the segments that the SACK blocks of `seg` cover entirely
+        (edges relative to the ISS, given as 16-bit halves)."""
+        sh = seg.sack_h
+        sl = seg.sack_l
         cap = self.cap
         for k in range(seg.sack_n):
-            left = unwrap32((sb[2 * k] - iss) & 0xFFFFFFFF, una)
-            right = unwrap32((sb[2 * k + 1] - iss) & 0xFFFFFFFF, una)
+            left = rel32(sh[2 * k], sl[2 * k], iss_h, iss_l, una)
+            right = rel32(sh[2 * k + 1], sl[2 * k + 1], iss_h, iss_l, una)
             if right <= left or right > snd_max:
                 continue
             start = una

@@ -123,10 +123,10 @@ class Subflow:
         self.sb = Scoreboard(SEG_SLOTS)
         self.sack_ok = False       # both SYNs carried SACK_PERM: we send SACK blocks
         self.dupacks_owed = 0      # one immediate ACK per out-of-order segment
-        self.sackb = [0] * 8
         self.ws_ok = False         # the peer's SYN carried a window scale
         self.ts_ok = False         # RFC 7323 timestamps on every segment
-        self.ts_recent = 0
+        self.tsr_h = 0             # TS.Recent (RFC 7323) as 16-bit halves
+        self.tsr_l = 0
 
     # ------------------------------------------------------------ helpers
     def set_irs(self, v):
@@ -152,7 +152,8 @@ class Subflow:
         self.sack_ok = seg.sackp
         if seg.ts_present:
             self.ts_ok = True
-            self.ts_recent = seg.ts_val
+            self.tsr_h = seg.tsv_h
+            self.tsr_l = seg.tsv_l
         self.snd_wnd = seg.window
         self.snd_right = 1 + seg.window
 
@@ -316,13 +317,8 @@ class Subflow:
             self._input_syn_sent(buf, seg, now)
             return
         ctr = self.ctr
-        # relative seq nearest rcv_nxt, in 16-bit halves (no big ints on 32-bit boards)
-        r = self.rcv_nxt
-        x = seg.seq_l - self.irs_l - (r & 0xFFFF)
-        d = (seg.seq_h - self.irs_h - ((r >> 16) & 0xFFFF) + (x >> 16)) & 0xFFFF
-        if d >= 0x8000:
-            d -= 0x10000
-        seq = r + ((d << 16) | (x & 0xFFFF))
+        # relative seq nearest rcv_nxt, from 16-bit halves (no big ints on 32-bit boards)
+        seq = T.rel32(seg.seq_h, seg.seq_l, self.irs_h, self.irs_l, self.rcv_nxt)
         dlen = seg.data_len
         if st == SYN_RCVD and (flags & T.SYN) and not (flags & T.ACK) and seq == 0:
             self.syn_sent = False         # retransmitted SYN: resend SYN/ACK
@@ -369,7 +365,8 @@ class Subflow:
         if not (flags & T.ACK):
             return
         if self.ts_ok and seg.ts_present and seq <= self.rcv_nxt:
-            self.ts_recent = seg.ts_val
+            self.tsr_h = seg.tsv_h
+            self.tsr_l = seg.tsv_l
         # MPTCP options of interest
         c = self.conn
         mo = self.stack.mo
@@ -382,12 +379,7 @@ class Subflow:
             if c.error is not None and self.state == CLOSED:
                 return
         # 4. SYN_RCVD -> ESTABLISHED
-        r = self.snd_una
-        x = seg.ack_l - self.iss_l - (r & 0xFFFF)
-        d = (seg.ack_h - self.iss_h - ((r >> 16) & 0xFFFF) + (x >> 16)) & 0xFFFF
-        if d >= 0x8000:
-            d -= 0x10000
-        ack = r + ((d << 16) | (x & 0xFFFF))
+        ack = T.rel32(seg.ack_h, seg.ack_l, self.iss_h, self.iss_l, self.snd_una)
         if self.state == SYN_RCVD:
             if ack < 1 or ack > self.snd_max:
                 self.stack.send_rst_for(buf, seg, self)
@@ -521,9 +513,13 @@ class Subflow:
                 self.snd_nxt = ack
             if self.fin_sent and ack == self.fin_seq + 1:
                 self.fin_acked = True
-            if self.ts_ok and seg.ts_present and seg.ts_ecr:
-                r = (now - seg.ts_ecr) & 0xFFFFFFFF
-                if r < RTO_MAX:
+            if self.ts_ok and seg.ts_present and (seg.tse_h or seg.tse_l):
+                # our TSvals are `now`: a small int for the first 2**30 ms (12 days)
+                if seg.tse_h < 0x4000:
+                    r = now - ((seg.tse_h << 16) | seg.tse_l)
+                else:
+                    r = (now - seg.ts_ecr) & 0xFFFFFFFF
+                if 0 <= r < RTO_MAX:
                     self._rtt_sample(r)
                 self.rtt_seq = -1
             elif self.rtt_seq >= 0 and ack >= self.rtt_seq:
@@ -561,7 +557,7 @@ class Subflow:
                 and self.snd_max > una and (seg.sack_n or (seg.window << self.snd_wscale) == self.snd_wnd):
             ctr[C.TcpDupAcks] += 1
             if seg.sack_n and self.sb.n:
-                self.sb.on_sack(seg, self.iss, una, self.snd_max)
+                self.sb.on_sack(seg, self.iss_h, self.iss_l, una, self.snd_max)
             if self.cc.on_dupack(una, self.snd_max, self.snd_max - una):
                 ctr[C.TcpFastRetrans] += 1
                 self.rexmit = True
@@ -571,7 +567,7 @@ class Subflow:
             elif self.cc.in_recovery and seg.sack_n:
                 self._next_hole()
         elif seg.sack_n and self.sb.n:
-            self.sb.on_sack(seg, self.iss, self.snd_una, self.snd_max)
+            self.sb.on_sack(seg, self.iss_h, self.iss_l, self.snd_una, self.snd_max)
         if seg.sack_n and not self.cc.in_recovery and self.snd_una > self.cc.recover \
                 and self.snd_max > self.snd_una and self.sb.sacked_count() >= 3:
             # RFC 6675 IsLost: three segments SACKed above the first hole
@@ -959,7 +955,8 @@ class Subflow:
             o += T.put_sackp(buf, o)
         if self.client or self.ts_ok:
             o += T.put_nops(buf, o, 2)
-            o += T.put_ts(buf, o, now & 0xFFFFFFFF, 0 if self.client else self.ts_recent)
+            o += T.put_ts(buf, o, now & 0xFFFFFFFF,
+                          0 if self.client else (self.tsr_h << 16) | self.tsr_l)
         if c.mptcp:
             if self.client:
                 f = MP.CAP_H | (MP.CAP_A if c.want_csum else 0)
@@ -1025,10 +1022,11 @@ class Subflow:
             buf[45] = (now >> 16) & 0xFF
             buf[46] = (now >> 8) & 0xFF
             buf[47] = now & 0xFF
-            x = self.ts_recent
-            buf[48] = (x >> 24) & 0xFF
-            buf[49] = (x >> 16) & 0xFF
-            buf[50] = (x >> 8) & 0xFF
+            x = self.tsr_h
+            buf[48] = x >> 8
+            buf[49] = x & 0xFF
+            x = self.tsr_l
+            buf[50] = x >> 8
             buf[51] = x & 0xFF
             o = 52
         if c.mptcp and c.established:
@@ -1106,12 +1104,15 @@ class Subflow:
                 k = room
             if k > 0:
                 o += T.put_nops(buf, o, 2)
-                base = self.irs + self.rcv_nxt
-                sb = self.sackb
-                for i in range(k):
-                    sb[2 * i] = (base + self.ooo.start[i]) & 0xFFFFFFFF
-                    sb[2 * i + 1] = (base + self.ooo.end[i]) & 0xFFFFFFFF
-                o += T.put_sack(buf, o, sb, k)
+                buf[o] = T.OPT_SACK
+                buf[o + 1] = 2 + 8 * k
+                o += 2
+                r = self.rcv_nxt
+                ooo = self.ooo
+                for i in range(k):       # edges = IRS + relative, written from halves
+                    T.put_seq(buf, o, self.irs_h, self.irs_l, r + ooo.start[i])
+                    T.put_seq(buf, o + 4, self.irs_h, self.irs_l, r + ooo.end[i])
+                    o += 8
         if n > 0:
             end = seq + n
             if seq >= self.snd_max:

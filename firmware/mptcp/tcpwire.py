@@ -54,7 +54,9 @@ class TcpSegment:
         self.data_off = 0      # absolute offset of the payload in buf
         self.data_len = 0
         self.clear_opts()
-        self.sack_blocks = [0, 0, 0, 0, 0, 0, 0, 0]  # left,right pairs
+        # SACK edges [left0, right0, left1, ...] as 16-bit halves (see `sack_blocks`)
+        self.sack_h = [0, 0, 0, 0, 0, 0, 0, 0]
+        self.sack_l = [0, 0, 0, 0, 0, 0, 0, 0]
         self.mp_off = [0, 0, 0, 0]
         self.mp_len = [0, 0, 0, 0]
 
@@ -66,13 +68,29 @@ class TcpSegment:
     def ack(self):
         return (self.ack_h << 16) | self.ack_l
 
+    @property
+    def sack_blocks(self):
+        """The SACK edges as 32-bit values (a new list: for tests and tools, not the data path)."""
+        return [(self.sack_h[i] << 16) | self.sack_l[i] for i in range(8)]
+
+    # RFC 7323 timestamps, also as 16-bit halves (the peer's TSval is any 32-bit value)
+    @property
+    def ts_val(self):
+        return (self.tsv_h << 16) | self.tsv_l
+
+    @property
+    def ts_ecr(self):
+        return (self.tse_h << 16) | self.tse_l
+
     def clear_opts(self):
         self.mss = 0           # 0 = absent
         self.wscale = -1       # -1 = absent
         self.sackp = False
         self.ts_present = False
-        self.ts_val = 0
-        self.ts_ecr = 0
+        self.tsv_h = 0
+        self.tsv_l = 0
+        self.tse_h = 0
+        self.tse_l = 0
         self.sack_n = 0
         self.mp_n = 0
         self.mp_extra = 0      # MPTCP options beyond MAX_MP (ignored)
@@ -120,8 +138,10 @@ def parse(buf, off, end, seg):
             and buf[i + 3] == 10:
         # the usual layout (RFC 7323 appendix A): NOP NOP TS first
         seg.ts_present = True
-        seg.ts_val = (buf[i + 4] << 24) | (buf[i + 5] << 16) | (buf[i + 6] << 8) | buf[i + 7]
-        seg.ts_ecr = (buf[i + 8] << 24) | (buf[i + 9] << 16) | (buf[i + 10] << 8) | buf[i + 11]
+        seg.tsv_h = (buf[i + 4] << 8) | buf[i + 5]
+        seg.tsv_l = (buf[i + 6] << 8) | buf[i + 7]
+        seg.tse_h = (buf[i + 8] << 8) | buf[i + 9]
+        seg.tse_l = (buf[i + 10] << 8) | buf[i + 11]
         i += 12
     if i < oend:
         return _parse_opts(buf, i, oend, seg)
@@ -153,8 +173,10 @@ def _parse_opts(buf, i, oend, seg):
             if olen != 10:
                 return E_BADOPT
             seg.ts_present = True
-            seg.ts_val = _u32(buf, i + 2)
-            seg.ts_ecr = _u32(buf, i + 6)
+            seg.tsv_h = (buf[i + 2] << 8) | buf[i + 3]
+            seg.tsv_l = (buf[i + 4] << 8) | buf[i + 5]
+            seg.tse_h = (buf[i + 6] << 8) | buf[i + 7]
+            seg.tse_l = (buf[i + 8] << 8) | buf[i + 9]
         elif kind == OPT_MSS:
             if olen != 4:
                 return E_BADOPT
@@ -174,12 +196,13 @@ def _parse_opts(buf, i, oend, seg):
             nb = (olen - 2) >> 3
             if nb > MAX_SACK:
                 nb = MAX_SACK
-            sb = seg.sack_blocks
+            sh = seg.sack_h
+            sl = seg.sack_l
             j = i + 2
-            for k in range(nb):
-                sb[2 * k] = _u32(buf, j)
-                sb[2 * k + 1] = _u32(buf, j + 4)
-                j += 8
+            for k in range(2 * nb):
+                sh[k] = (buf[j] << 8) | buf[j + 1]
+                sl[k] = (buf[j + 2] << 8) | buf[j + 3]
+                j += 4
             seg.sack_n = nb
         i += olen
     return OK
@@ -215,6 +238,26 @@ def set_csum(buf, off, csum):
     """Store the TCP checksum value into the header at buf[off]."""
     buf[off + 16] = (csum >> 8) & 0xFF
     buf[off + 17] = csum & 0xFF
+
+
+def rel32(h, l, bh, bl, near):
+    """(h:l - bh:bl) mod 2**32, a wire value minus a base, both as 16-bit halves,
+    returned as the relative number nearest `near`: small ints only (DESIGN 2.3)."""
+    x = l - bl - (near & 0xFFFF)
+    d = (h - bh - ((near >> 16) & 0xFFFF) + (x >> 16)) & 0xFFFF
+    if d >= 0x8000:
+        d -= 0x10000
+    return near + ((d << 16) | (x & 0xFFFF))
+
+
+def put_seq(buf, i, bh, bl, rel):
+    """Write (bh:bl + rel) mod 2**32 big-endian at buf[i]: base as halves, rel >= 0."""
+    x = bl + (rel & 0xFFFF)
+    buf[i + 3] = x & 0xFF
+    buf[i + 2] = (x >> 8) & 0xFF
+    x = bh + ((rel >> 16) & 0xFFFF) + (x >> 16)
+    buf[i + 1] = x & 0xFF
+    buf[i] = (x >> 8) & 0xFF
 
 
 def _put_u32(buf, i, v):

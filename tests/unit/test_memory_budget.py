@@ -27,7 +27,6 @@ def _sizes(c):
         "ooo": (len(sf.ooo.start), len(sf.ooo.end)),
         "maps": (len(c.m_ssn), len(c.m_dsn), len(c.m_len), len(c.m_dll), len(c.m_csum)),
         "sb": (len(sf.sb.end), len(sf.sb.sacked)),
-        "sackb": len(sf.sackb),
         "hdr": len(sf.hdr) if sf.hdr is not None else 40,
     }
 
@@ -35,7 +34,7 @@ def _sizes(c):
 def _expected(snd, rcv):
     return {"snd": snd, "rcv": rcv, "asm": (OOO_SLOTS, OOO_SLOTS),
             "ooo": (SUBFLOW_OOO_SLOTS, SUBFLOW_OOO_SLOTS), "maps": (MAP_SLOTS,) * 5,
-            "sb": (SEG_SLOTS,) * 2, "sackb": 8, "hdr": 40}
+            "sb": (SEG_SLOTS,) * 2, "hdr": 40}
 
 
 def test_tables_sized_once_and_never_grow():

@@ -12,8 +12,10 @@ from runtime.udp_tunnel import UdpTunnel
 from runtime.netif import ip_aton
 from runtime import clock
 
-A_PORT = 47611
-B_PORT = 47612
+# ports picked at random per run, so that two test runs on one machine do not collide
+_r = os.urandom(2)
+A_PORT = 40000 + (((_r[0] << 8) | _r[1]) % 10000) * 2
+B_PORT = A_PORT + 1
 
 
 def _pair():
