@@ -10,9 +10,11 @@ maps each segment through its mapping into the receive ring.
 
 Checksums (RFC 8684 3.3): a received mapping is held in a small table until
 the subflow has all of it in order; it is then summed in the ring and only
-then becomes readable. A bad sum drops the mapping (counted DataCsumErr); the
-peer re-sends it at the data level after its MPTCP retransmit timer. MP_FAIL
-and the infinite-mapping fallback of RFC 8684 3.7 are not implemented.
+then becomes readable. A bad sum (counted DataCsumErr) is answered as Linux
+does on its single subflow (RFC 8684 3.7): MP_FAIL with the mapping's DSN, the
+data is delivered, and the peer's MP_FAIL echo and infinite mapping switch the
+connection to plain TCP; no answer within FAIL_TIMEOUT_MS resets it. Receiving
+MP_FAIL, we echo it and send an infinite mapping on the next data segment.
 """
 from mptcp.compat import const
 from mptcp.ringbuf import RingBuf
@@ -23,6 +25,7 @@ from mptcp import mpopts as MP
 
 M64 = 0xFFFFFFFFFFFFFFFF
 MAP_SLOTS = const(8)     # pending (checksummed) mappings per connection
+FAIL_TIMEOUT_MS = const(120000)   # wait for the MP_FAIL response (Linux: TCP_RTO_MAX)
 OOO_SLOTS = const(4)     # out-of-order islands per connection
 
 
@@ -80,6 +83,12 @@ class Connection:
         self.peer_fin = -1          # relative DSN of the peer's DATA_FIN, -1 unknown
         self.fin_rcvd = False       # DATA_FIN (or FIN when fallen back) consumed
         self.map_delta = 0          # dsn - ssn of the last mapping (fallback keeps it)
+        # RFC 8684 3.7 (MP_FAIL / infinite mapping)
+        self.csum_ok_seen = False   # a mapping passed its checksum
+        self.fail_tx = False        # send MP_FAIL (on the next pure ACK)
+        self.fail_dsn = 0           # relative DSN (peer's space) it carries
+        self.fail_deadline = -1     # our MP_FAIL awaits the peer's answer until then
+        self.infinite_tx = False    # the next data segment carries an infinite mapping
         self.m_ssn = [0] * MAP_SLOTS
         self.m_dsn = [0] * MAP_SLOTS
         self.m_len = [0] * MAP_SLOTS    # data bytes (excluding a DATA_FIN)
@@ -262,7 +271,7 @@ class Connection:
             self.fin_rcvd = True
             self.ctr[C.DataFinRx] += 1
 
-    def verify_maps(self, sf_rcv_nxt):
+    def verify_maps(self, sf_rcv_nxt, now):
         """Check every pending mapping the subflow now has completely."""
         i = 0
         while i < self.m_n:
@@ -276,9 +285,15 @@ class Connection:
                 # whole mapping still in the ring (a re-injected mapping may
                 # start below rcv_nxt: those bytes are already there)
                 if self._map_ok(i):
+                    self.csum_ok_seen = True
                     self.deliver(dsn, dlen)
                 else:
                     self.ctr[C.DataCsumErr] += 1
+                    self.deliver(dsn, dlen)    # as Linux: the answer is fallback, not loss
+                    if self.mptcp and self.fail_deadline < 0 and not self.fail_tx:
+                        self.fail_tx = True
+                        self.fail_dsn = dsn
+                        self.fail_deadline = now + FAIL_TIMEOUT_MS
             elif dlen > 0:
                 self.deliver(dsn, dlen)
             n = self.m_n - 1
@@ -288,6 +303,36 @@ class Connection:
             self.m_dll[i] = self.m_dll[n]
             self.m_csum[i] = self.m_csum[n]
             self.m_n = n
+
+    def fall_back(self, delta, sf_rcv_nxt):
+        """Continue as plain TCP (RFC 8684 3.7), for good: subflow data maps to the data
+        level by a fixed delta. Checksummed mappings the subflow already has in order are
+        delivered; data beyond them is delivered as the subflow advances."""
+        self.mptcp = False
+        self.map_delta = delta
+        self.infinite_tx = False
+        self.fail_tx = False
+        self.fail_deadline = -1
+        if self.csum:
+            for i in range(self.m_n):
+                k = sf_rcv_nxt - self.m_ssn[i]
+                if k > self.m_len[i]:
+                    k = self.m_len[i]
+                if k > 0:
+                    self.deliver(self.m_dsn[i], k)
+            self.m_n = 0
+            self.csum = False
+
+    def on_mp_fail(self):
+        """The peer sent MP_FAIL: the answer to ours, or a checksum failure it saw in our data."""
+        if not self.mptcp:
+            return
+        if self.fail_deadline >= 0:
+            self.fail_deadline = -1      # the peer answered; its infinite mapping follows
+            return
+        self.fail_tx = True             # echo it ...
+        self.fail_dsn = self.rcv_nxt
+        self.infinite_tx = True         # ... and map our next data infinitely
 
     def _map_ok(self, i):
         r = self.rcv

@@ -248,6 +248,9 @@ class Subflow:
         t = self.conn.dfin_deadline
         if t >= 0 and (d < 0 or t < d):
             d = t
+        t = self.conn.fail_deadline
+        if t >= 0 and (d < 0 or t < d):
+            d = t
         return d
 
     def timers(self, now):
@@ -265,6 +268,12 @@ class Subflow:
             self.force_one = True
             self.ctr[C.TcpZeroWindowProbes] += 1
         c = self.conn
+        if c.fail_deadline >= 0 and now - c.fail_deadline >= 0:
+            # our MP_FAIL got no answer (RFC 8684 3.7): reset, as Linux does
+            c.fail_deadline = -1
+            if c.error is None:
+                c.error = "MP_FAIL not answered"
+            self.rst_pending = True
         if c.dfin_deadline >= 0 and now - c.dfin_deadline >= 0:
             c.dfin_tries += 1
             if c.dfin_tries > MAX_RETRIES:
@@ -408,8 +417,7 @@ class Subflow:
                 and ack > self.snd_una and ack > 1:
             # our data is acked without any DSS from the peer: options are
             # being stripped; fall back to plain TCP (RFC 8684 3.7)
-            c.mptcp = False
-            c.map_delta = 0
+            c.fall_back(self._peer_delta(), self.rcv_nxt)
             ctr[C.DSSFallback] += 1
         self._process_ack(seg, ack, dlen, flags, have_dss, now)
         if self.state == CLOSED:
@@ -489,6 +497,7 @@ class Subflow:
                     return 0
             elif st == MP.MP_FAIL:
                 self.ctr[C.MPFailRx] += 1
+                self.conn.on_mp_fail()
         return (1 if have_dss else 0) | (2 if have_mpc else 0)
 
     def _data_ack(self, buf, mo):
@@ -700,8 +709,7 @@ class Subflow:
                 if m_dll == 0:
                     # infinite mapping: fall back to plain TCP (RFC 8684 3.7)
                     ctr[C.InfiniteMapRx] += 1
-                    c.mptcp = False
-                    c.map_delta = m_dsn - m_ssn
+                    c.fall_back(m_dsn - m_ssn, self.rcv_nxt)
             else:
                 have_dss = False
             if c.mptcp:
@@ -724,8 +732,7 @@ class Subflow:
                         return
                 elif not c.peer_map_seen:
                     # first data without a mapping: fall back (RFC 8684 3.7)
-                    c.mptcp = False
-                    c.map_delta = 0
+                    c.fall_back(0, self.rcv_nxt)
                     ctr[C.DSSFallback] += 1
                 elif self.map_ssn <= seq and seq + dlen <= self.map_ssn + self.map_len:
                     m_ssn = self.map_ssn
@@ -762,6 +769,10 @@ class Subflow:
             else:
                 adv = dlen
             self.rcv_nxt += adv
+            if adv > dlen and not c.mptcp:
+                # fallen back: the subflow's out-of-order data (maybe checksummed and
+                # never delivered) becomes data-level data as the hole closes
+                c.deliver(seq + dlen + c.map_delta, adv - dlen)
             if ooo.n or adv > dlen:
                 self.ack_now = True       # a hole was filled: ACK at once
             else:
@@ -771,7 +782,9 @@ class Subflow:
                 elif self.ack_deadline < 0:
                     self.ack_deadline = now + DELACK_MS
             if c.csum and c.mptcp:
-                c.verify_maps(self.rcv_nxt)
+                c.verify_maps(self.rcv_nxt, now)
+                if c.fail_tx:
+                    self.ack_now = True
         else:
             self.ooo.add(off, dlen)
             ctr[C.TcpOFOQueue] += 1
@@ -818,6 +831,8 @@ class Subflow:
             if self.ack_now:
                 self.ack_now = False
             return 0
+        if c.fail_tx and c.mptcp and c.established and (c.confirmed or not self.client):
+            return self._out_seg(now, buf, self.snd_nxt, 0, T.ACK)    # carries MP_FAIL
         # retransmission at snd_una (fast retransmit / partial ACK)
         if self.rexmit:
             self.rexmit = False
@@ -879,6 +894,10 @@ class Subflow:
         if h >= 0:
             self.rexmit_at = h
             self.rexmit = True
+
+    def _peer_delta(self):
+        """DSN - SSN of the peer's data (its last mapping), for a fallback we start."""
+        return self.map_dsn - self.map_ssn if self.conn.peer_map_seen else 0
 
     def _data_len_at(self, seq):
         """Length of a retransmission starting at seq: to the end of the original
@@ -1051,7 +1070,7 @@ class Subflow:
                 dss = MP.DSS_ACK | MP.DSS_ACK8
                 if n > 0:
                     dss |= MP.DSS_MAP | MP.DSS_DSN8
-                elif c.fin_queued and c.dfin_sent and not c.dfin_acked:
+                elif c.fin_queued and c.dfin_sent and not c.dfin_acked and not c.fail_tx:
                     dss |= MP.DSS_MAP | MP.DSS_DSN8 | MP.DSS_FIN
                 # DSS written in place: 64-bit fields from the IDSN limbs (no big ints)
                 csum = c.csum and (dss & MP.DSS_MAP)
@@ -1074,6 +1093,8 @@ class Subflow:
                         drel = seq
                         ssn = seq & 0xFFFFFFFF
                         dll = n
+                        if c.infinite_tx:
+                            dll = 0     # infinite mapping (RFC 8684 3.7): plain TCP after it
                     MP.put_rel64(buf, o + 12, c.lidsn4, drel)
                     buf[o + 20] = (ssn >> 24) & 0xFF
                     buf[o + 21] = (ssn >> 16) & 0xFF
@@ -1095,6 +1116,19 @@ class Subflow:
                     if pad > 1:
                         buf[o + 1] = 1
                     o += pad
+                if c.fail_tx and n == 0:
+                    # MP_FAIL next to the DATA_ACK (room: TS 12 + DSS 12 + 12 <= 40)
+                    buf[o] = MP.KIND
+                    buf[o + 1] = 12
+                    buf[o + 2] = MP.MP_FAIL << 4
+                    buf[o + 3] = 0
+                    MP.put_rel64(buf, o + 4, c.pidsn4, c.fail_dsn)
+                    o += 12
+                    c.fail_tx = False
+                    self.ctr[C.MPFailTx] += 1
+                if n > 0 and c.infinite_tx:
+                    self.ctr[C.InfiniteMapTx] += 1
+                    c.fall_back(self._peer_delta(), self.rcv_nxt)
         elif n > 0:
             c.snd.copy_out(seq - c.snd_base, buf, n, o)
         if n == 0 and self.sack_ok and self.ooo.n and not (flags & T.FIN):

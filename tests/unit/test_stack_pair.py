@@ -683,3 +683,84 @@ def test_fast_retransmit_armed_then_full_ack():
     now = run(link, now, lambda: sf.snd_una == ca.data_end())
     bad(a)
     bad(b)
+
+
+def _corrupt_once(state):
+    """A middlebox that flips one payload byte of the Nth data packet and fixes the TCP
+    checksum, so only the DSS checksum can tell."""
+    def fwd(pkt, dst):
+        if dst is not state["dst"] or len(pkt) <= 100:
+            return pkt
+        state["seen"] += 1
+        if state["seen"] != state["nth"]:
+            return pkt
+        p = bytearray(pkt)
+        p[-10] ^= 0xFF
+        state["done"] = True
+        return bytes(_tcp_fix(p))
+    return fwd
+
+
+def _mp_fail_run(direction, nth=20, size=60000, csum_c=True, csum_s=True):
+    a, b = pair()
+    b.listen(5001, True, csum_s)
+    link = Link(a, b)
+    now = 1000
+    ca = a.connect(now, B_ADDR, 5001, 1, True, csum_c)
+    got = []
+
+    def up():
+        if not got:
+            c = b.accept()
+            if c is not None:
+                got.append(c)
+        return ca.established and len(got) == 1
+    now = run(link, now, up)
+    cb = got[0]
+    tx, rx = (ca, cb) if direction == "c2s" else (cb, ca)
+    st_tx, st_rx = (a, b) if direction == "c2s" else (b, a)
+    state = {"dst": st_rx, "seen": 0, "nth": nth, "done": False}
+    link.fwd = _corrupt_once(state)
+    data = bytearray(size)
+    for i in range(size):
+        data[i] = (i * 131 + 7) & 0xFF
+    out = bytearray()
+    rbuf = bytearray(4096)
+    pos = [0]
+
+    def step():
+        if pos[0] < size:
+            pos[0] += tx.write(memoryview(data)[pos[0]:])
+            if pos[0] == size:
+                tx.close()
+        while True:
+            k = rx.readinto(rbuf)
+            if not k:
+                break
+            out.extend(rbuf[:k])
+        if rx.eof and not rx.app_closed:
+            rx.close()
+        return rx.eof and tx.closed and rx.closed
+
+    run(link, now, step)
+    assert state["done"]
+    assert len(out) == size, (len(out), size)
+    diff = [i for i in range(size) if out[i] != data[i]]
+    assert len(diff) == 1, diff[:10]      # the middlebox's byte, nothing lost or added
+    assert not tx.mptcp and not rx.mptcp   # both fell back to TCP (RFC 8684 3.7)
+    crx, ctx = st_rx.counters, st_tx.counters
+    assert crx.get("DataCsumErr") == 1 and crx.get("MPFailTx") == 1, crx.nonzero()
+    assert ctx.get("MPFailRx") == 1 and ctx.get("MPFailTx") == 1, ctx.nonzero()
+    assert ctx.get("InfiniteMapTx") == 1 and crx.get("InfiniteMapRx") == 1
+    assert crx.get("MPFailRx") == 1                  # the echo
+    for cn in (crx, ctx):
+        assert cn.get("InternalErrors") == 0 and cn.get("TcpInCsumErrors") == 0
+    assert tx.error is None and rx.error is None
+
+
+def test_dss_checksum_failure_mp_fail_and_infinite_mapping_c2s():
+    _mp_fail_run("c2s")
+
+
+def test_dss_checksum_failure_mp_fail_and_infinite_mapping_s2c():
+    _mp_fail_run("s2c", nth=7)
