@@ -309,6 +309,9 @@ def link(name, state):
 
 def link_set(name, direction="both", **settings):
     """link_set("wifi", rate="20mbit", delay="20ms", loss=2): values as on the command line.
+    direction: "both" (default), "up" (device -> peer) or "down" (peer -> device).
+    link_set("wifi", direction="down", corrupt=1): corrupt the next TCP packet with payload
+    towards the device (see impair.corrupt_tcp_payload; Wi-Fi only).
     LTE: link_set("lte", baud=115200, delay="30ms")."""
     from .impair import parse_settings
     if name == "lte":

@@ -40,9 +40,14 @@ def cmd_status(a):
 def _fmt_dir(d):
     p, c = d["params"], d["counters"]
     drops = ", ".join("%s %d" % (k, v["pkts"]) for k, v in c["dropped"].items() if v["pkts"])
-    return ("%-4s rate %s delay %gms jitter %gms loss %g%% queue<=%d | fwd %d pkts %d B%s"
+    # corrupt/corrupted_pkts: shown only when non-zero (and absent from older emulators)
+    corrupt = p.get("corrupt", 0)
+    corrupted = c.get("corrupted_pkts", 0)
+    return ("%-4s rate %s delay %gms jitter %gms loss %g%%%s queue<=%d | fwd %d pkts %d B%s%s"
             % ("up" if p["up"] else "DOWN", fmt_rate(p["rate"]), p["delay"], p["jitter"],
-               p["loss"], p["queue_limit"], c["forwarded_pkts"], c["forwarded_bytes"],
+               p["loss"], " corrupt %d" % corrupt if corrupt else "", p["queue_limit"],
+               c["forwarded_pkts"], c["forwarded_bytes"],
+               " | corrupted %d pkts" % corrupted if corrupted else "",
                " | dropped " + drops if drops else ""))
 
 
@@ -93,6 +98,9 @@ def parse_lte_settings(items):
                 raise ValueError("baud must be >= 300")
         elif k == "delay":
             out["delay_ms"] = parse_value("delay", v)
+        elif k == "corrupt":
+            raise ValueError("corrupt is only supported on the wifi link (the LTE link's "
+                             "packets go through the modem emulator's PPP path)")
         else:
             raise ValueError("unknown setting %r for the LTE link (use baud, delay)" % k)
     return out
@@ -107,8 +115,8 @@ def cmd_link(a):
         st = lab.link_state(a.name, a.action)
     else:
         if not a.settings:
-            raise LabError("link %s set needs name=value settings (rate, delay, jitter, loss)"
-                           % a.name)
+            raise LabError("link %s set needs name=value settings (rate, delay, jitter, loss, "
+                           "corrupt)" % a.name)
         try:
             settings = parse_settings(a.settings)
         except ValueError as e:
@@ -129,12 +137,12 @@ def cmd_link_lte(a):
     else:
         if not a.settings:
             raise LabError("link lte set needs name=value settings (baud, delay)")
-        if a.dir != "both":
-            raise LabError("the LTE link's settings apply to both directions (no --dir)")
         try:
             settings = parse_lte_settings(a.settings)
         except ValueError as e:
             raise LabError(str(e))
+        if a.dir != "both":
+            raise LabError("the LTE link's settings apply to both directions (no --dir)")
         st = lab.link_set("lte", settings)
     print(_fmt_lte(st["links"]["lte"]))
     return 0
@@ -207,10 +215,18 @@ def build_parser():
     p = sub.add_parser("link", help="take a link up/down or change its impairments",
                        description="mptcp-lab link wifi down | mptcp-lab link wifi up | "
                                    "mptcp-lab link wifi set rate=20mbit delay=20ms jitter=2ms "
-                                   "loss=2  (rate in bit/s with k/m/g or kbit/mbit/gbit, 0 = "
-                                   "unlimited; delay and jitter one way, in ms (or s/us); "
-                                   "loss in percent, independent per packet). "
-                                   "Settings apply to both directions unless --dir. "
+                                   "loss=2 corrupt=1 [--dir up|down]  (rate in bit/s with "
+                                   "k/m/g or kbit/mbit/gbit, 0 = unlimited; delay and jitter "
+                                   "one way, in ms (or s/us); loss in percent, independent "
+                                   "per packet; corrupt=N: the next N forwarded TCP packets "
+                                   "with payload get the middle payload byte flipped and the "
+                                   "TCP checksum fixed up, like a payload-rewriting middlebox "
+                                   "that only the MPTCP DSS checksum catches; it counts down "
+                                   "to 0, set it again to re-arm; wifi only). "
+                                   "Settings apply to both directions unless --dir (with "
+                                   "both, each direction gets its own corrupt=N), e.g. "
+                                   "mptcp-lab link wifi set corrupt=1 --dir down corrupts one "
+                                   "packet from the kernel peer to the device. "
                                    "LTE: mptcp-lab link lte set baud=115200 delay=30ms "
                                    "(serial line rate, LTE delay one way); link lte down = "
                                    "radio outage (NO CARRIER to the device, deregistered).")
@@ -218,7 +234,9 @@ def build_parser():
     p.add_argument("action", choices=["up", "down", "set"])
     p.add_argument("settings", nargs="*", metavar="NAME=VALUE")
     p.add_argument("--dir", choices=["both", "up", "down"], default="both",
-                   help="direction for set: up = device->peer, down = peer->device")
+                   help="direction for set (default both): up = uplink, device->peer; "
+                        "down = downlink, peer->device.  Put it after the settings (or "
+                        "before the link name)")
     p.set_defaults(fn=cmd_link)
 
     p = sub.add_parser("device", help="run the device perf app attached to the lab",

@@ -8,7 +8,8 @@ Links are objects in `Emulator.links`, keyed by name ("wifi", "lte").  The Wi-Fi
   * a peer-side TUN in `mplab` (e.g. wifi0 = 198.18.1.1/24),
   * device-side endpoints: a UDP socket (the MicroPython device sends each IPv4 packet as one
     datagram to 127.0.0.1:<port>) and a TUN in `mplab-ref` (the kernel reference device),
-  * two `impair.Direction`s: "up" (device -> peer) and "down" (peer -> device).
+  * two `impair.Direction`s: "up" (device -> peer) and "down" (peer -> device), each with
+    its own impairments (including `corrupt`, applied in `ingress`/`Direction.admit`).
 Downlink packets go to whichever device side last sent an IPv4 packet uplink.
 
 The LTE link (`LteLink`) is TUN lte0 in `mplab` (198.18.2.1/24) driven by a
@@ -187,6 +188,9 @@ class LteLink:
 
     def configure(self, settings):
         """settings: {"baud": int, "delay_ms": float} (either)."""
+        if "corrupt" in settings:
+            raise ValueError("corrupt is only supported on the wifi link (the LTE link is "
+                             "the modem emulator's PPP path)")
         bad = set(settings) - {"baud", "delay_ms"}
         if bad:
             raise ValueError("LTE link settings are baud and delay (not %s)" % ", ".join(sorted(bad)))
@@ -345,8 +349,10 @@ class TunUdpLink(Link):
             d.drop("loss", len(pkt))
             return
         if d.plain:
+            if d.corrupt:
+                pkt = d.corrupt_next(pkt)
             send(d, pkt)
-        elif d.admit(pkt, now):
+        elif d.admit(pkt, now):     # admit() does the corruption for queued packets
             self.emu.wake(d, self)
 
     # --- egress ----------------------------------------------------------------------------
