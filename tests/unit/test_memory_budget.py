@@ -10,7 +10,7 @@ import sys
 from mptcp.stack import Stack, SUBFLOW_OOO_SLOTS
 from mptcp.connection import MAP_SLOTS, OOO_SLOTS
 from mptcp.tcp import SEG_SLOTS
-from test_stack_pair import transfer, Link, run, A_ADDR, B_ADDR
+from test_stack_pair import transfer, Link, establish, A_ADDR, B_ADDR
 
 IS_MPY = sys.implementation.name == "micropython"
 # Budget beyond the two rings, per connection and per stack, in bytes. Measured on the
@@ -62,16 +62,7 @@ def _measure(snd, rcv):
     link = Link(a, b)       # the test's wire: not part of either side
     m1b = _alloc()
     ca = a.connect(1000, B_ADDR, 5001)
-    got = []
-
-    def up():
-        if not got:
-            c = b.accept()
-            if c is not None:
-                got.append(c)
-        return ca.established and len(got) == 1
-
-    run(link, 1000, up)
+    establish(link, 1000, ca, b)
     m2 = _alloc()
     return (m1 - m0) // 2, (m2 - m1b) // 2 - snd - rcv
 

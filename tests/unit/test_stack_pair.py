@@ -166,6 +166,20 @@ def run(link, now, cond, limit=600000):
     raise AssertionError("timeout")
 
 
+def establish(link, now, ca, b):
+    """Run until client connection `ca` is established and stack `b` accepted it:
+    (now, the accepted connection)."""
+    got = []
+
+    def up():
+        if not got:
+            c = b.accept()
+            if c is not None:
+                got.append(c)
+        return ca.established and len(got) == 1
+    return run(link, now, up), got[0]
+
+
 def transfer(size=200000, direction="c2s", mptcp_client=True, mptcp_server=True,
              csum_c=False, csum_s=False, loss=0, reorder=0, seed=3, snd=16384, rcv=16384,
              read_after=0, both=False):
@@ -707,16 +721,7 @@ def _mp_fail_run(direction, nth=20, size=60000, csum_c=True, csum_s=True):
     link = Link(a, b)
     now = 1000
     ca = a.connect(now, B_ADDR, 5001, 1, True, csum_c)
-    got = []
-
-    def up():
-        if not got:
-            c = b.accept()
-            if c is not None:
-                got.append(c)
-        return ca.established and len(got) == 1
-    now = run(link, now, up)
-    cb = got[0]
+    now, cb = establish(link, now, ca, b)
     tx, rx = (ca, cb) if direction == "c2s" else (cb, ca)
     st_tx, st_rx = (a, b) if direction == "c2s" else (b, a)
     state = {"dst": st_rx, "seen": 0, "nth": nth, "done": False}
