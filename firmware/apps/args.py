@@ -1,4 +1,10 @@
 """Command-line helpers shared by the device apps (MicroPython has no argparse)."""
+import sys
+
+try:
+    import json
+except ImportError:  # pragma: no cover
+    import ujson as json
 
 
 class UsageError(Exception):
@@ -19,3 +25,23 @@ def parse_size(s):
     if v < 0:
         raise UsageError("size must be >= 0")
     return v
+
+
+def main(name, usage, parse_args, run, argv=None):
+    """The apps' common main: parse (usage on -h: exit 0; a bad command line: message and
+    usage, exit 2), run -> (ok, result), print the result as ONE JSON line, exit 0 if ok."""
+    if argv is None:
+        argv = sys.argv[1:]
+    try:
+        o = parse_args(argv)
+        ok, res = run(o)
+    except UsageError as e:
+        msg = str(e)
+        if msg:
+            print(name + ": " + msg, file=sys.stderr)
+        print(usage, file=sys.stderr if msg else sys.stdout)
+        return 2 if msg else 0
+    print(json.dumps(res))
+    if not ok:
+        print("%s: failed: %s" % (name, res.get("error")), file=sys.stderr)
+    return 0 if ok else 1

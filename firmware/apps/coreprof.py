@@ -24,12 +24,7 @@ import gc
 import time
 import hashlib
 
-try:
-    import json
-except ImportError:  # pragma: no cover
-    import ujson as json
-
-from apps.args import UsageError, parse_size
+from apps.args import UsageError, parse_size, main as app_main
 
 MPY = sys.implementation.name == "micropython"
 if MPY:
@@ -94,6 +89,33 @@ def parse_args(argv):
     return o
 
 
+def _pump(src, dst, k, now, mv, pkt, T, N, M):
+    """Move every packet src has for dst; phases k (src.output) and k+1 (dst.input)
+    are timed (and their allocations counted) around those calls only."""
+    tk = _ticks
+    td = _diff
+    mem = _mem
+    while True:
+        m0 = mem()
+        t0 = tk()
+        n = src.output(now, mv)
+        t1 = tk()
+        m1 = mem()
+        if n <= 0:
+            return
+        T[k] += td(t1, t0)
+        N[k] += 1
+        M[k] += m1 - m0
+        m0 = mem()
+        t0 = tk()
+        dst.input(0, pkt, n, now)
+        t1 = tk()
+        m1 = mem()
+        T[k + 1] += td(t1, t0)
+        N[k + 1] += 1
+        M[k + 1] += m1 - m0
+
+
 def run(o):
     """The transfer with per-phase timing; returns (ok, result dict)."""
     from mptcp.stack import Stack
@@ -150,44 +172,8 @@ def run(o):
                 T[i] = 0
                 N[i] = 0
                 M[i] = 0
-        while True:
-            m0 = mem()
-            t0 = tk()
-            n = a.output(now, mv)
-            t1 = tk()
-            m1 = mem()
-            if n <= 0:
-                break
-            T[0] += td(t1, t0)
-            N[0] += 1
-            M[0] += m1 - m0
-            m0 = mem()
-            t0 = tk()
-            b.input(0, pkt, n, now)
-            t1 = tk()
-            m1 = mem()
-            T[1] += td(t1, t0)
-            N[1] += 1
-            M[1] += m1 - m0
-        while True:
-            m0 = mem()
-            t0 = tk()
-            n = b.output(now, mv)
-            t1 = tk()
-            m1 = mem()
-            if n <= 0:
-                break
-            T[2] += td(t1, t0)
-            N[2] += 1
-            M[2] += m1 - m0
-            m0 = mem()
-            t0 = tk()
-            a.input(0, pkt, n, now)
-            t1 = tk()
-            m1 = mem()
-            T[3] += td(t1, t0)
-            N[3] += 1
-            M[3] += m1 - m0
+        _pump(a, b, 0, now, mv, pkt, T, N, M)     # data a -> b
+        _pump(b, a, 2, now, mv, pkt, T, N, M)     # ACKs b -> a
         if cb is None:
             cb = b.accept()
         if ca.established and sent < total:
@@ -275,21 +261,7 @@ def _result(o, a, b, ca, cb, got, T, N, M, sha_equal, err):
 
 
 def main(argv=None):
-    if argv is None:
-        argv = sys.argv[1:]
-    try:
-        o = parse_args(argv)
-    except UsageError as e:
-        msg = str(e)
-        if msg:
-            print("coreprof: " + msg, file=sys.stderr)
-        print(USAGE, file=sys.stderr if msg else sys.stdout)
-        return 2 if msg else 0
-    ok, res = run(o)
-    print(json.dumps(res))
-    if not ok:
-        print("coreprof: FAILED: %s" % res["error"], file=sys.stderr)
-    return 0 if ok else 1
+    return app_main("coreprof", USAGE, parse_args, run, argv)
 
 
 if __name__ == "__main__":

@@ -21,13 +21,8 @@ import os
 import hashlib
 import binascii
 
-try:
-    import json
-except ImportError:  # pragma: no cover
-    import ujson as json
-
 from runtime import clock
-from apps.args import UsageError, parse_size
+from apps.args import UsageError, parse_size, main as app_main
 
 
 LINKS = {"wifi": 0, "lte": 1}
@@ -295,25 +290,7 @@ def run(o):
 
 
 def main(argv=None):
-    if argv is None:
-        argv = sys.argv[1:]
-    try:
-        o = parse_args(argv)
-    except UsageError as e:
-        msg = str(e)
-        if msg:
-            print("perf: " + msg, file=sys.stderr)
-        print(USAGE, file=sys.stderr if msg else sys.stdout)
-        return 2 if msg else 0
-    try:
-        ok, res = run(o)
-    except UsageError as e:
-        print("perf: " + str(e), file=sys.stderr)
-        return 2
-    print(json.dumps(res))
-    if not ok:
-        print("perf: transfer failed: %s" % res.get("error"), file=sys.stderr)
-    return 0 if ok else 1
+    return app_main("perf", USAGE, parse_args, run, argv)
 
 
 if __name__ == "__main__":

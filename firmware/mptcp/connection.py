@@ -29,14 +29,6 @@ FAIL_TIMEOUT_MS = const(120000)   # wait for the MP_FAIL response (Linux: TCP_RT
 OOO_SLOTS = const(4)     # out-of-order islands per connection
 
 
-def unwrap64(v, near):
-    """Relative 64-bit value v (mod 2**64) nearest to `near`."""
-    d = (v - near) & M64
-    if d >= 0x8000000000000000:
-        d -= 0x10000000000000000
-    return near + d
-
-
 def unwrap32(v, near):
     d = (v - near) & 0xFFFFFFFF
     if d >= 0x80000000:
@@ -84,7 +76,6 @@ class Connection:
         self.fin_rcvd = False       # DATA_FIN (or FIN when fallen back) consumed
         self.map_delta = 0          # dsn - ssn of the last mapping (fallback keeps it)
         # RFC 8684 3.7 (MP_FAIL / infinite mapping)
-        self.csum_ok_seen = False   # a mapping passed its checksum
         self.fail_tx = False        # send MP_FAIL (on the next pure ACK)
         self.fail_dsn = 0           # relative DSN (peer's space) it carries
         self.fail_deadline = -1     # our MP_FAIL awaits the peer's answer until then
@@ -166,7 +157,7 @@ class Connection:
         """Peer's DATA_ACK (relative). Frees the send ring up to it."""
         if rel == self.data_ack:
             return          # no news (the usual case on the receiving side)
-        end = self.snd_base + self.snd.len
+        end = self.data_end()
         top = end + 1 if self.dfin_sent else end
         if rel > top or rel < self.data_ack:
             return
@@ -281,20 +272,16 @@ class Connection:
                 continue
             dsn = self.m_dsn[i]
             dlen = self.m_len[i]
-            if dsn >= self.rcv_read and dlen > 0:
-                # whole mapping still in the ring (a re-injected mapping may
-                # start below rcv_nxt: those bytes are already there)
-                if self._map_ok(i):
-                    self.csum_ok_seen = True
-                    self.deliver(dsn, dlen)
-                else:
-                    self.ctr[C.DataCsumErr] += 1
-                    self.deliver(dsn, dlen)    # as Linux: the answer is fallback, not loss
-                    if self.mptcp and self.fail_deadline < 0 and not self.fail_tx:
-                        self.fail_tx = True
-                        self.fail_dsn = dsn
-                        self.fail_deadline = now + FAIL_TIMEOUT_MS
-            elif dlen > 0:
+            # checked when the whole mapping is still in the ring (a re-injected mapping
+            # may start below rcv_nxt: those bytes are already there)
+            if dsn >= self.rcv_read and dlen > 0 and not self._map_ok(i):
+                # as Linux: the data is kept; the answer is MP_FAIL and fallback
+                self.ctr[C.DataCsumErr] += 1
+                if self.mptcp and self.fail_deadline < 0 and not self.fail_tx:
+                    self.fail_tx = True
+                    self.fail_dsn = dsn
+                    self.fail_deadline = now + FAIL_TIMEOUT_MS
+            if dlen > 0:
                 self.deliver(dsn, dlen)
             n = self.m_n - 1
             self.m_ssn[i] = self.m_ssn[n]

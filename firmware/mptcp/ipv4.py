@@ -32,19 +32,6 @@ class IPv4Header:
         self.df = False
 
 
-def _hdr_sum(buf, off, hlen):
-    # One's-complement sum of the header's 16-bit words, folded (not inverted).
-    s = 0
-    i = off
-    end = off + hlen
-    while i < end:
-        s += (buf[i] << 8) | buf[i + 1]
-        i += 2
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return s
-
-
 def parse(buf, n, hdr, verify=True):
     """Parse the IPv4 header at buf[0:n]; return OK or a reason code.
 

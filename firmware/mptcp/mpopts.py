@@ -16,6 +16,7 @@ Sequence numbers are plain ints: 32-bit TCP-level, 32/64-bit data-level.
 """
 from mptcp.compat import const
 from mptcp.errors import OK, E_SHORT, E_BADLEN, E_BADOPT, E_UNKNOWN
+from mptcp import checksum
 
 KIND = const(30)
 
@@ -494,19 +495,33 @@ def put_dss(buf, off, flags, data_ack=0, dsn=0, ssn=0, dll=0, csum=None):
     return n
 
 
-def dss_csum_sum(dsn64, ssn, dll):
-    """Folded one's-complement sum of the DSS checksum pseudo-header (RFC 8684 3.3.1).
+def put_dss_rel(buf, off, flags, ack_base, ack_rel, dsn_base, dsn_rel, ssn, dll, csum=-1):
+    """put_dss for the data path, with small ints only: the 8-byte DATA_ACK and DSN are
+    base (limbs, see limbs64) + relative value. flags must hold DSS_ACK|DSS_ACK8 (and
+    DSS_DSN8 with DSS_MAP); csum >= 0 is written with DSS_MAP. Returns the length."""
+    n = dss_len(flags, csum >= 0)
+    buf[off] = KIND
+    buf[off + 1] = n
+    buf[off + 2] = DSS << 4
+    buf[off + 3] = flags
+    put_rel64(buf, off + 4, ack_base, ack_rel)
+    if flags & DSS_MAP:
+        put_rel64(buf, off + 12, dsn_base, dsn_rel)
+        buf[off + 20] = (ssn >> 24) & 0xFF
+        buf[off + 21] = (ssn >> 16) & 0xFF
+        buf[off + 22] = (ssn >> 8) & 0xFF
+        buf[off + 23] = ssn & 0xFF
+        buf[off + 24] = dll >> 8
+        buf[off + 25] = dll & 0xFF
+        if csum >= 0:
+            buf[off + 26] = csum >> 8
+            buf[off + 27] = csum & 0xFF
+    return n
 
-    The pseudo-header is the 64-bit DSN, the 32-bit subflow sequence number,
-    the data-level length and a zero checksum; add the payload's sum and
-    invert to get the DSS checksum (a received one verifies to 0xFFFF with
-    its checksum field included).
-    """
-    s = (((dsn64 >> 48) & 0xFFFF) + ((dsn64 >> 32) & 0xFFFF) + ((dsn64 >> 16) & 0xFFFF)
-         + (dsn64 & 0xFFFF) + ((ssn >> 16) & 0xFFFF) + (ssn & 0xFFFF) + (dll & 0xFFFF))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return s
+
+# Folded sum of the DSS checksum pseudo-header (RFC 8684 3.3.1): one implementation,
+# in the checksum module; add the payload's sum and invert to get the DSS checksum.
+dss_csum_sum = checksum.dss_pseudo_sum
 
 
 def put_mp_join_syn(buf, off, addr_id, token, nonce, backup=False):
@@ -587,11 +602,16 @@ def put_mp_prio(buf, off, backup, addr_id=-1):
 
 
 def put_mp_fail(buf, off, dsn):
+    return put_mp_fail_rel(buf, off, limbs64(dsn), 0)
+
+
+def put_mp_fail_rel(buf, off, base, rel):
+    """MP_FAIL for DSN base (limbs) + rel: the data path's form (small ints only)."""
     buf[off] = KIND
     buf[off + 1] = 12
     buf[off + 2] = MP_FAIL << 4
     buf[off + 3] = 0
-    _put_u64(buf, off + 4, dsn)
+    put_rel64(buf, off + 4, base, rel)
     return 12
 
 

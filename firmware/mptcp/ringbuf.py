@@ -84,9 +84,7 @@ class RingBuf:
             n = size - off
         if n <= 0:
             return 0
-        p = self.head + off
-        if p >= size:
-            p -= size
+        p = self.pos(off)
         first = size - p
         buf = self.buf
         if first >= n:
@@ -116,9 +114,7 @@ class RingBuf:
     def copy_out(self, off, dst, n, d=0):
         """Copy n bytes at offset off into dst[d:d+n], readable or not."""
         size = self.size
-        p = self.head + off
-        if p >= size:
-            p -= size
+        p = self.pos(off)
         first = size - p
         buf = self.buf
         if first >= n:

@@ -37,6 +37,12 @@ class _Prng:
         return x
 
 
+def _owns(sf, buf, seg, laddr):
+    """The live subflow `sf` is the one segment `seg` (in buf) is for."""
+    return (sf.lport == seg.dport and sf.rport == seg.sport and sf.state != CLOSED
+            and sf.laddr == laddr and ipv4.addr_eq(buf, 12, sf.raddr))
+
+
 class Stack:
     def __init__(self, snd_buf=32768, rcv_buf=32768, max_conns=2, seed=None, mss=1460):
         self.snd_buf = snd_buf
@@ -180,35 +186,25 @@ class Stack:
     def _input(self, ifindex, buf, n, now):
         ctr = self.ctr
         ctr[C.IpInReceives] += 1
-        # IPv4 header checks as in ipv4.parse, inlined (per packet)
-        if n > len(buf):
-            n = len(buf)
-        if n < 20 or (buf[0] >> 4) != 4 or (buf[0] & 0x0F) < 5 or ((buf[0] & 0x0F) << 2) > n \
-                or (buf[6] & 0x3F) or buf[7]:
-            err = ipv4.parse(buf, n, self.ip)    # the slow path names the reason
+        ip = self.ip
+        err = ipv4.parse(buf, n, ip)
+        if err != 0:
             ctr[C.IpInNotV4 if err == E_NOTV4 else C.IpInHdrErrors] += 1
             return
-        hl = (buf[0] & 0x0F) << 2
-        tot = (buf[2] << 8) | buf[3]
-        if tot < hl or tot > n or checksum.ones_sum(buf, 0, hl, 0) != 0xFFFF:
-            ctr[C.IpInHdrErrors] += 1
-            return
-        if buf[9] != 6:
+        if ip.proto != 6:
             ctr[C.IpInUnknownProtos] += 1
             return
         laddr = None
         for nf in self.netifs:
-            a = nf[1]
-            if buf[16] == a[0] and buf[17] == a[1] and buf[18] == a[2] and buf[19] == a[3]:
-                laddr = a
+            if ipv4.addr_eq(buf, 16, nf[1]):
+                laddr = nf[1]
                 break
         if laddr is None:
             ctr[C.IpInAddrErrors] += 1
             return
-        # TCP pseudo-header (addresses, protocol, length) summed in place
-        ps = (((buf[12] << 8) | buf[13]) + ((buf[14] << 8) | buf[15]) + ((buf[16] << 8) | buf[17])
-              + ((buf[18] << 8) | buf[19]) + 6 + tot - hl)
-        if checksum.ones_sum(buf, hl, tot, ps) != 0xFFFF:
+        hl = ip.hlen
+        tot = ip.total
+        if checksum.ones_sum(buf, hl, tot, ipv4.pseudo_sum(buf, buf, 6, tot - hl, 12, 16)) != 0xFFFF:
             ctr[C.TcpInCsumErrors] += 1
             return
         seg = self.seg
@@ -219,34 +215,25 @@ class Stack:
                 ctr[C.TcpInErrsBadOpt] += 1
             return
         ctr[C.TcpInSegs] += 1
-        sport = seg.sport
-        dport = seg.dport
         # demux: the last connection that got a segment first (bulk transfers)
         c = self.last
+        if c is None or not _owns(c.sf, buf, seg, laddr):
+            c = None
+            for x in self.conns:
+                if _owns(x.sf, buf, seg, laddr):
+                    c = x
+                    self.last = x
+                    break
         if c is not None:
-            sf = c.sf
-            if sf.lport == dport and sf.rport == sport and sf.state != CLOSED \
-                    and ipv4.addr_eq(buf, 12, sf.raddr) and sf.laddr == laddr:
-                if buf is not self._in_buf:     # the runtime reuses one buffer
-                    self._in_buf = buf
-                    self._in_mv = memoryview(buf)
-                sf.input(buf, self._in_mv, seg, now)
-                return
-        for c in self.conns:
-            sf = c.sf
-            if sf.lport == dport and sf.rport == sport and ipv4.addr_eq(buf, 12, sf.raddr) \
-                    and sf.laddr == laddr:
-                if sf.state != CLOSED:
-                    if buf is not self._in_buf:     # the runtime reuses one buffer
-                        self._in_buf = buf
-                        self._in_mv = memoryview(buf)
-                    self.last = c
-                    sf.input(buf, self._in_mv, seg, now)
-                    return
+            if buf is not self._in_buf:     # the runtime reuses one buffer
+                self._in_buf = buf
+                self._in_mv = memoryview(buf)
+            c.sf.input(buf, self._in_mv, seg, now)
+            return
         flags = seg.flags
         if (flags & (T.SYN | T.ACK | T.RST)) == T.SYN:
             for l in self.listeners:
-                if l[0] == dport:
+                if l[0] == seg.dport:
                     self._passive_open(ifindex, buf, seg, laddr, l, now)
                     return
         ctr[C.DroppedNoSocket] += 1

@@ -17,7 +17,7 @@ from mptcp import checksum
 from mptcp import ringbuf
 from mptcp import counters as C
 from mptcp.cc import NewReno, Scoreboard
-from mptcp.connection import unwrap32, unwrap64, M64
+from mptcp.connection import unwrap32, M64
 
 CLOSED = const(0)
 SYN_SENT = const(1)
@@ -1032,22 +1032,8 @@ class Subflow:
         dss = 0
         psum = -1
         if self.ts_ok:
-            # NOP NOP TS, written in place
-            buf[40] = 1
-            buf[41] = 1
-            buf[42] = 8
-            buf[43] = 10
-            buf[44] = (now >> 24) & 0xFF
-            buf[45] = (now >> 16) & 0xFF
-            buf[46] = (now >> 8) & 0xFF
-            buf[47] = now & 0xFF
-            x = self.tsr_h
-            buf[48] = x >> 8
-            buf[49] = x & 0xFF
-            x = self.tsr_l
-            buf[50] = x >> 8
-            buf[51] = x & 0xFF
-            o = 52
+            o += T.put_nops(buf, o, 2)
+            o += T.put_ts_h(buf, o, now & 0xFFFFFFFF, self.tsr_h, self.tsr_l)
         if c.mptcp and c.established:
             if self.client and not c.confirmed and not (n == 0 and c.dfin_sent):
                 if n > 0:
@@ -1072,18 +1058,17 @@ class Subflow:
                     dss |= MP.DSS_MAP | MP.DSS_DSN8
                 elif c.fin_queued and c.dfin_sent and not c.dfin_acked and not c.fail_tx:
                     dss |= MP.DSS_MAP | MP.DSS_DSN8 | MP.DSS_FIN
-                # DSS written in place: 64-bit fields from the IDSN limbs (no big ints)
+                # 64-bit DATA_ACK/DSN from the IDSN limbs + relative values (no big ints)
                 csum = c.csum and (dss & MP.DSS_MAP)
                 ln = MP.dss_len(dss, csum)
                 pad = (4 - (ln & 3)) & 3
                 pay = o + ln + pad
                 if n > 0:
                     c.snd.copy_out(seq - c.snd_base, buf, n, pay)
-                buf[o] = MP.KIND
-                buf[o + 1] = ln
-                buf[o + 2] = MP.DSS << 4
-                buf[o + 3] = dss
-                MP.put_rel64(buf, o + 4, c.pidsn4, c.rcv_nxt)
+                drel = 0
+                ssn = 0
+                dll = 0
+                cs = -1
                 if dss & MP.DSS_MAP:
                     if dss & MP.DSS_FIN:
                         drel = c.data_end()
@@ -1095,35 +1080,18 @@ class Subflow:
                         dll = n
                         if c.infinite_tx:
                             dll = 0     # infinite mapping (RFC 8684 3.7): plain TCP after it
-                    MP.put_rel64(buf, o + 12, c.lidsn4, drel)
-                    buf[o + 20] = (ssn >> 24) & 0xFF
-                    buf[o + 21] = (ssn >> 16) & 0xFF
-                    buf[o + 22] = (ssn >> 8) & 0xFF
-                    buf[o + 23] = ssn & 0xFF
-                    buf[o + 24] = dll >> 8
-                    buf[o + 25] = dll & 0xFF
                     if csum:
                         # sum the payload once: it serves the DSS and the TCP checksum
                         psum = checksum.ones_sum(buf, pay, pay + n, 0)
                         x = MP.dss_pseudo_rel(c.lidsn4, drel, ssn, dll) + psum
                         x = (x & 0xFFFF) + (x >> 16)
-                        x = ~((x & 0xFFFF) + (x >> 16)) & 0xFFFF
-                        buf[o + 26] = x >> 8
-                        buf[o + 27] = x & 0xFF
-                o += ln
+                        cs = ~((x & 0xFFFF) + (x >> 16)) & 0xFFFF
+                o += MP.put_dss_rel(buf, o, dss, c.pidsn4, c.rcv_nxt, c.lidsn4, drel, ssn, dll, cs)
                 if pad:
-                    buf[o] = 1
-                    if pad > 1:
-                        buf[o + 1] = 1
-                    o += pad
+                    o += T.put_nops(buf, o, pad)
                 if c.fail_tx and n == 0:
                     # MP_FAIL next to the DATA_ACK (room: TS 12 + DSS 12 + 12 <= 40)
-                    buf[o] = MP.KIND
-                    buf[o + 1] = 12
-                    buf[o + 2] = MP.MP_FAIL << 4
-                    buf[o + 3] = 0
-                    MP.put_rel64(buf, o + 4, c.pidsn4, c.fail_dsn)
-                    o += 12
+                    o += MP.put_mp_fail_rel(buf, o, c.pidsn4, c.fail_dsn)
                     c.fail_tx = False
                     self.ctr[C.MPFailTx] += 1
                 if n > 0 and c.infinite_tx:
@@ -1231,26 +1199,10 @@ class Subflow:
         x = ~((x & 0xFFFF) + (x >> 16)) & 0xFFFF
         buf[10] = x >> 8
         buf[11] = x & 0xFF
-        # sequence numbers: ISS/IRS (as 16-bit halves) + relative, mod 2**32
-        x = self.iss_l + (seq & 0xFFFF)
-        buf[27] = x & 0xFF
-        buf[26] = (x >> 8) & 0xFF
-        x = self.iss_h + ((seq >> 16) & 0xFFFF) + (x >> 16)
-        buf[25] = x & 0xFF
-        buf[24] = (x >> 8) & 0xFF
+        # sequence numbers from ISS/IRS halves (no big ints); the template's ack is 0
+        T.put_seq(buf, 24, self.iss_h, self.iss_l, seq)
         if flags & T.ACK:
-            r = self.rcv_nxt
-            x = self.irs_l + (r & 0xFFFF)
-            buf[31] = x & 0xFF
-            buf[30] = (x >> 8) & 0xFF
-            x = self.irs_h + ((r >> 16) & 0xFFFF) + (x >> 16)
-            buf[29] = x & 0xFF
-            buf[28] = (x >> 8) & 0xFF
-        else:
-            buf[28] = 0
-            buf[29] = 0
-            buf[30] = 0
-            buf[31] = 0
+            T.put_seq(buf, 28, self.irs_h, self.irs_l, self.rcv_nxt)
         buf[32] = (o - 20) << 2
         buf[33] = flags
         buf[34] = w >> 8

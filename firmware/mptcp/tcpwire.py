@@ -96,10 +96,6 @@ class TcpSegment:
         self.mp_extra = 0      # MPTCP options beyond MAX_MP (ignored)
 
 
-def _u32(buf, i):
-    return (buf[i] << 24) | (buf[i + 1] << 16) | (buf[i + 2] << 8) | buf[i + 3]
-
-
 def parse(buf, off, end, seg):
     """Parse the TCP header at buf[off:end]; return OK or a reason code."""
     if end > len(buf):
@@ -306,10 +302,19 @@ def put_sackp(buf, off):
 
 
 def put_ts(buf, off, val, ecr):
+    return put_ts_h(buf, off, val, ecr >> 16, ecr & 0xFFFF)
+
+
+def put_ts_h(buf, off, val, ecr_h, ecr_l):
+    """Timestamps option with TSecr as 16-bit halves (the data path: TS.Recent is any
+    32-bit value); val is our clock (ms, a small int for 12 days)."""
     buf[off] = OPT_TS
     buf[off + 1] = 10
     _put_u32(buf, off + 2, val)
-    _put_u32(buf, off + 6, ecr)
+    buf[off + 6] = ecr_h >> 8
+    buf[off + 7] = ecr_h & 0xFF
+    buf[off + 8] = ecr_l >> 8
+    buf[off + 9] = ecr_l & 0xFF
     return 10
 
 
