@@ -18,6 +18,8 @@ def main(argv):
     filt = argv[2] if len(argv) > 2 else None
     if tdir not in sys.path:
         sys.path.insert(0, tdir)
+    import mptcp.stack      # strict mode: an internal exception fails the test
+    mptcp.stack.Stack.strict = True
     names = sorted(n for n in os.listdir(tdir) if n.startswith("test_") and n.endswith(".py"))
     passed = failed = 0
     failures = []

@@ -127,8 +127,8 @@ class Scoreboard:
         for k in range(seg.sack_n):
             left = rel32(sh[2 * k], sl[2 * k], iss_h, iss_l, una)
             right = rel32(sh[2 * k + 1], sl[2 * k + 1], iss_h, iss_l, una)
-            if right <= left or right > snd_max:
-                continue
+            if right <= left or right > snd_max or left <= una:
+                continue        # not above the cumulative ACK: D-SACK or bogus (RFC 2018 8)
             start = una
             for i in range(self.n):
                 j = (self.head + i) % cap
@@ -170,7 +170,8 @@ class Scoreboard:
             j = (self.head + i) % cap
             e = self.end[j]
             if e > nxt:
-                if start >= nxt and self.sacked[j]:
+                # the segment at snd_una is always resent (RFC 2018 8: the peer may renege)
+                if start >= nxt and start > una and self.sacked[j]:
                     nxt = e
                 else:
                     break

@@ -80,6 +80,8 @@ class Connection:
         self.fail_dsn = 0           # relative DSN (peer's space) it carries
         self.fail_deadline = -1     # our MP_FAIL awaits the peer's answer until then
         self.infinite_tx = False    # the next data segment carries an infinite mapping
+        self.inf_seq = -1           # relative seq of the segment that carried it (resent with it)
+        self.inf_csum = False       # that DSS had a checksum
         self.m_ssn = [0] * MAP_SLOTS
         self.m_dsn = [0] * MAP_SLOTS
         self.m_len = [0] * MAP_SLOTS    # data bytes (excluding a DATA_FIN)

@@ -24,6 +24,7 @@ NAMES = (
     "IpInAddrErrors", "IpInUnknownProtos", "IpOutRequests", "DroppedNoSocket",
     "ChallengeAcks", "ChallengeAcksLimited", "ListenOverflows", "InternalErrors",
     "DSSFallback", "IpInNotV4", "MPJoinSynRx",
+    "TcpAckSkipped", "TcpInOldSegs", "TcpRstIgnored",
 )
 
 MPCapableSYNRX = const(0)
@@ -86,7 +87,10 @@ InternalErrors = const(56)
 DSSFallback = const(57)
 IpInNotV4 = const(58)
 MPJoinSynRx = const(59)
-COUNT = const(60)
+TcpAckSkipped = const(60)    # an out-of-window / bad-ACK answer not sent (rate limit, Linux's TCPACKSkipped*)
+TcpInOldSegs = const(61)     # segments entirely below RCV.NXT (duplicates), answered with a dup ACK
+TcpRstIgnored = const(62)    # RST in TIME-WAIT or after a completed close: no error (RFC 1337 spirit)
+COUNT = const(63)
 
 
 class Counters:

@@ -46,6 +46,7 @@ DEFAULT_MSS = const(536)
 _OPT = const(40)           # options start: 20 (IP) + 20 (TCP)
 SEG_SLOTS = const(96)      # segments in flight remembered (retransmit them unchanged)
 MAX_DUPACKS_OWED = const(3)
+OOW_RATE_MS = const(500)   # out-of-window ACK answers, like net.ipv4.tcp_invalid_ratelimit
 
 
 class Subflow:
@@ -80,6 +81,8 @@ class Subflow:
         self.mss = DEFAULT_MSS
         self.rcv_nxt = 0
         self.rcv_adv = 0           # subflow right edge last advertised (relative seq)
+        self.rcv_wup = 0           # rcv_nxt when we last sent a window (Linux's rcv_wup)
+        self.oow_time = -1         # when we last answered an out-of-window pure ACK
         self.adv_data = 0          # data-level right edge last advertised (relative DSN)
         self.syn_sent = False
         self.fin_sent = False
@@ -139,6 +142,7 @@ class Subflow:
         The same negotiation for both roles (RFC 9293 3.10.7, RFC 7323)."""
         self.set_irs(seg.seq)
         self.rcv_nxt = 1
+        self.rcv_wup = 1
         mss = seg.mss if seg.mss else DEFAULT_MSS
         if mss > self.my_mss:
             mss = self.my_mss
@@ -197,6 +201,8 @@ class Subflow:
 
     def window_opened(self, grew):
         """The app read data: send a window update when it matters (SWS avoidance)."""
+        if self.fin_rcvd or self.state >= TIME_WAIT:
+            return      # the peer has ended its stream: a window update would only draw a RST
         c = self.conn
         grow = c.rcv_nxt + c.rcv_window() - self.adv_data
         if grow >= 2 * self.mss or grow >= (c.rcv.size >> 1):
@@ -225,6 +231,12 @@ class Subflow:
     def _reset_by_peer(self):
         c = self.conn
         self.ctr[C.TcpInRsts] += 1
+        if self.state == TIME_WAIT or (self.fin_rcvd and self.fin_acked):
+            # both FINs done: the stream ended cleanly; a late RST (e.g. to our last
+            # ACK) ends the subflow but is not an error (RFC 1337; Linux kills TIME-WAIT)
+            self.ctr[C.TcpRstIgnored] += 1
+            self._to_closed()
+            return
         if self.state >= ESTABLISHED:
             self.ctr[C.TcpEstabResets] += 1
         if c.error is None:
@@ -326,44 +338,39 @@ class Subflow:
             self._input_syn_sent(buf, seg, now)
             return
         ctr = self.ctr
+        c = self.conn
         # relative seq nearest rcv_nxt, from 16-bit halves (no big ints on 32-bit boards)
         seq = T.rel32(seg.seq_h, seg.seq_l, self.irs_h, self.irs_l, self.rcv_nxt)
         dlen = seg.data_len
         if st == SYN_RCVD and (flags & T.SYN) and not (flags & T.ACK) and seq == 0:
             self.syn_sent = False         # retransmitted SYN: resend SYN/ACK
             return
-        # 1. acceptability (RFC 9293 3.10.7.4)
+        # 1. acceptability, as Linux's tcp_sequence(): the segment ends at or after
+        #    RCV.WUP (RCV.NXT when we last sent a window) and starts inside the window.
+        #    A pure ACK whose SEQ is behind RCV.NXT (the peer went back after an RTO)
+        #    is acceptable: its ACK field is news (RFC 9293 3.10.7.4 would drop it).
         wnd = self.rcv_adv - self.rcv_nxt
         if wnd < 0:
             wnd = 0
         slen = dlen + (1 if flags & T.FIN else 0)
-        ok = True
-        if slen == 0:
-            if wnd == 0:
-                ok = seq == self.rcv_nxt
-            else:
-                ok = self.rcv_nxt <= seq < self.rcv_nxt + wnd
-        else:
-            if wnd == 0:
-                ok = False
-            else:
-                ok = ((self.rcv_nxt <= seq < self.rcv_nxt + wnd) or
-                      (self.rcv_nxt <= seq + slen - 1 < self.rcv_nxt + wnd))
-        if not ok:
+        if seq + slen < self.rcv_wup or seq > self.rcv_nxt + wnd:
             if flags & T.RST:
                 return
-            if not (slen > 0 and wnd == 0 and seq == self.rcv_nxt) and not (seq < self.rcv_nxt):
+            if seq + slen < self.rcv_wup:
+                ctr[C.TcpInOldSegs] += 1
+                if c.mptcp and dlen > 0 and seg.mp_n:
+                    self._infinite_map_in(buf, seg)     # it may carry the infinite mapping
+            else:
                 ctr[C.TcpInErrsOutOfWindow] += 1
-            self.ack_now = True
-            if not (wnd == 0 and seq == self.rcv_nxt and (flags & T.ACK)):
-                return
-            dlen = 0          # zero window: take the ACK, drop the data
-            flags &= ~T.FIN
+            self._oow_ack(now, dlen)
+            return
+        if wnd == 0:
+            flags &= ~T.FIN        # as Linux: nothing, not even a FIN, into a zero window
         # 2. RST (RFC 5961 3.2)
         if flags & T.RST:
             if seq == self.rcv_nxt:
-                self._reset_by_peer()
                 self._rst_opts(buf, seg)
+                self._reset_by_peer()
             else:
                 self.stack.challenge_ack(self, now)
             return
@@ -373,11 +380,21 @@ class Subflow:
             return
         if not (flags & T.ACK):
             return
+        # 4. the ACK field is validated before any option acts (an MP_FASTCLOSE or
+        #    DATA_ACK on a segment acknowledging unsent data is not believed)
+        ack = T.rel32(seg.ack_h, seg.ack_l, self.iss_h, self.iss_l, self.snd_una)
+        if self.state == SYN_RCVD:
+            if ack < 1 or ack > self.snd_max:
+                self.stack.send_rst_for(buf, seg, self)
+                return
+        elif ack > self.snd_max:
+            ctr[C.TcpInErrsBadAck] += 1
+            self._oow_ack(now, dlen)
+            return
         if self.ts_ok and seg.ts_present and seq <= self.rcv_nxt:
             self.tsr_h = seg.tsv_h
             self.tsr_l = seg.tsv_l
         # MPTCP options of interest
-        c = self.conn
         mo = self.stack.mo
         have_dss = False
         have_mpc = False
@@ -387,12 +404,8 @@ class Subflow:
             have_mpc = (r & 2) != 0
             if c.error is not None and self.state == CLOSED:
                 return
-        # 4. SYN_RCVD -> ESTABLISHED
-        ack = T.rel32(seg.ack_h, seg.ack_l, self.iss_h, self.iss_l, self.snd_una)
+        # SYN_RCVD -> ESTABLISHED
         if self.state == SYN_RCVD:
-            if ack < 1 or ack > self.snd_max:
-                self.stack.send_rst_for(buf, seg, self)
-                return
             if c.mptcp:
                 if have_mpc and mo.skey is not None and mo.rkey is not None:
                     if mo.rkey != c.local_key:
@@ -407,10 +420,6 @@ class Subflow:
             self.snd_wnd = seg.window << self.snd_wscale
             self.snd_right = ack + self.snd_wnd
         # 5. ACK processing
-        if ack > self.snd_max:
-            self.ack_now = True
-            ctr[C.TcpInErrsBadAck] += 1
-            return
         if c.mptcp and have_dss and (mo.dss_flags & MP.DSS_ACK):
             self._data_ack(buf, mo)
         elif c.mptcp and not have_dss and not have_mpc and not c.dss_seen \
@@ -452,6 +461,45 @@ class Subflow:
                 self.ack_now = True
                 if self.state == TIME_WAIT:
                     self.tw_deadline = now + TIME_WAIT_MS
+
+    def _oow_ack(self, now, dlen):
+        """Answer an unacceptable segment or an ACK of unsent data with an ACK (RFC 9293),
+        at most one per OOW_RATE_MS for segments without data (Linux's
+        tcp_oow_rate_limited): two desynchronised ends must not ping-pong ACKs."""
+        if dlen > 0:
+            self.ack_now = True
+            return
+        t = self.oow_time
+        if t >= 0 and now - t < OOW_RATE_MS:
+            self.ctr[C.TcpAckSkipped] += 1
+            return
+        self.oow_time = now
+        self.ack_now = True
+
+    def _infinite_map_in(self, buf, seg):
+        """An old (duplicate) data segment may carry the peer's infinite mapping (RFC 8684
+        3.7): the sender fell back when it sent it, so the receiver must follow even
+        though the data itself is not needed."""
+        mo = self.stack.mo2
+        for i in range(seg.mp_n):
+            off = seg.mp_off[i]
+            if seg.mp_len[i] >= 4 and buf[off + 2] >> 4 == MP.DSS:
+                if MP.parse_dss_fast(buf, off, seg.mp_len[i], mo) == 0:
+                    self._check_infinite(buf, mo)
+                return
+
+    def _check_infinite(self, buf, mo):
+        """Fall back if `mo` (a parsed DSS) is an infinite mapping."""
+        c = self.conn
+        if not c.mptcp or not (mo.dss_flags & MP.DSS_MAP) or mo.dll != 0:
+            return
+        m_ssn = unwrap32(mo.ssn, self.rcv_nxt)
+        if mo.dsn8:
+            m_dsn = MP.get_rel64(buf, mo.dsn_off, c.pidsn4)
+        else:
+            m_dsn = unwrap32((mo.dsn - c.pidsn32) & 0xFFFFFFFF, c.rcv_nxt)
+        self.ctr[C.InfiniteMapRx] += 1
+        c.fall_back(m_dsn - m_ssn, self.rcv_nxt)
 
     def _rst_opts(self, buf, seg):
         mo = self.stack.mo2
@@ -496,6 +544,9 @@ class Subflow:
                     self.fastclose = False
                     return 0
             elif st == MP.MP_FAIL:
+                if ln != 12:            # RFC 8684 3.7: kind, len 12, subtype, DSN 64
+                    self.ctr[C.TcpInErrsBadMptcp] += 1
+                    continue
                 self.ctr[C.MPFailRx] += 1
                 self.conn.on_mp_fail()
         return (1 if have_dss else 0) | (2 if have_mpc else 0)
@@ -520,8 +571,8 @@ class Subflow:
             self.snd_una = ack
             if self.snd_nxt < ack:
                 self.snd_nxt = ack
-            if self.fin_sent and ack == self.fin_seq + 1:
-                self.fin_acked = True
+            if self.fin_seq >= 0 and ack == self.fin_seq + 1:
+                self.fin_acked = True   # also after an RTO cleared fin_sent for the resend
             if self.ts_ok and seg.ts_present and (seg.tse_h or seg.tse_l):
                 # our TSvals are `now`: a small int for the first 2**30 ms (12 days)
                 if seg.tse_h < 0x4000:
@@ -621,7 +672,7 @@ class Subflow:
         if flags & T.ACK:
             if ((seg.ack - self.iss) & 0xFFFFFFFF) != 1:
                 if not (flags & T.RST):
-                    self.stack.send_rst_for(buf, seg, None)
+                    self.stack.send_rst_for(buf, seg, self)     # on this subflow's link
                 return
         if flags & T.RST:
             if flags & T.ACK:
@@ -664,6 +715,8 @@ class Subflow:
             k = self.rcv_nxt - seq
             if k >= dlen:
                 self.ack_now = True
+                if have_dss:
+                    self._check_infinite(buf, mo)   # a duplicate may bring the fallback
                 return
             s += k
             seq += k
@@ -887,6 +940,10 @@ class Subflow:
             return self._out_seg(now, buf, self.snd_nxt, 0, T.ACK)
         if self.ack_now:
             return self._out_seg(now, buf, self.snd_nxt, 0, T.ACK)
+        if self.rto_deadline < 0 and self.snd_max > self.snd_una:
+            # whatever could not be sent (window, SACKed at SND.UNA, ...), data in
+            # flight always has a retransmission timer: no connection waits for ever
+            self.rto_deadline = now + self.rto
         return 0
 
     def _next_hole(self):
@@ -1034,8 +1091,11 @@ class Subflow:
         if self.ts_ok:
             o += T.put_nops(buf, o, 2)
             o += T.put_ts_h(buf, o, now & 0xFFFFFFFF, self.tsr_h, self.tsr_l)
-        if c.mptcp and c.established:
-            if self.client and not c.confirmed and not (n == 0 and c.dfin_sent):
+        # the segment that carried our infinite mapping is resent with it (it may have been
+        # lost: the peer falls back only when it sees it), even though we fell back
+        reinf = n > 0 and seq == c.inf_seq
+        if (c.mptcp and c.established) or reinf:
+            if self.client and not c.confirmed and not (n == 0 and c.dfin_sent) and not reinf:
                 if n > 0:
                     # first data: MP_CAPABLE with both keys and the data-level length
                     mpc_len = 24 if c.csum else 22
@@ -1059,7 +1119,7 @@ class Subflow:
                 elif c.fin_queued and c.dfin_sent and not c.dfin_acked and not c.fail_tx:
                     dss |= MP.DSS_MAP | MP.DSS_DSN8 | MP.DSS_FIN
                 # 64-bit DATA_ACK/DSN from the IDSN limbs + relative values (no big ints)
-                csum = c.csum and (dss & MP.DSS_MAP)
+                csum = (c.inf_csum if reinf else c.csum) and (dss & MP.DSS_MAP)
                 ln = MP.dss_len(dss, csum)
                 pad = (4 - (ln & 3)) & 3
                 pay = o + ln + pad
@@ -1078,7 +1138,7 @@ class Subflow:
                         drel = seq
                         ssn = seq & 0xFFFFFFFF
                         dll = n
-                        if c.infinite_tx:
+                        if c.infinite_tx or reinf:
                             dll = 0     # infinite mapping (RFC 8684 3.7): plain TCP after it
                     if csum:
                         # sum the payload once: it serves the DSS and the TCP checksum
@@ -1096,6 +1156,8 @@ class Subflow:
                     self.ctr[C.MPFailTx] += 1
                 if n > 0 and c.infinite_tx:
                     self.ctr[C.InfiniteMapTx] += 1
+                    c.inf_seq = seq
+                    c.inf_csum = c.csum
                     c.fall_back(self._peer_delta(), self.rcv_nxt)
         elif n > 0:
             c.snd.copy_out(seq - c.snd_base, buf, n, o)
@@ -1146,6 +1208,7 @@ class Subflow:
         if adv > self.rcv_adv:
             self.rcv_adv = adv
         self.adv_data = c.rcv_nxt + (w << self.rcv_wscale)
+        self.rcv_wup = self.rcv_nxt
         self.ack_now = False
         if n == 0 and self.dupacks_owed:
             self.dupacks_owed -= 1

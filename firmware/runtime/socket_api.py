@@ -101,7 +101,9 @@ class MPSocket:
             n = c.readinto(mv)
             if n:
                 return n
-            if c.eof or c.closed:
+            if c.eof:
+                return 0        # a clean end of stream stays clean (a later RST is not an error here)
+            if c.closed:
                 if c.error is not None:
                     raise OSError(ECONNRESET, str(c.error))
                 return 0
