@@ -22,18 +22,12 @@ from mptcp.assembler import Assembler
 from mptcp import checksum
 from mptcp import counters as C
 from mptcp import mpopts as MP
+from mptcp.ticks import MASK as TMASK
 
 M64 = 0xFFFFFFFFFFFFFFFF
 MAP_SLOTS = const(8)     # pending (checksummed) mappings per connection
 FAIL_TIMEOUT_MS = const(120000)   # wait for the MP_FAIL response (Linux: TCP_RTO_MAX)
 OOO_SLOTS = const(4)     # out-of-order islands per connection
-
-
-def unwrap32(v, near):
-    d = (v - near) & 0xFFFFFFFF
-    if d >= 0x80000000:
-        d -= 0x100000000
-    return near + d
 
 
 class Connection:
@@ -52,11 +46,10 @@ class Connection:
         self.peer_key = None
         self.local_idsn = 0
         self.peer_idsn = 0
-        # the IDSNs as 16-bit limbs (mpopts.get_rel64/put_rel64) and low 32 bits
+        # the IDSNs as 16-bit limbs (mpopts.get_rel64/put_rel64): the bases of the relative
+        # DSNs (a rebase adds to them, so they are the IDSNs only until the first one)
         self.lidsn4 = [0, 0, 0, 0]
         self.pidsn4 = [0, 0, 0, 0]
-        self.lidsn32 = 0
-        self.pidsn32 = 0
         self.token = 0
         self.confirmed = False      # peer proved it has our keys (client role)
         self.peer_map_seen = False  # a mapping (DSS or MPC+data) was received
@@ -99,12 +92,10 @@ class Connection:
     def set_local_idsn(self, v):
         self.local_idsn = v
         self.lidsn4 = MP.limbs64(v)
-        self.lidsn32 = v & 0xFFFFFFFF
 
     def set_peer_idsn(self, v):
         self.peer_idsn = v
         self.pidsn4 = MP.limbs64(v)
-        self.pidsn32 = v & 0xFFFFFFFF
 
     # ------------------------------------------------------------ app API
     @property
@@ -282,7 +273,7 @@ class Connection:
                 if self.mptcp and self.fail_deadline < 0 and not self.fail_tx:
                     self.fail_tx = True
                     self.fail_dsn = dsn
-                    self.fail_deadline = now + FAIL_TIMEOUT_MS
+                    self.fail_deadline = (now + FAIL_TIMEOUT_MS) & TMASK
             if dlen > 0:
                 self.deliver(dsn, dlen)
             n = self.m_n - 1
@@ -329,7 +320,9 @@ class Connection:
         off = self.m_dsn[i] - self.rcv_read
         if off < 0 or off + dlen > r.size:
             return False
-        acc = MP.dss_pseudo_rel(self.pidsn4, self.m_dsn[i], self.m_ssn[i] & 0xFFFFFFFF,
+        ssn = self.m_ssn[i]
+        acc = MP.dss_pseudo_rel(self.pidsn4, self.m_dsn[i],
+                                (self.sf.roff_h + (ssn >> 16)) & 0xFFFF, ssn & 0xFFFF,
                                 self.m_dll[i])
         acc += self.m_csum[i]
         p = r.pos(off)

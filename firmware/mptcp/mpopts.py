@@ -102,6 +102,13 @@ class MpOptions:
         self.dsn8 = False
         self.dsn_off = 0      # offset of the DSN field in buf
         self.ssn = 0          # relative subflow sequence number
+        # the data path's form (parse_dss_fast): 16-bit halves of the 4-byte fields
+        self.data_ack_h = 0
+        self.data_ack_l = 0
+        self.dsn_h = 0
+        self.dsn_l = 0
+        self.ssn_h = 0
+        self.ssn_l = 0
         self.dll = None       # data-level length (None if absent)
         self.csum = None      # checksum (None if absent)
         # ADD_ADDR
@@ -196,22 +203,27 @@ def dss_len(flags, csum=False):
 
 
 def _parse_dss(buf, off, length, mo):
+    """The full decode (tools, tests): whole values in data_ack / dsn / ssn."""
     err = parse_dss_fast(buf, off, length, mo)
     if err == OK:
         f = mo.dss_flags
-        if f & DSS_ACK and f & DSS_ACK8:
-            mo.data_ack = _u64(buf, mo.data_ack_off)
-        if f & DSS_MAP and f & DSS_DSN8:
-            mo.dsn = _u64(buf, mo.dsn_off)
+        if f & DSS_ACK:
+            mo.data_ack = _u64(buf, mo.data_ack_off) if f & DSS_ACK8 else _u32(buf, mo.data_ack_off)
+        if f & DSS_MAP:
+            mo.dsn = _u64(buf, mo.dsn_off) if f & DSS_DSN8 else _u32(buf, mo.dsn_off)
+            mo.ssn = _u32(buf, mo.dsn_off + (8 if f & DSS_DSN8 else 4))
     return err
 
 
 def parse_dss_fast(buf, off, length, mo):
-    """Decode a DSS (kind byte at buf[off]) without building 64-bit ints (per packet).
+    """Decode a DSS (kind byte at buf[off]) without building any int of 30 bits or more
+    (the data path, DESIGN 2.3).
 
     8-byte DATA_ACK / DSN are left in the packet: read them relative to a base
-    with `get_rel64(buf, mo.data_ack_off, base)` / `get_rel64(buf, mo.dsn_off, base)`;
-    mo.data_ack / mo.dsn then hold -1. 4-byte ones are decoded as before.
+    with `get_rel64(buf, mo.data_ack_off, base)` / `get_rel64(buf, mo.dsn_off, base)`.
+    4-byte ones and the subflow sequence number are given as 16-bit halves
+    (data_ack_h/_l, dsn_h/_l, ssn_h/_l). mo.data_ack / mo.dsn / mo.ssn hold -1 here;
+    `parse` fills them with whole values.
     """
     if length < 4:
         return E_BADLEN
@@ -223,30 +235,34 @@ def parse_dss_fast(buf, off, length, mo):
         return E_BADLEN
     mo.dss_flags = f
     i = off + 4
+    mo.data_ack = 0
     if f & DSS_ACK:
+        mo.data_ack = -1
         mo.data_ack_off = i
         if f & DSS_ACK8:
             mo.data_ack8 = True
-            mo.data_ack = -1
             i += 8
         else:
             mo.data_ack8 = False
-            mo.data_ack = _u32(buf, i)
+            mo.data_ack_h = (buf[i] << 8) | buf[i + 1]
+            mo.data_ack_l = (buf[i + 2] << 8) | buf[i + 3]
             i += 4
     else:
-        mo.data_ack = 0
         mo.data_ack8 = False
     if f & DSS_MAP:
+        mo.dsn = -1
+        mo.ssn = -1
         mo.dsn_off = i
         if f & DSS_DSN8:
             mo.dsn8 = True
-            mo.dsn = -1
             i += 8
         else:
             mo.dsn8 = False
-            mo.dsn = _u32(buf, i)
+            mo.dsn_h = (buf[i] << 8) | buf[i + 1]
+            mo.dsn_l = (buf[i + 2] << 8) | buf[i + 3]
             i += 4
-        mo.ssn = _u32(buf, i)
+        mo.ssn_h = (buf[i] << 8) | buf[i + 1]
+        mo.ssn_l = (buf[i + 2] << 8) | buf[i + 3]
         mo.dll = (buf[i + 4] << 8) | buf[i + 5]
         if length == exp + 2:
             mo.csum = (buf[i + 6] << 8) | buf[i + 7]
@@ -266,6 +282,19 @@ def parse_dss_fast(buf, off, length, mo):
 # data sequence numbers relative to the IDSN (small ints) and meets the 64-bit
 # wire value only here, through the base as four 16-bit limbs (most significant
 # first), so the arithmetic stays in small ints even on 32-bit boards.
+
+def limbs_add(b, v):
+    """Add v (a small int, may be negative) to the 64-bit value in limbs b, mod 2**64, in
+    place: how a connection rebases its relative sequence numbers (small ints only)."""
+    x = b[3] + (v & 0xFFFF)
+    b[3] = x & 0xFFFF
+    x = b[2] + ((v >> 16) & 0xFFFF) + (x >> 16)
+    b[2] = x & 0xFFFF
+    hi = 0xFFFF if v < 0 else 0         # sign extension of v into the upper limbs
+    x = b[1] + hi + (x >> 16)
+    b[1] = x & 0xFFFF
+    b[0] = (b[0] + hi + (x >> 16)) & 0xFFFF
+
 
 def limbs64(v):
     """A 64-bit value as [bits 63-48, 47-32, 31-16, 15-0] (setup path only)."""
@@ -318,9 +347,10 @@ def sum_rel64(b, rel):
     return s + (x & 0xFFFF)
 
 
-def dss_pseudo_rel(b, rel, ssn, dll):
-    """Folded DSS checksum pseudo-header sum for DSN base+rel (see dss_csum_sum)."""
-    s = sum_rel64(b, rel) + ((ssn >> 16) & 0xFFFF) + (ssn & 0xFFFF) + (dll & 0xFFFF)
+def dss_pseudo_rel(b, rel, ssn_h, ssn_l, dll):
+    """Folded DSS checksum pseudo-header sum for DSN base+rel and the subflow sequence
+    number in 16-bit halves (see dss_csum_sum)."""
+    s = sum_rel64(b, rel) + ssn_h + ssn_l + (dll & 0xFFFF)
     s = (s & 0xFFFF) + (s >> 16)
     return (s & 0xFFFF) + (s >> 16)
 
@@ -479,14 +509,14 @@ def put_dss(buf, off, flags, data_ack=0, dsn=0, ssn=0, dll=0, csum=None):
             _put_u64(buf, i, data_ack)
             i += 8
         else:
-            _put_u32(buf, i, data_ack & 0xFFFFFFFF)
+            _put_u32(buf, i, data_ack)     # _put_u32 keeps the low 32 bits
             i += 4
     if f & DSS_MAP:
         if f & DSS_DSN8:
             _put_u64(buf, i, dsn)
             i += 8
         else:
-            _put_u32(buf, i, dsn & 0xFFFFFFFF)
+            _put_u32(buf, i, dsn)
             i += 4
         _put_u32(buf, i, ssn)
         _put_u16(buf, i + 4, dll)
@@ -495,10 +525,12 @@ def put_dss(buf, off, flags, data_ack=0, dsn=0, ssn=0, dll=0, csum=None):
     return n
 
 
-def put_dss_rel(buf, off, flags, ack_base, ack_rel, dsn_base, dsn_rel, ssn, dll, csum=-1):
+def put_dss_rel(buf, off, flags, ack_base, ack_rel, dsn_base, dsn_rel, ssn_h, ssn_l, dll,
+                csum=-1):
     """put_dss for the data path, with small ints only: the 8-byte DATA_ACK and DSN are
-    base (limbs, see limbs64) + relative value. flags must hold DSS_ACK|DSS_ACK8 (and
-    DSS_DSN8 with DSS_MAP); csum >= 0 is written with DSS_MAP. Returns the length."""
+    base (limbs, see limbs64) + relative value, the subflow sequence number is given as
+    16-bit halves. flags must hold DSS_ACK|DSS_ACK8 (and DSS_DSN8 with DSS_MAP); csum >= 0
+    is written with DSS_MAP. Returns the length."""
     n = dss_len(flags, csum >= 0)
     buf[off] = KIND
     buf[off + 1] = n
@@ -507,10 +539,10 @@ def put_dss_rel(buf, off, flags, ack_base, ack_rel, dsn_base, dsn_rel, ssn, dll,
     put_rel64(buf, off + 4, ack_base, ack_rel)
     if flags & DSS_MAP:
         put_rel64(buf, off + 12, dsn_base, dsn_rel)
-        buf[off + 20] = (ssn >> 24) & 0xFF
-        buf[off + 21] = (ssn >> 16) & 0xFF
-        buf[off + 22] = (ssn >> 8) & 0xFF
-        buf[off + 23] = ssn & 0xFF
+        buf[off + 20] = ssn_h >> 8
+        buf[off + 21] = ssn_h & 0xFF
+        buf[off + 22] = ssn_l >> 8
+        buf[off + 23] = ssn_l & 0xFF
         buf[off + 24] = dll >> 8
         buf[off + 25] = dll & 0xFF
         if csum >= 0:

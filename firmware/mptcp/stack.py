@@ -16,6 +16,7 @@ from mptcp.errors import E_NOTV4, E_BADOPT
 from mptcp.assembler import Assembler
 from mptcp.connection import Connection, M64
 from mptcp.tcp import Subflow, CLOSED, SYN_SENT
+from mptcp.ticks import MASK as TMASK, earlier
 
 EPHEMERAL_LO = const(49152)
 CHALLENGE_PER_SEC = const(10)
@@ -69,6 +70,7 @@ class Stack:
         self.mo = MP.MpOptions()
         self.mo2 = MP.MpOptions()
         self.ident = 0
+        self.now = 0                # the last `now` (a tick) given to input/output
         self._in_buf = None
         self.last = None            # connection of the last segment in (demux cache)
         self._in_mv = None
@@ -195,6 +197,7 @@ class Stack:
 
     def _input(self, ifindex, buf, n, now):
         ctr = self.ctr
+        self.now = now
         ctr[C.IpInReceives] += 1
         ip = self.ip
         err = ipv4.parse(buf, n, ip)
@@ -309,9 +312,9 @@ class Stack:
             self.rst_flags = T.RST | T.ACK
 
     def challenge_ack(self, sf, now):
-        sec = now // 1000
-        if sec != self.chal_sec:
-            self.chal_sec = sec
+        # at most CHALLENGE_PER_SEC per second (RFC 5961 7), a window starting at chal_sec
+        if self.chal_sec < 0 or ((now - self.chal_sec) & TMASK) >= 1000:
+            self.chal_sec = now
             self.chal_n = 0
         if self.chal_n >= CHALLENGE_PER_SEC:
             self.ctr[C.ChallengeAcksLimited] += 1
@@ -361,6 +364,7 @@ class Stack:
             return 0
 
     def _output(self, now, out):
+        self.now = now
         if self.rst:
             return self._out_rst(out)
         cs = self.conns
@@ -380,11 +384,12 @@ class Stack:
         return 0
 
     def next_deadline(self):
-        d = -1
+        """When to call output() next: a tick (mptcp.ticks; the last `now` given when
+        something is to be sent at once), or -1 when no timer runs."""
+        now = self.now
         if self.rst:
-            return 0
+            return now
+        d = -1
         for c in self.conns:
-            t = c.sf.next_deadline()
-            if t >= 0 and (d < 0 or t < d):
-                d = t
+            d = earlier(d, c.sf.next_deadline(now))
         return d

@@ -17,7 +17,8 @@ from mptcp import checksum
 from mptcp import ringbuf
 from mptcp import counters as C
 from mptcp.cc import NewReno, Scoreboard
-from mptcp.connection import unwrap32, M64
+from mptcp.connection import M64
+from mptcp.ticks import MASK as TMASK, HALF as THALF, earlier
 
 CLOSED = const(0)
 SYN_SENT = const(1)
@@ -67,6 +68,11 @@ class Subflow:
         self.irs = 0
         self.irs_h = 0
         self.irs_l = 0
+        # rebasing (see _rebase_snd/_rebase_rcv) keeps relative sequence numbers below
+        # 2**29; what it took off, as the high half (a multiple of 2**16), is added back
+        # to the relative SSN written in / read from a DSS
+        self.soff_h = 0
+        self.roff_h = 0
         self.hdr = None                       # header template (built by _template)
         self.ip_sum0 = 0
         self.ps0 = 0
@@ -130,6 +136,9 @@ class Subflow:
         self.ts_ok = False         # RFC 7323 timestamps on every segment
         self.tsr_h = 0             # TS.Recent (RFC 7323) as 16-bit halves
         self.tsr_l = 0
+        self.ts_h = 0              # our TS clock (ms, 32 bits) as 16-bit halves ...
+        self.ts_l = 0
+        self.ts_now = 0            # ... at this tick
 
     # ------------------------------------------------------------ helpers
     def set_irs(self, v):
@@ -172,6 +181,13 @@ class Subflow:
         while (rcv_buf >> s) > 0xFFFF and s < 14:
             s += 1
         self.rcv_wscale = s
+
+    def _ts_at(self, now):
+        """Advance our TS clock (32-bit, in 16-bit halves) to tick `now`."""
+        x = self.ts_l + ((now - self.ts_now) & TMASK)
+        self.ts_now = now
+        self.ts_l = x & 0xFFFF
+        self.ts_h = (self.ts_h + (x >> 16)) & 0xFFFF
 
     def _rtt_sample(self, r):
         if r < 1:
@@ -244,49 +260,39 @@ class Subflow:
         self._to_closed()
 
     # ------------------------------------------------------------ timers
-    def next_deadline(self):
+    def next_deadline(self, now):
+        """The earliest timer (a tick), `now` when something is to be sent, -1 for none."""
         if self.ack_now or self.rst_pending or self.rexmit:
-            return 0
-        d = self.rto_deadline
-        t = self.ack_deadline
-        if t >= 0 and (d < 0 or t < d):
-            d = t
-        t = self.persist_deadline
-        if t >= 0 and (d < 0 or t < d):
-            d = t
-        t = self.tw_deadline
-        if t >= 0 and (d < 0 or t < d):
-            d = t
-        t = self.conn.dfin_deadline
-        if t >= 0 and (d < 0 or t < d):
-            d = t
-        t = self.conn.fail_deadline
-        if t >= 0 and (d < 0 or t < d):
-            d = t
-        return d
+            return now
+        c = self.conn
+        d = earlier(self.rto_deadline, self.ack_deadline)
+        d = earlier(d, self.persist_deadline)
+        d = earlier(d, self.tw_deadline)
+        d = earlier(d, c.dfin_deadline)
+        return earlier(d, c.fail_deadline)
 
     def timers(self, now):
-        if self.tw_deadline >= 0 and now - self.tw_deadline >= 0:
+        if self.tw_deadline >= 0 and ((now - self.tw_deadline) & TMASK) < THALF:
             self._to_closed()
             return
-        if self.ack_deadline >= 0 and now - self.ack_deadline >= 0:
+        if self.ack_deadline >= 0 and ((now - self.ack_deadline) & TMASK) < THALF:
             self.ack_deadline = -1
             self.ack_now = True
             self.ctr[C.TcpDelayedAcks] += 1
-        if self.rto_deadline >= 0 and now - self.rto_deadline >= 0:
+        if self.rto_deadline >= 0 and ((now - self.rto_deadline) & TMASK) < THALF:
             self._on_rto(now)
-        if self.persist_deadline >= 0 and now - self.persist_deadline >= 0:
+        if self.persist_deadline >= 0 and ((now - self.persist_deadline) & TMASK) < THALF:
             self.persist_deadline = -1
             self.force_one = True
             self.ctr[C.TcpZeroWindowProbes] += 1
         c = self.conn
-        if c.fail_deadline >= 0 and now - c.fail_deadline >= 0:
+        if c.fail_deadline >= 0 and ((now - c.fail_deadline) & TMASK) < THALF:
             # our MP_FAIL got no answer (RFC 8684 3.7): reset, as Linux does
             c.fail_deadline = -1
             if c.error is None:
                 c.error = "MP_FAIL not answered"
             self.rst_pending = True
-        if c.dfin_deadline >= 0 and now - c.dfin_deadline >= 0:
+        if c.dfin_deadline >= 0 and ((now - c.dfin_deadline) & TMASK) < THALF:
             c.dfin_tries += 1
             if c.dfin_tries > MAX_RETRIES:
                 c.error = "timeout"
@@ -460,7 +466,7 @@ class Subflow:
             elif self.fin_rcvd:
                 self.ack_now = True
                 if self.state == TIME_WAIT:
-                    self.tw_deadline = now + TIME_WAIT_MS
+                    self.tw_deadline = (now + TIME_WAIT_MS) & TMASK
 
     def _oow_ack(self, now, dlen):
         """Answer an unacceptable segment or an ACK of unsent data with an ACK (RFC 9293),
@@ -470,7 +476,7 @@ class Subflow:
             self.ack_now = True
             return
         t = self.oow_time
-        if t >= 0 and now - t < OOW_RATE_MS:
+        if t >= 0 and ((now - t) & TMASK) < OOW_RATE_MS:
             self.ctr[C.TcpAckSkipped] += 1
             return
         self.oow_time = now
@@ -493,11 +499,11 @@ class Subflow:
         c = self.conn
         if not c.mptcp or not (mo.dss_flags & MP.DSS_MAP) or mo.dll != 0:
             return
-        m_ssn = unwrap32(mo.ssn, self.rcv_nxt)
+        m_ssn = T.rel32(mo.ssn_h, mo.ssn_l, self.roff_h, 0, self.rcv_nxt)
         if mo.dsn8:
             m_dsn = MP.get_rel64(buf, mo.dsn_off, c.pidsn4)
         else:
-            m_dsn = unwrap32((mo.dsn - c.pidsn32) & 0xFFFFFFFF, c.rcv_nxt)
+            m_dsn = T.rel32(mo.dsn_h, mo.dsn_l, c.pidsn4[2], c.pidsn4[3], c.rcv_nxt)
         self.ctr[C.InfiniteMapRx] += 1
         c.fall_back(m_dsn - m_ssn, self.rcv_nxt)
 
@@ -556,7 +562,7 @@ class Subflow:
         if mo.data_ack8:
             rel = MP.get_rel64(buf, mo.data_ack_off, c.lidsn4)
         else:
-            rel = unwrap32((mo.data_ack - c.lidsn32) & 0xFFFFFFFF, c.data_ack)
+            rel = T.rel32(mo.data_ack_h, mo.data_ack_l, c.lidsn4[2], c.lidsn4[3], c.data_ack)
         if not c.confirmed:
             c.confirmed = True
         c.dss_seen = True
@@ -574,16 +580,15 @@ class Subflow:
             if self.fin_seq >= 0 and ack == self.fin_seq + 1:
                 self.fin_acked = True   # also after an RTO cleared fin_sent for the resend
             if self.ts_ok and seg.ts_present and (seg.tse_h or seg.tse_l):
-                # our TSvals are `now`: a small int for the first 2**30 ms (12 days)
-                if seg.tse_h < 0x4000:
-                    r = now - ((seg.tse_h << 16) | seg.tse_l)
-                else:
-                    r = (now - seg.ts_ecr) & 0xFFFFFFFF
-                if 0 <= r < RTO_MAX:
-                    self._rtt_sample(r)
+                # RTT = our TS clock now - the TSecr, in halves (RTO_MAX < 2**16)
+                x = self.ts_l + ((now - self.ts_now) & TMASK) - seg.tse_l
+                if ((self.ts_h - seg.tse_h + (x >> 16)) & 0xFFFF) == 0:
+                    r = x & 0xFFFF
+                    if r < RTO_MAX:
+                        self._rtt_sample(r)
                 self.rtt_seq = -1
             elif self.rtt_seq >= 0 and ack >= self.rtt_seq:
-                self._rtt_sample(now - self.rtt_time)
+                self._rtt_sample((now - self.rtt_time) & TMASK)
                 self.rtt_seq = -1
             self.tries = 0
             if self.srtt >= 0:
@@ -591,7 +596,7 @@ class Subflow:
             if self.snd_una >= self.snd_max:
                 self.rto_deadline = -1
             else:
-                self.rto_deadline = now + self.rto
+                self.rto_deadline = (now + self.rto) & TMASK
             flight = self.snd_max - self.snd_una
             c.release(self.snd_una)
             self.sb.pop(self.snd_una)
@@ -607,7 +612,7 @@ class Subflow:
             if self.fin_acked:
                 if st == FIN_WAIT_1:
                     self.state = FIN_WAIT_2
-                    self.tw_deadline = now + FIN_WAIT_2_MS   # like tcp_fin_timeout
+                    self.tw_deadline = (now + FIN_WAIT_2_MS) & TMASK   # like tcp_fin_timeout
                 elif st == CLOSING:
                     self._time_wait(now)
                 elif st == LAST_ACK:
@@ -663,7 +668,7 @@ class Subflow:
         self.state = TIME_WAIT
         self.rto_deadline = -1
         self.persist_deadline = -1
-        self.tw_deadline = now + TIME_WAIT_MS
+        self.tw_deadline = (now + TIME_WAIT_MS) & TMASK
 
     def _input_syn_sent(self, buf, seg, now):
         flags = seg.flags
@@ -685,7 +690,7 @@ class Subflow:
         if self.snd_nxt < 1:
             self.snd_nxt = 1
         if self.rtt_seq >= 0:
-            self._rtt_sample(now - self.rtt_time)
+            self._rtt_sample((now - self.rtt_time) & TMASK)
             self.rtt_seq = -1
         if c.mptcp:
             mo = self.stack.mo
@@ -748,11 +753,11 @@ class Subflow:
                 if not c.confirmed and not self.client:
                     c.confirmed = True
             elif have_dss and (mo.dss_flags & MP.DSS_MAP):
-                m_ssn = unwrap32(mo.ssn, self.rcv_nxt)
+                m_ssn = T.rel32(mo.ssn_h, mo.ssn_l, self.roff_h, 0, self.rcv_nxt)
                 if mo.dsn8:
                     m_dsn = MP.get_rel64(buf, mo.dsn_off, c.pidsn4)
                 else:
-                    m_dsn = unwrap32((mo.dsn - c.pidsn32) & 0xFFFFFFFF, c.rcv_nxt)
+                    m_dsn = T.rel32(mo.dsn_h, mo.dsn_l, c.pidsn4[2], c.pidsn4[3], c.rcv_nxt)
                 m_dll = mo.dll
                 m_len = mo.dll
                 m_csum = mo.csum if mo.csum is not None else 0
@@ -833,7 +838,7 @@ class Subflow:
                 if self.unacked_segs >= 2:
                     self.ack_now = True
                 elif self.ack_deadline < 0:
-                    self.ack_deadline = now + DELACK_MS
+                    self.ack_deadline = (now + DELACK_MS) & TMASK
             if c.csum and c.mptcp:
                 c.verify_maps(self.rcv_nxt, now)
                 if c.fail_tx:
@@ -856,7 +861,7 @@ class Subflow:
         if mo.dsn8:
             d = MP.get_rel64(buf, mo.dsn_off, c.pidsn4)
         else:
-            d = unwrap32((mo.dsn - c.pidsn32) & 0xFFFFFFFF, c.rcv_nxt)
+            d = T.rel32(mo.dsn_h, mo.dsn_l, c.pidsn4[2], c.pidsn4[3], c.rcv_nxt)
         if c.peer_fin < 0 and d >= c.rcv_nxt - 1:
             c.peer_fin = d
         c.check_fin()
@@ -921,7 +926,7 @@ class Subflow:
                     t = self.rto << b
                     if t > RTO_MAX:
                         t = RTO_MAX
-                    self.persist_deadline = now + t
+                    self.persist_deadline = (now + t) & TMASK
                     if b < 6:
                         self.persist_backoff = b + 1
         # FIN (fallen back: after the data; MPTCP: when both DATA_FINs are done)
@@ -935,7 +940,7 @@ class Subflow:
             c.dfin_sent = True
             b = c.dfin_tries if c.dfin_tries < 8 else 8
             t = self.rto << b
-            c.dfin_deadline = now + (t if t < RTO_MAX else RTO_MAX)
+            c.dfin_deadline = (now + (t if t < RTO_MAX else RTO_MAX)) & TMASK
             self.ctr[C.DataFinTx] += 1
             return self._out_seg(now, buf, self.snd_nxt, 0, T.ACK)
         if self.ack_now:
@@ -943,7 +948,7 @@ class Subflow:
         if self.rto_deadline < 0 and self.snd_max > self.snd_una:
             # whatever could not be sent (window, SACKed at SND.UNA, ...), data in
             # flight always has a retransmission timer: no connection waits for ever
-            self.rto_deadline = now + self.rto
+            self.rto_deadline = (now + self.rto) & TMASK
         return 0
 
     def _next_hole(self):
@@ -1031,8 +1036,11 @@ class Subflow:
             o += T.put_sackp(buf, o)
         if self.client or self.ts_ok:
             o += T.put_nops(buf, o, 2)
-            o += T.put_ts(buf, o, now & 0xFFFFFFFF,
-                          0 if self.client else (self.tsr_h << 16) | self.tsr_l)
+            self._ts_at(now)
+            if self.client:
+                o += T.put_ts_hh(buf, o, self.ts_h, self.ts_l, 0, 0)
+            else:
+                o += T.put_ts_hh(buf, o, self.ts_h, self.ts_l, self.tsr_h, self.tsr_l)
         if c.mptcp:
             if self.client:
                 f = MP.CAP_H | (MP.CAP_A if c.want_csum else 0)
@@ -1051,7 +1059,7 @@ class Subflow:
             self.rtt_time = now
         else:
             self.rtt_seq = -1
-        self.rto_deadline = now + self.rto
+        self.rto_deadline = (now + self.rto) & TMASK
         wnd = c.rcv_window()
         if wnd > 0xFFFF:
             wnd = 0xFFFF
@@ -1090,7 +1098,13 @@ class Subflow:
         psum = -1
         if self.ts_ok:
             o += T.put_nops(buf, o, 2)
-            o += T.put_ts_h(buf, o, now & 0xFFFFFFFF, self.tsr_h, self.tsr_l)
+            # our TS clock: 32 bits in halves, advanced by tick differences, so it keeps
+            # counting when `now` wraps (the peer's PAWS needs it monotonic)
+            x = self.ts_l + ((now - self.ts_now) & TMASK)
+            self.ts_now = now
+            self.ts_l = x & 0xFFFF
+            self.ts_h = (self.ts_h + (x >> 16)) & 0xFFFF
+            o += T.put_ts_hh(buf, o, self.ts_h, self.ts_l, self.tsr_h, self.tsr_l)
         # the segment that carried our infinite mapping is resent with it (it may have been
         # lost: the peer falls back only when it sees it), even though we fell back
         reinf = n > 0 and seq == c.inf_seq
@@ -1126,7 +1140,8 @@ class Subflow:
                 if n > 0:
                     c.snd.copy_out(seq - c.snd_base, buf, n, pay)
                 drel = 0
-                ssn = 0
+                ssn_h = 0
+                ssn_l = 0
                 dll = 0
                 cs = -1
                 if dss & MP.DSS_MAP:
@@ -1136,17 +1151,20 @@ class Subflow:
                         dll = 1
                     else:
                         drel = seq
-                        ssn = seq & 0xFFFFFFFF
+                        # the DSS's relative SSN: seq + what rebasing took off, in halves
+                        ssn_h = (self.soff_h + (seq >> 16)) & 0xFFFF
+                        ssn_l = seq & 0xFFFF
                         dll = n
                         if c.infinite_tx or reinf:
                             dll = 0     # infinite mapping (RFC 8684 3.7): plain TCP after it
                     if csum:
                         # sum the payload once: it serves the DSS and the TCP checksum
                         psum = checksum.ones_sum(buf, pay, pay + n, 0)
-                        x = MP.dss_pseudo_rel(c.lidsn4, drel, ssn, dll) + psum
+                        x = MP.dss_pseudo_rel(c.lidsn4, drel, ssn_h, ssn_l, dll) + psum
                         x = (x & 0xFFFF) + (x >> 16)
                         cs = ~((x & 0xFFFF) + (x >> 16)) & 0xFFFF
-                o += MP.put_dss_rel(buf, o, dss, c.pidsn4, c.rcv_nxt, c.lidsn4, drel, ssn, dll, cs)
+                o += MP.put_dss_rel(buf, o, dss, c.pidsn4, c.rcv_nxt, c.lidsn4, drel, ssn_h, ssn_l, dll,
+                                  cs)
                 if pad:
                     o += T.put_nops(buf, o, pad)
                 if c.fail_tx and n == 0:
@@ -1191,7 +1209,7 @@ class Subflow:
             self.snd_nxt = end
             self.bytes_tx += n
             if self.rto_deadline < 0:
-                self.rto_deadline = now + self.rto
+                self.rto_deadline = (now + self.rto) & TMASK
             flags |= T.PSH if end == c.data_end() else 0
         if flags & T.FIN:
             e = seq + 1
@@ -1199,7 +1217,7 @@ class Subflow:
                 self.snd_max = e
             self.snd_nxt = e
             if self.rto_deadline < 0:
-                self.rto_deadline = now + self.rto
+                self.rto_deadline = (now + self.rto) & TMASK
         wnd = c.rcv_window()
         w = wnd >> self.rcv_wscale
         if w > 0xFFFF:

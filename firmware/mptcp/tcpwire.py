@@ -306,11 +306,19 @@ def put_ts(buf, off, val, ecr):
 
 
 def put_ts_h(buf, off, val, ecr_h, ecr_l):
-    """Timestamps option with TSecr as 16-bit halves (the data path: TS.Recent is any
-    32-bit value); val is our clock (ms, a small int for 12 days)."""
+    """Timestamps option with TSecr as 16-bit halves (TS.Recent is any 32-bit value)."""
+    return put_ts_hh(buf, off, (val >> 16) & 0xFFFF, val & 0xFFFF, ecr_h, ecr_l)
+
+
+def put_ts_hh(buf, off, val_h, val_l, ecr_h, ecr_l):
+    """Timestamps option with TSval and TSecr as 16-bit halves: the data path's form
+    (no 32-bit value is ever built, DESIGN 2.3)."""
     buf[off] = OPT_TS
     buf[off + 1] = 10
-    _put_u32(buf, off + 2, val)
+    buf[off + 2] = val_h >> 8
+    buf[off + 3] = val_h & 0xFF
+    buf[off + 4] = val_l >> 8
+    buf[off + 5] = val_l & 0xFF
     buf[off + 6] = ecr_h >> 8
     buf[off + 7] = ecr_h & 0xFF
     buf[off + 8] = ecr_l >> 8

@@ -346,6 +346,52 @@ def test_hot_path_allocates_nothing():
     assert _locked_ok(lambda: ipv4.pseudo_sum(pkt, pkt, 6, 64, 12, 16))
 
 
+def test_data_path_codecs_allocate_nothing_with_32bit_values():
+    """The data path's DSS reader/writer with every field beyond 2**30 (heap ints on a
+    32-bit board if ever built): parse_dss_fast gives halves/offsets, the writers take
+    halves and limbs; nothing allocates (MicroPython's heap_lock; the values are checked
+    on every interpreter)."""
+    from mptcp import tcpwire as tw
+    b = bytearray(40)
+    f = m.DSS_ACK | m.DSS_MAP
+    n = m.put_dss(b, 0, f, 0xFEDCBA98, 0xC0000001, 0xFFFFFFF0, 1460, 0xBEEF)
+    mo = m.MpOptions()
+    assert _locked_ok(lambda: m.parse_dss_fast(b, 0, n, mo))
+    assert m.parse_dss_fast(b, 0, n, mo) == OK
+    assert (mo.data_ack_h, mo.data_ack_l) == (0xFEDC, 0xBA98)
+    assert (mo.dsn_h, mo.dsn_l) == (0xC000, 0x0001)
+    assert (mo.ssn_h, mo.ssn_l) == (0xFFFF, 0xFFF0) and mo.dll == 1460 and mo.csum == 0xBEEF
+    # relative values nearest a small reference, from halves
+    assert _locked_ok(lambda: tw.rel32(mo.ssn_h, mo.ssn_l, 0xFFFF, 0xFF00, 100))
+    assert tw.rel32(mo.ssn_h, mo.ssn_l, 0xFFFF, 0xFF00, 100) == 0xF0
+    base = m.limbs64(0xFFFFFFFFC0000000)
+    assert tw.rel32(mo.dsn_h, mo.dsn_l, base[2], base[3], 0) == 1
+    # 8-byte DSN/DATA_ACK written from limbs + relative, SSN from halves
+    f8 = m.DSS_ACK | m.DSS_ACK8 | m.DSS_MAP | m.DSS_DSN8
+    out = bytearray(40)
+    assert _locked_ok(lambda: m.put_dss_rel(out, 0, f8, base, 5, base, 7, 0xABCD, 0x1234, 100, 0x55AA))
+    assert m.parse(out, 0, 28, mo) == OK
+    assert mo.data_ack == 0xFFFFFFFFC0000005 and mo.dsn == 0xFFFFFFFFC0000007
+    assert mo.ssn == 0xABCD1234 and mo.dll == 100 and mo.csum == 0x55AA
+    assert _locked_ok(lambda: m.get_rel64(out, 4, base))
+    assert m.get_rel64(out, 12, base) == 7
+    assert _locked_ok(lambda: m.dss_pseudo_rel(base, 7, 0xABCD, 0x1234, 100))
+    assert m.dss_pseudo_rel(base, 7, 0xABCD, 0x1234, 100) == \
+        m.dss_csum_sum(0xFFFFFFFFC0000007, 0xABCD1234, 100)
+    assert _locked_ok(lambda: tw.put_ts_hh(out, 0, 0xFFFF, 0xFFFE, 0x8000, 1))
+    assert bytes(out[2:10]) == bytes([0xFF, 0xFF, 0xFF, 0xFE, 0x80, 0, 0, 1])
+
+
+def test_limbs_add_rebases_both_ways():
+    b = m.limbs64(0xFFFFFFFFFFFF0000)
+    m.limbs_add(b, 0x10000)
+    assert b == [0, 0, 0, 0]
+    m.limbs_add(b, -0x10000000)
+    assert b == m.limbs64(0xFFFFFFFFF0000000)
+    m.limbs_add(b, 0x10000000 + 5)
+    assert b == [0, 0, 0, 5]
+
+
 def test_mutation_fuzz_never_raises():
     """Deterministic mutation fuzz (both interpreters): codes, never exceptions;
     what parses re-encodes to something that parses to the same subtype."""
