@@ -761,3 +761,322 @@ def test_data_retransmission_gives_up_with_rst():
     assert n == 12
     assert s == expect_seg(4, 1, RST | ACK, 0)
     assert c.state == "CLOSED" and c.error == "timeout"
+
+
+# ---------------------------------------------------------------- RFC 5681 / 6582 / 3042
+def _flight(t, nseg, total=None, sackp=False):
+    """Established with RTT 100 ms (RTO 300); `total` segments written, the first
+    `nseg` (the initial window allows 10) sent and checked."""
+    t.snd = 65536
+    if sackp:
+        passive_open(t, sackp=True)
+        at(t, t.now + 100)
+        send(t, 1, 1, ACK)
+        c = t.st.accept()
+        t.conn = c
+    else:
+        c = _rtt(t, 100)
+    write_all(c, pattern((total or nseg) * MSS))
+    segs = drain(t)
+    assert [(s.seq, len(s.payload)) for s in segs] == [(1 + i * MSS, MSS) for i in range(nseg)]
+    return c
+
+
+def test_initial_window_is_ten_segments():
+    """RFC 6928 / Linux: IW 10."""
+    t = Peer(snd_buf=65536)
+    _flight(t, 10, 20)
+    expect_nothing(t)
+
+
+def test_slow_start_two_segments_per_ack():
+    t = Peer(snd_buf=65536)
+    _flight(t, 10, 30)
+    send(t, 1, 1 + MSS, ACK)
+    assert _sent(drain(t)) == [(1 + 10 * MSS, MSS, ACK), (1 + 11 * MSS, MSS, ACK)]
+
+
+def test_three_dupacks_fast_retransmit():
+    t = Peer(snd_buf=65536)
+    _flight(t, 10)
+    send(t, 1, 1, ACK)
+    expect_nothing(t)
+    send(t, 1, 1, ACK)
+    expect_nothing(t)
+    send(t, 1, 1, ACK)
+    expect(t, 1, 1, ACK, payload=pattern(MSS))
+    expect_nothing(t)
+    assert t.ctr("TcpFastRetrans") == 1 and t.ctr("TcpDupAcks") == 3
+
+
+def test_acks_with_changing_window_are_not_dupacks():
+    """RFC 5681 2: a duplicate ACK carries the same window."""
+    t = Peer(snd_buf=65536)
+    _flight(t, 10)
+    for w in (60000, 50000, 40000):
+        send(t, 1, 1, ACK, window=w)
+        expect_nothing(t)
+    assert t.ctr("TcpFastRetrans") == 0
+
+
+def test_data_segments_are_not_dupacks():
+    t = Peer(snd_buf=65536)
+    _flight(t, 10)
+    send(t, 1, 1, ACK, payload=b"a")
+    send(t, 2, 1, ACK, payload=b"b")
+    expect(t, 1 + 10 * MSS, 3, ACK, window=8190)   # 2 segments: ACK at once, no retransmission
+    send(t, 3, 1, ACK, payload=b"c")
+    expect_nothing(t)
+    assert t.ctr("TcpFastRetrans") == 0
+
+
+def test_partial_ack_retransmits_next_segment():
+    """RFC 6582 3.2 step 5: a partial ACK retransmits the first unacknowledged segment."""
+    t = Peer(snd_buf=65536)
+    _flight(t, 10)
+    for i in range(3):
+        send(t, 1, 1, ACK)
+    expect(t, 1, 1, ACK, payload=pattern(MSS))
+    send(t, 1, 1 + 3 * MSS, ACK)
+    expect(t, 1 + 3 * MSS, 1, ACK, payload=pattern(MSS, 3 * MSS))
+    expect_nothing(t)
+    assert t.ctr("TcpPartialAcks") == 1
+
+
+def test_full_ack_exits_recovery_with_cwnd_ssthresh():
+    """Flight 10 segments: ssthresh 5 segments; after the full ACK cwnd = ssthresh."""
+    t = Peer(snd_buf=65536)
+    c = _flight(t, 10)
+    for i in range(3):
+        send(t, 1, 1, ACK)
+    expect(t, 1, 1, ACK, payload=pattern(MSS))
+    send(t, 1, 1 + 10 * MSS, ACK)
+    expect_nothing(t)
+    write_all(c, pattern(10 * MSS))
+    assert [len(s.payload) for s in drain(t)] == [MSS] * 5
+
+
+def test_recovery_inflates_cwnd_per_dupack():
+    """RFC 5681 3.2 step 4-5: cwnd = ssthresh + 3 MSS (5 + 3 = 8 segments against a
+    flight of 10); each further dupack adds one MSS: the third one allows new data."""
+    t = Peer(snd_buf=65536)
+    c = _flight(t, 10)
+    for i in range(3):
+        send(t, 1, 1, ACK)
+    expect(t, 1, 1, ACK, payload=pattern(MSS))
+    write_all(c, pattern(5 * MSS, 10 * MSS))
+    expect_nothing(t)
+    for i in range(2):
+        send(t, 1, 1, ACK)
+        expect_nothing(t)
+    send(t, 1, 1, ACK)
+    assert _sent(drain(t)) == [(1 + 10 * MSS, MSS, ACK)]
+    send(t, 1, 1, ACK)
+    assert _sent(drain(t)) == [(1 + 11 * MSS, MSS, ACK)]
+
+
+def test_limited_transmit_one_new_segment_per_first_two_dupacks():
+    """RFC 3042."""
+    t = Peer(snd_buf=65536)
+    _flight(t, 10, 20)
+    send(t, 1, 1, ACK)
+    assert _sent(drain(t)) == [(1 + 10 * MSS, MSS, ACK)]
+    send(t, 1, 1, ACK)
+    assert _sent(drain(t)) == [(1 + 11 * MSS, MSS, ACK)]
+    send(t, 1, 1, ACK)
+    assert _sent(drain(t)) == [(1, MSS, ACK)]
+
+
+def test_ssthresh_excludes_limited_transmit_segments():
+    """RFC 5681 3.2 step 2: data sent by limited transmit MUST NOT count in the
+    FlightSize that sets ssthresh: 10 segments -> ssthresh 5 (Linux: cwnd / 2)."""
+    t = Peer(snd_buf=65536)
+    c = _flight(t, 10, 12)
+    send(t, 1, 1, ACK)
+    send(t, 1, 1, ACK)
+    assert len(drain(t)) == 2                 # limited transmit
+    send(t, 1, 1, ACK)
+    expect(t, 1, 1, ACK, payload=pattern(MSS))
+    send(t, 1, 1 + 12 * MSS, ACK)             # full ACK: cwnd = ssthresh
+    write_all(c, pattern(10 * MSS))
+    assert [len(s.payload) for s in drain(t)] == [MSS] * 5
+
+
+def test_rto_during_recovery_restarts_from_snd_una():
+    t = Peer(snd_buf=65536)
+    now = T0 + 100
+    _flight(t, 10)
+    for i in range(3):
+        send(t, 1, 1, ACK)
+    expect(t, 1, 1, ACK, payload=pattern(MSS))
+    expect_deadline(t, now + 300)
+    at(t, now + 300)
+    assert _sent(drain(t)) == [(1, MSS, ACK)]
+    assert t.ctr("TcpRTOs") == 1
+
+
+# ---------------------------------------------------------------- RFC 6675 SACK recovery
+def test_sack_three_segments_above_hole_triggers_retransmit():
+    """RFC 6675 IsLost: three segments SACKed above snd_una: retransmit it at once."""
+    t = Peer(snd_buf=65536)
+    _flight(t, 10, sackp=True)
+    send(t, 1, 1, ACK, sack=[(1 + MSS, 1 + 4 * MSS)])
+    expect(t, 1, 1, ACK, payload=pattern(MSS))
+    expect_nothing(t)
+
+
+def test_sack_retransmits_first_hole_then_next_hole():
+    t = Peer(snd_buf=65536)
+    _flight(t, 10, sackp=True)
+    s2 = (1 + MSS, 1 + 2 * MSS)
+    send(t, 1, 1, ACK, sack=[s2])
+    expect_nothing(t)
+    send(t, 1, 1, ACK, sack=[(1 + 3 * MSS, 1 + 4 * MSS), s2])
+    expect_nothing(t)
+    send(t, 1, 1, ACK, sack=[(1 + 3 * MSS, 1 + 5 * MSS), s2])
+    expect(t, 1, 1, ACK, payload=pattern(MSS))          # first hole
+    expect_nothing(t)
+    send(t, 1, 1, ACK, sack=[(1 + 3 * MSS, 1 + 6 * MSS), s2])
+    expect(t, 1 + 2 * MSS, 1, ACK, payload=pattern(MSS, 2 * MSS))   # the next hole
+    expect_nothing(t)
+
+
+def test_sack_partial_ack_retransmits_next_hole_not_sacked_data():
+    t = Peer(snd_buf=65536)
+    _flight(t, 10, sackp=True)
+    blk = [(1 + 3 * MSS, 1 + 10 * MSS), (1 + MSS, 1 + 2 * MSS)]
+    send(t, 1, 1, ACK, sack=blk)
+    expect(t, 1, 1, ACK, payload=pattern(MSS))
+    send(t, 1, 1 + 2 * MSS, ACK, sack=[(1 + 3 * MSS, 1 + 10 * MSS)])
+    expect(t, 1 + 2 * MSS, 1, ACK, payload=pattern(MSS, 2 * MSS))
+    expect_nothing(t)
+
+
+def test_rto_skips_sacked_segments():
+    t = Peer(snd_buf=65536)
+    now = T0 + 100
+    _flight(t, 4, sackp=True)
+    send(t, 1, 1, ACK, sack=[(1 + MSS, 1 + 2 * MSS)])
+    expect_nothing(t)
+    at(t, now + 300)
+    expect(t, 1, 1, ACK, payload=pattern(MSS))
+    send(t, 1, 1 + MSS, ACK, sack=[(1 + MSS, 1 + 2 * MSS)])
+    segs = drain(t)
+    # the SACKed second segment is stepped over (how many follow is cwnd's business)
+    assert segs and (segs[0].seq, len(segs[0].payload)) == (1 + 2 * MSS, MSS)
+    assert 1 + MSS not in [s.seq for s in segs]
+
+
+# ---------------------------------------------------------------- sender SWS, persist
+def test_sender_sws_no_small_segment_while_data_in_flight():
+    """RFC 1122 4.2.3.4: with data in flight only full segments go into a small window."""
+    t = Peer()
+    passive_open(t)
+    send(t, 1, 1, ACK, window=2000)
+    c = t.st.accept()
+    write_all(c, pattern(4000))
+    expect(t, 1, 1, ACK, payload=pattern(MSS))
+    expect_nothing(t)                                  # 540 usable: not sent
+    send(t, 1, 1 + MSS, ACK, window=2000)
+    expect(t, 1 + MSS, 1, ACK, payload=pattern(MSS, MSS))
+    expect_nothing(t)
+    send(t, 1, 1 + 2 * MSS, ACK, window=2000)
+    expect(t, 1 + 2 * MSS, 1, ACK | PSH, payload=pattern(4000 - 2 * MSS, 2 * MSS))
+
+
+def test_sender_fills_small_window_when_nothing_in_flight():
+    t = Peer()
+    passive_open(t)
+    send(t, 1, 1, ACK, window=1000)
+    c = t.st.accept()
+    write_all(c, pattern(3000))
+    expect(t, 1, 1, ACK, payload=pattern(1000))
+    expect_nothing(t)
+
+
+def test_zero_window_persist_probe_with_backoff():
+    t = Peer()
+    passive_open(t)
+    at(t, t.now + 100)
+    send(t, 1, 1, ACK, window=0)                      # RTT 100: RTO 300
+    c = t.st.accept()
+    now = t.now
+    write_all(c, pattern(100))
+    expect_nothing(t)
+    expect_deadline(t, now + 300)
+    at(t, now + 299)
+    expect_nothing(t)
+    when = now + 300
+    gap = 300
+    for i in range(4):
+        at(t, when)
+        expect(t, 1, 1, ACK, payload=pattern(1))      # one byte into the zero window
+        expect_nothing(t)
+        send(t, 1, 1, ACK, window=0)
+        expect_nothing(t)
+        gap *= 2
+        when += gap
+        expect_deadline(t, when)
+    assert c.state == "ESTABLISHED" and c.error is None
+    send(t, 1, 1, ACK, window=8192)                   # window opens
+    expect(t, 2, 1, ACK | PSH, payload=pattern(99, 1))
+
+
+def test_zero_window_probe_acked_window_opens():
+    t = Peer()
+    passive_open(t)
+    at(t, t.now + 100)
+    send(t, 1, 1, ACK, window=0)
+    c = t.st.accept()
+    now = t.now
+    write_all(c, pattern(100))
+    expect_nothing(t)
+    at(t, now + 300)
+    expect(t, 1, 1, ACK, payload=pattern(1))
+    send(t, 1, 2, ACK, window=4000)
+    expect(t, 2, 1, ACK | PSH, payload=pattern(99, 1))
+    send(t, 1, 101, ACK, window=4000)
+    expect_nothing(t)
+    expect_deadline(t, -1)
+
+
+def test_window_update_from_peer_restarts_sending():
+    t = Peer()
+    passive_open(t)
+    send(t, 1, 1, ACK, window=0)
+    c = t.st.accept()
+    write_all(c, b"abc")
+    expect_nothing(t)
+    send(t, 1, 1, ACK, window=100)
+    expect(t, 1, 1, ACK | PSH, payload=b"abc")
+
+
+# ---------------------------------------------------------------- RFC 7323 timestamps
+def test_timestamps_on_every_segment_echo_ts_recent():
+    t = Peer()
+    passive_open(t, ts=(5000, 0))
+    send(t, 1, 1, ACK, ts=(5001, T0))
+    c = t.st.accept()
+    send(t, 1, 1, ACK | PSH, payload=b"hi", ts=(5002, T0))
+    at(t, T0 + 40)
+    expect(t, 1, 3, ACK, window=8190, ts=(T0 + 40, 5002))
+    write_all(c, b"yo")
+    expect(t, 1, 3, ACK | PSH, window=8190, payload=b"yo", ts=(T0 + 40, 5002))
+
+
+def test_timestamp_rtt_sample_even_from_retransmission():
+    """RFC 7323 4: with timestamps the echoed TSval times the retransmission itself."""
+    t = Peer()
+    passive_open(t, ts=(5000, 0))
+    at(t, T0 + 100)
+    send(t, 1, 1, ACK, ts=(5001, T0))                 # RTT 100: RTO 300
+    c = t.st.accept()
+    write_all(c, b"abc")
+    expect(t, 1, 1, ACK | PSH, payload=b"abc", ts=(T0 + 100, 5001))
+    at(t, T0 + 400)
+    expect(t, 1, 1, ACK | PSH, payload=b"abc", ts=(T0 + 400, 5001))
+    at(t, T0 + 500)
+    send(t, 1, 4, ACK, ts=(5002, T0 + 400))   # sample 100: SRTT 100, RTTVAR 37, RTO 248
+    write_all(c, b"d")
+    expect(t, 4, 1, ACK | PSH, payload=b"d", ts=(T0 + 500, 5002))
+    expect_deadline(t, T0 + 500 + 248)
