@@ -294,6 +294,17 @@ def test_out_of_order_segment_gets_immediate_dupack_and_hole_fill_acks():
     assert read_all(c) == pattern(200)
 
 
+def test_each_out_of_order_segment_gets_its_own_dupack():
+    """RFC 5681 4.2: one immediate duplicate ACK per out-of-order segment, even when
+    several arrive before the device gets to send (the sender counts them)."""
+    t = Peer()
+    establish_passive(t)
+    send(t, 101, 1, ACK, payload=pattern(100, 100))
+    send(t, 201, 1, ACK, payload=pattern(100, 200))
+    send(t, 301, 1, ACK, payload=pattern(100, 300))
+    assert _sent(drain(t)) == [(1, 0, ACK)] * 3
+
+
 def test_out_of_order_segment_dupack_carries_sack_block():
     """RFC 2018: the duplicate ACK reports the island received."""
     t = Peer()
@@ -370,11 +381,11 @@ def test_receiver_sws_window_update_needs_two_mss_or_half_buffer():
         drain(t)
     send(t, 1 + 7300, 1, ACK, payload=pattern(892, 7300))
     expect(t, 1, 8193, ACK, window=0)
-    b = bytearray(1000)
-    assert c.readinto(b) == 1000
-    expect_nothing(t)                        # +1000 < 2 MSS
-    b = bytearray(1920)
-    assert c.readinto(b) == 1920
+    b = bytearray(1500)
+    assert c.readinto(b) == 1500
+    expect_nothing(t)                        # +1500 < 2 MSS
+    b = bytearray(1420)
+    assert c.readinto(b) == 1420
     expect(t, 1, 8193, ACK, window=2920)     # +2920 = 2 MSS
     expect_nothing(t)
 
@@ -390,6 +401,18 @@ def test_receive_buffer_read_without_closing_window_sends_nothing():
 
 
 # ---------------------------------------------------------------- closing
+def test_out_of_order_fin_not_processed():
+    """A FIN beyond a hole is not in sequence: no CLOSE_WAIT, a duplicate ACK."""
+    t = Peer()
+    c = establish_passive(t)
+    send(t, 11, 1, ACK | FIN, payload=b"tail")
+    expect(t, 1, 1, ACK)
+    assert c.state == "ESTABLISHED" and not c.eof
+    send(t, 1, 1, ACK, payload=pattern(10))
+    s = recv(t)
+    assert s is not None and s.ack in (15, 16), s      # the FIN may be kept or not
+
+
 def test_fin_received_close_wait_and_eof():
     t = Peer()
     c = establish_passive(t)
@@ -716,6 +739,28 @@ def test_karn_no_rtt_sample_from_retransmission_backoff_kept():
     expect_deadline(t, now + 1000 + 1800)
 
 
+def test_karn_later_valid_sample_ignores_the_retransmitted_one():
+    """Karn: the ACK of a retransmitted segment is no sample. The next valid sample
+    (300 ms) then gives SRTT 300, RTTVAR 112, RTO 748; had the ambiguous ACK been
+    timed (1000 ms) SRTT/RTTVAR would be 376/237 and the RTO 1324."""
+    t = Peer()
+    c = _rtt(t, 300)                          # RTO 900
+    now = t.now
+    write_all(c, b"abc")
+    expect(t, 1, 1, ACK | PSH, payload=b"abc")
+    at(t, now + 900)
+    expect(t, 1, 1, ACK | PSH, payload=b"abc")
+    at(t, now + 1000)
+    send(t, 1, 4, ACK)
+    write_all(c, b"d")
+    expect(t, 4, 1, ACK | PSH, payload=b"d")
+    at(t, now + 1300)
+    send(t, 1, 5, ACK)
+    write_all(c, b"e")
+    expect(t, 5, 1, ACK | PSH, payload=b"e")
+    expect_deadline(t, now + 1300 + 748)
+
+
 def test_rto_retransmits_one_segment_then_slow_start():
     """After an RTO cwnd is one segment (RFC 5681 3.1): go back to snd_una, one segment."""
     t = Peer(snd_buf=16384)
@@ -805,8 +850,20 @@ def test_three_dupacks_fast_retransmit():
     expect_nothing(t)
     send(t, 1, 1, ACK)
     expect(t, 1, 1, ACK, payload=pattern(MSS))
-    expect_nothing(t)
     assert t.ctr("TcpFastRetrans") == 1 and t.ctr("TcpDupAcks") == 3
+
+
+def test_fast_retransmit_resends_only_the_lost_segment():
+    """RFC 5681 3.2 step 3 / RFC 6582: one segment at SND.UNA, not the whole window."""
+    t = Peer(snd_buf=65536)
+    _flight(t, 10)
+    for i in range(3):
+        send(t, 1, 1, ACK)
+    expect(t, 1, 1, ACK, payload=pattern(MSS))
+    expect_nothing(t)
+    send(t, 1, 1, ACK)                        # a 4th dupack: cwnd inflates, no new data
+    expect_nothing(t)
+    assert t.ctr("TcpRetransSegs") == 1
 
 
 def test_acks_with_changing_window_are_not_dupacks():
@@ -839,7 +896,6 @@ def test_partial_ack_retransmits_next_segment():
     expect(t, 1, 1, ACK, payload=pattern(MSS))
     send(t, 1, 1 + 3 * MSS, ACK)
     expect(t, 1 + 3 * MSS, 1, ACK, payload=pattern(MSS, 3 * MSS))
-    expect_nothing(t)
     assert t.ctr("TcpPartialAcks") == 1
 
 
@@ -884,7 +940,7 @@ def test_limited_transmit_one_new_segment_per_first_two_dupacks():
     send(t, 1, 1, ACK)
     assert _sent(drain(t)) == [(1 + 11 * MSS, MSS, ACK)]
     send(t, 1, 1, ACK)
-    assert _sent(drain(t)) == [(1, MSS, ACK)]
+    expect(t, 1, 1, ACK, payload=pattern(MSS))     # the third: fast retransmit
 
 
 def test_ssthresh_excludes_limited_transmit_segments():
@@ -922,10 +978,23 @@ def test_sack_three_segments_above_hole_triggers_retransmit():
     _flight(t, 10, sackp=True)
     send(t, 1, 1, ACK, sack=[(1 + MSS, 1 + 4 * MSS)])
     expect(t, 1, 1, ACK, payload=pattern(MSS))
+
+
+def test_sack_third_dupack_retransmits_first_hole():
+    t = Peer(snd_buf=65536)
+    _flight(t, 10, sackp=True)
+    s2 = (1 + MSS, 1 + 2 * MSS)
+    send(t, 1, 1, ACK, sack=[s2])
     expect_nothing(t)
+    send(t, 1, 1, ACK, sack=[(1 + 3 * MSS, 1 + 4 * MSS), s2])
+    expect_nothing(t)
+    send(t, 1, 1, ACK, sack=[(1 + 3 * MSS, 1 + 5 * MSS), s2])
+    expect(t, 1, 1, ACK, payload=pattern(MSS))
 
 
 def test_sack_retransmits_first_hole_then_next_hole():
+    """RFC 6675: the hole at 2 MSS is lost (IsLost) only once 3 segments above it are
+    SACKed: it is retransmitted then, not with the first hole."""
     t = Peer(snd_buf=65536)
     _flight(t, 10, sackp=True)
     s2 = (1 + MSS, 1 + 2 * MSS)
