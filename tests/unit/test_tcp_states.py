@@ -8,7 +8,7 @@ SYN carries MSS 1460 only unless a test says otherwise.
 """
 from segtest import (Peer, send, expect, expect_nothing, expect_deadline, recv, drain, at,
                      passive_open, establish_passive, active_open, establish_active,
-                     write_all, read_all, pattern, inject, build,
+                     write_all, read_all, pattern, Seg,
                      SYN, ACK, FIN, RST, PSH, T0)
 
 MSS = 1460
@@ -41,7 +41,6 @@ def test_listen_syn_answered_with_synack_exact():
 
 
 def expect_seg(seq, ack, flags, window, payload=b"", **opts):
-    from segtest import Seg
     return Seg(seq, ack, flags, window, payload, opts)
 
 
@@ -812,7 +811,6 @@ def test_data_retransmission_gives_up_with_rst():
 def _flight(t, nseg, total=None, sackp=False):
     """Established with RTT 100 ms (RTO 300); `total` segments written, the first
     `nseg` (the initial window allows 10) sent and checked."""
-    t.snd = 65536
     if sackp:
         passive_open(t, sackp=True)
         at(t, t.now + 100)
