@@ -94,6 +94,7 @@ class Impair:
 
     loss      any packet, pure ACKs included
     burst     a packet starts a burst: it and the next burst_len - 1 of its direction are lost
+              if sent within 2 delays (a burst is short in time, as on a radio link)
     rounds    at a new sending time, the direction goes dark for round_len round trips
               (every packet lost); both=True: the other direction goes dark with it
     dup       a packet is delivered twice
@@ -118,6 +119,7 @@ class Impair:
         self.data_only = data_only
         self.only = only
         self.burst_left = [0, 0]
+        self.burst_end = [0, 0]
         self.dark_until = [-1, -1]
         self.rolled_at = [-1, -1]
         self.darks = 0              # blackouts started
@@ -172,10 +174,13 @@ class Link:
         if im.data_only and len(pkt) <= 80:
             return False
         if im.burst_left[d] > 0:
-            im.burst_left[d] -= 1
-            return True
+            if now < im.burst_end[d]:
+                im.burst_left[d] -= 1
+                return True
+            im.burst_left[d] = 0
         if r.one_in(im.burst):
             im.burst_left[d] = im.burst_len - 1
+            im.burst_end[d] = now + 2 * self.delay
             return True
         return r.one_in(im.loss)
 
@@ -258,6 +263,7 @@ def run(link, now, cond, limit=600000):
         link.pump(now)
         if cond():
             return now
+        link.pump(now)          # what the apps just wrote goes out now, not at the next timer
         nt = link.next_time(now)
         if nt <= now:
             nt = now + 1
@@ -275,6 +281,7 @@ def run_for(link, now, ms, step=None):
         link.pump(now)
         if step is not None:
             step()
+            link.pump(now)
         nt = link.next_time(now)
         if nt <= now:
             nt = now + 1
@@ -302,7 +309,8 @@ class App:
     Writes `size` bytes (a Source), then shuts down writing (`close_early`: close() at
     once, for an end that reads nothing). Reads into a SHA-256 from `read_at` on, at most
     `rate` bytes every `period` ms (0: all there is). close() once EOF is read.
-    `abandon`: after reading that many bytes, close() with unread data (and stop reading).
+    `abandon`: keep the write side open, read that many bytes, then close() with data
+    unread (and stop reading); such an app writes nothing.
     """
 
     def __init__(self, link, conn, size, seed, rate=0, period=20, read_at=0,
@@ -317,13 +325,14 @@ class App:
         self.next_read = read_at
         self.close_early = close_early
         self.abandon = abandon
+        self.closed_at = -1
         self.rbuf = bytearray(2048)
         self.rmv = memoryview(self.rbuf)
 
     def step(self):
         c = self.c
         now = self.link.now
-        if not c.fin_queued and self.src.write_to(c):
+        if not c.fin_queued and self.abandon < 0 and self.src.write_to(c):
             if self.close_early:
                 c.close()
             else:
@@ -338,6 +347,7 @@ class App:
                     want = self.abandon - self.got
                     if want <= 0:
                         c.close()           # unread data stays in the ring
+                        self.closed_at = now
                         return
                 n = c.readinto(self.rmv[:want])
                 if not n:
