@@ -67,13 +67,20 @@ class Source:
         self.clen = n
         self.coff = 0
 
-    def write_to(self, conn):
-        """Write as much as the send ring takes; True once everything is written."""
+    def write_to(self, conn, cap=-1):
+        """Write as much as the send ring takes (and no byte at or past `cap` if >= 0);
+        True once everything is written."""
         while self.sent < self.size:
             if self.coff == self.clen:
                 self.clen = 0
                 self._fill()
-            k = conn.write(self.mv[self.coff:self.clen])
+            end = self.clen
+            if cap >= 0:
+                if self.sent >= cap:
+                    return False
+                if end - self.coff > cap - self.sent:
+                    end = self.coff + cap - self.sent
+            k = conn.write(self.mv[self.coff:end])
             if not k:
                 return False
             self.coff += k
@@ -326,13 +333,14 @@ class App:
         self.close_early = close_early
         self.abandon = abandon
         self.closed_at = -1
+        self.cap = -1             # >= 0: write no further than this many bytes for now
         self.rbuf = bytearray(2048)
         self.rmv = memoryview(self.rbuf)
 
     def step(self):
         c = self.c
         now = self.link.now
-        if not c.fin_queued and self.abandon < 0 and self.src.write_to(c):
+        if not c.fin_queued and self.abandon < 0 and self.src.write_to(c, self.cap):
             if self.close_early:
                 c.close()
             else:
@@ -358,7 +366,7 @@ class App:
                     budget -= n
             if self.rate:
                 self.next_read = now + self.period
-        if self.rate and self.next_read > now:
+        if self.next_read > now:
             w = self.link.wake
             if w < 0 or w <= now or self.next_read < w:
                 self.link.wake = self.next_read
