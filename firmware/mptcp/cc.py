@@ -61,7 +61,11 @@ class NewReno:
         return False
 
     def enter_recovery(self, snd_max, flight):
-        """Fast retransmit: halve (RFC 5681 3.2), remember the recovery point."""
+        """Fast retransmit: halve (RFC 5681 3.2), remember the recovery point.
+        FlightSize without what limited transmit added (RFC 5681 3.2 / RFC 3042): no more
+        than cwnd, as Linux's cwnd/2."""
+        if flight > self.cwnd:
+            flight = self.cwnd
         half = flight // 2
         m2 = 2 * self.mss
         self.ssthresh = half if half > m2 else m2

@@ -35,6 +35,7 @@ STATE_NAMES = ("CLOSED", "SYN_SENT", "SYN_RCVD", "ESTABLISHED", "FIN_WAIT_1",
                "FIN_WAIT_2", "CLOSE_WAIT", "CLOSING", "LAST_ACK", "TIME_WAIT")
 
 RTO_INIT = const(1000)
+RTO_FALLBACK = const(3000) # after a handshake without an RTT sample (RFC 6298 5.7, Linux)
 RTO_MIN = const(200)       # like Linux
 RTO_MAX = const(60000)
 MAX_RETRIES = const(12)
@@ -359,7 +360,10 @@ class Subflow:
         if wnd < 0:
             wnd = 0
         slen = dlen + (1 if flags & T.FIN else 0)
-        if seq + slen < self.rcv_wup or seq > self.rcv_nxt + wnd:
+        right = self.rcv_nxt + wnd
+        if seq + slen < self.rcv_wup or seq > right or (
+                seq == right and wnd > 0 and (slen > 0 or (flags & T.RST))):
+            # (data or a RST starting at the right edge is outside [RCV.NXT, RCV.NXT+WND))
             if flags & T.RST:
                 return
             if seq + slen < self.rcv_wup:
@@ -591,8 +595,7 @@ class Subflow:
                 self._rtt_sample((now - self.rtt_time) & TMASK)
                 self.rtt_seq = -1
             self.tries = 0
-            if self.srtt >= 0:
-                self._set_rto()
+            # (the RTO is recomputed only from an RTT sample: Karn keeps the backoff)
             if self.snd_una >= self.snd_max:
                 self.rto_deadline = -1
             else:
@@ -657,6 +660,8 @@ class Subflow:
     def _established(self, now):
         c = self.conn
         self.state = ESTABLISHED
+        if self.srtt < 0:
+            self.rto = RTO_FALLBACK     # no RTT sample from the handshake (RFC 6298 5.7)
         self.tries = 0
         self.rto_deadline = -1
         if not c.established:
@@ -883,14 +888,14 @@ class Subflow:
         c = self.conn
         if st == TIME_WAIT:
             if self.ack_now:
-                return self._out_seg(now, buf, self.snd_nxt, 0, T.ACK)
+                return self._out_seg(now, buf, self.snd_max, 0, T.ACK)
             return 0
         if st == SYN_RCVD:
             if self.ack_now:
                 self.ack_now = False
             return 0
         if c.fail_tx and c.mptcp and c.established and (c.confirmed or not self.client):
-            return self._out_seg(now, buf, self.snd_nxt, 0, T.ACK)    # carries MP_FAIL
+            return self._out_seg(now, buf, self.snd_max, 0, T.ACK)    # carries MP_FAIL
         # retransmission at snd_una (fast retransmit / partial ACK)
         if self.rexmit:
             self.rexmit = False
@@ -903,7 +908,11 @@ class Subflow:
                 self.ctr[C.TcpRetransSegs] += 1
                 if at + n > self.rx_hi:
                     self.rx_hi = at + n
-                return self._out_seg(now, buf, at, n, T.ACK)
+                nxt = self.snd_nxt
+                r = self._out_seg(now, buf, at, n, T.ACK)
+                if nxt > self.snd_nxt:
+                    self.snd_nxt = nxt      # one segment resent; new data goes on from nxt
+                return r
         end = c.data_end()
         nxt = self.snd_nxt
         if nxt < self.snd_max and self.sb.n:
@@ -942,9 +951,9 @@ class Subflow:
             t = self.rto << b
             c.dfin_deadline = (now + (t if t < RTO_MAX else RTO_MAX)) & TMASK
             self.ctr[C.DataFinTx] += 1
-            return self._out_seg(now, buf, self.snd_nxt, 0, T.ACK)
+            return self._out_seg(now, buf, self.snd_max, 0, T.ACK)
         if self.ack_now:
-            return self._out_seg(now, buf, self.snd_nxt, 0, T.ACK)
+            return self._out_seg(now, buf, self.snd_max, 0, T.ACK)
         if self.rto_deadline < 0 and self.snd_max > self.snd_una:
             # whatever could not be sent (window, SACKed at SND.UNA, ...), data in
             # flight always has a retransmission timer: no connection waits for ever
@@ -1064,6 +1073,7 @@ class Subflow:
         if wnd > 0xFFFF:
             wnd = 0xFFFF
         self.rcv_adv = self.rcv_nxt + wnd
+        self.adv_data = c.rcv_nxt + wnd
         return self._finish(buf, o, 0, flags, 0, wnd)
 
     def _out_fin(self, now, buf, seq):
@@ -1091,7 +1101,11 @@ class Subflow:
         return n
 
     def _out_seg(self, now, buf, seq, n, flags):
-        """A segment in a synchronized state: n payload bytes from seq (relative)."""
+        """A segment in a synchronized state: n payload bytes from seq (relative).
+
+        Segments without data or FIN go out with seq = SND.MAX, the highest sequence
+        sent (Linux's snd_nxt): after an RTO rewound snd_nxt, a pure ACK carrying
+        it would start below the peer's RCV.WUP and be dropped with its ACK field."""
         c = self.conn
         o = _OPT
         dss = 0

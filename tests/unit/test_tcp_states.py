@@ -1023,15 +1023,27 @@ def test_rto_skips_sacked_segments():
     t = Peer(snd_buf=65536)
     now = T0 + 100
     _flight(t, 4, sackp=True)
-    send(t, 1, 1, ACK, sack=[(1 + MSS, 1 + 2 * MSS)])
+    send(t, 1, 1, ACK, sack=[(1 + 2 * MSS, 1 + 3 * MSS)])
     expect_nothing(t)
     at(t, now + 300)
     expect(t, 1, 1, ACK, payload=pattern(MSS))
-    send(t, 1, 1 + MSS, ACK, sack=[(1 + MSS, 1 + 2 * MSS)])
+    send(t, 1, 1 + MSS, ACK, sack=[(1 + 2 * MSS, 1 + 3 * MSS)])
     segs = drain(t)
-    # the SACKed second segment is stepped over (how many follow is cwnd's business)
-    assert segs and (segs[0].seq, len(segs[0].payload)) == (1 + 2 * MSS, MSS)
-    assert 1 + MSS not in [s.seq for s in segs]
+    # the go-back resends the second segment, steps over the SACKed third one (how
+    # many follow is cwnd's business)
+    assert segs and (segs[0].seq, len(segs[0].payload)) == (1 + MSS, MSS)
+    assert 1 + 2 * MSS not in [s.seq for s in segs]
+
+
+def test_rto_resends_a_sacked_segment_at_snd_una():
+    """RFC 2018 8 (issue 7, bug H): a SACK block covering the segment at SND.UNA is not
+    believed (the receiver may have reneged): after the RTO that segment is resent."""
+    t = Peer(snd_buf=65536)
+    now = T0 + 100
+    _flight(t, 4, sackp=True)
+    send(t, 1, 1, ACK, sack=[(1, 1 + MSS)])
+    at(t, now + 300)
+    expect(t, 1, 1, ACK, payload=pattern(MSS))
 
 
 # ---------------------------------------------------------------- sender SWS, persist
