@@ -22,7 +22,7 @@ from mptcp.assembler import Assembler
 from mptcp import checksum
 from mptcp import counters as C
 from mptcp import mpopts as MP
-from mptcp.ticks import MASK as TMASK
+from mptcp.ticks import add as tadd
 
 M64 = 0xFFFFFFFFFFFFFFFF
 MAP_SLOTS = const(8)     # pending (checksummed) mappings per connection
@@ -273,7 +273,7 @@ class Connection:
                 if self.mptcp and self.fail_deadline < 0 and not self.fail_tx:
                     self.fail_tx = True
                     self.fail_dsn = dsn
-                    self.fail_deadline = (now + FAIL_TIMEOUT_MS) & TMASK
+                    self.fail_deadline = tadd(now, FAIL_TIMEOUT_MS)
             if dlen > 0:
                 self.deliver(dsn, dlen)
             n = self.m_n - 1

@@ -2,7 +2,8 @@
 
 The ring is allocated once. Data moves in and out with `copy(dst, doff, src,
 soff, n)`: on MicroPython a viper routine (mptcp._copy_viper), because every
-memoryview slice read there allocates; elsewhere slice assignment. At most
+memoryview slice read there allocates (a byte loop where there is no native code);
+on CPython slice assignment. At most
 two copies per call, one per side of the wrap. Offsets given to
 `peek_into`/`write_at`/`put_at` are relative to the read position, so the
 caller keeps only small relative sequence numbers. `write_at`/`put_at` store
@@ -29,9 +30,28 @@ def _copy_slices(dst, doff, src, soff, n):
     return n
 
 
+def _copy_bytes(dst, doff, src, soff, n):
+    """copy() one byte at a time: MicroPython without native code (e.g. the WebAssembly
+    port), where a memoryview slice would allocate on every packet. Slow, allocation-free."""
+    if n <= 0 or doff < 0 or soff < 0:
+        return 0
+    if doff + n > len(dst):
+        n = len(dst) - doff
+    if soff + n > len(src):
+        n = len(src) - soff
+    if n <= 0:
+        return 0
+    k = soff - doff
+    for i in range(doff, doff + n):
+        dst[i] = src[i + k]
+    return n
+
+
 copy = _copy_slices
 IMPL = "slices"
 if sys.implementation.name == "micropython":
+    copy = _copy_bytes
+    IMPL = "bytes"
     try:
         from mptcp._copy_viper import copy
         IMPL = "viper-native"

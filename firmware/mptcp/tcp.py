@@ -18,7 +18,7 @@ from mptcp import ringbuf
 from mptcp import counters as C
 from mptcp.cc import NewReno, Scoreboard
 from mptcp.connection import M64
-from mptcp.ticks import MASK as TMASK, HALF as THALF, earlier
+from mptcp.ticks import MASK as TMASK, HALF as THALF, earlier, add as tadd
 
 CLOSED = const(0)
 SYN_SENT = const(1)
@@ -185,10 +185,11 @@ class Subflow:
 
     def _ts_at(self, now):
         """Advance our TS clock (32-bit, in 16-bit halves) to tick `now`."""
-        x = self.ts_l + ((now - self.ts_now) & TMASK)
+        d = (now - self.ts_now) & TMASK
+        x = self.ts_l + (d & 0xFFFF)      # (ts_l + d could pass the small-int range)
         self.ts_now = now
         self.ts_l = x & 0xFFFF
-        self.ts_h = (self.ts_h + (x >> 16)) & 0xFFFF
+        self.ts_h = (self.ts_h + (d >> 16) + (x >> 16)) & 0xFFFF
 
     def _rtt_sample(self, r):
         if r < 1:
@@ -470,7 +471,7 @@ class Subflow:
             elif self.fin_rcvd:
                 self.ack_now = True
                 if self.state == TIME_WAIT:
-                    self.tw_deadline = (now + TIME_WAIT_MS) & TMASK
+                    self.tw_deadline = tadd(now, TIME_WAIT_MS)
 
     def _oow_ack(self, now, dlen):
         """Answer an unacceptable segment or an ACK of unsent data with an ACK (RFC 9293),
@@ -585,8 +586,9 @@ class Subflow:
                 self.fin_acked = True   # also after an RTO cleared fin_sent for the resend
             if self.ts_ok and seg.ts_present and (seg.tse_h or seg.tse_l):
                 # RTT = our TS clock now - the TSecr, in halves (RTO_MAX < 2**16)
-                x = self.ts_l + ((now - self.ts_now) & TMASK) - seg.tse_l
-                if ((self.ts_h - seg.tse_h + (x >> 16)) & 0xFFFF) == 0:
+                d = (now - self.ts_now) & TMASK
+                x = self.ts_l + (d & 0xFFFF) - seg.tse_l
+                if ((self.ts_h + (d >> 16) - seg.tse_h + (x >> 16)) & 0xFFFF) == 0:
                     r = x & 0xFFFF
                     if r < RTO_MAX:
                         self._rtt_sample(r)
@@ -599,7 +601,7 @@ class Subflow:
             if self.snd_una >= self.snd_max:
                 self.rto_deadline = -1
             else:
-                self.rto_deadline = (now + self.rto) & TMASK
+                self.rto_deadline = tadd(now, self.rto)
             flight = self.snd_max - self.snd_una
             c.release(self.snd_una)
             self.sb.pop(self.snd_una)
@@ -615,7 +617,7 @@ class Subflow:
             if self.fin_acked:
                 if st == FIN_WAIT_1:
                     self.state = FIN_WAIT_2
-                    self.tw_deadline = (now + FIN_WAIT_2_MS) & TMASK   # like tcp_fin_timeout
+                    self.tw_deadline = tadd(now, FIN_WAIT_2_MS)   # like tcp_fin_timeout
                 elif st == CLOSING:
                     self._time_wait(now)
                 elif st == LAST_ACK:
@@ -673,7 +675,7 @@ class Subflow:
         self.state = TIME_WAIT
         self.rto_deadline = -1
         self.persist_deadline = -1
-        self.tw_deadline = (now + TIME_WAIT_MS) & TMASK
+        self.tw_deadline = tadd(now, TIME_WAIT_MS)
 
     def _input_syn_sent(self, buf, seg, now):
         flags = seg.flags
@@ -843,7 +845,7 @@ class Subflow:
                 if self.unacked_segs >= 2:
                     self.ack_now = True
                 elif self.ack_deadline < 0:
-                    self.ack_deadline = (now + DELACK_MS) & TMASK
+                    self.ack_deadline = tadd(now, DELACK_MS)
             if c.csum and c.mptcp:
                 c.verify_maps(self.rcv_nxt, now)
                 if c.fail_tx:
@@ -935,7 +937,7 @@ class Subflow:
                     t = self.rto << b
                     if t > RTO_MAX:
                         t = RTO_MAX
-                    self.persist_deadline = (now + t) & TMASK
+                    self.persist_deadline = tadd(now, t)
                     if b < 6:
                         self.persist_backoff = b + 1
         # FIN (fallen back: after the data; MPTCP: when both DATA_FINs are done)
@@ -949,7 +951,7 @@ class Subflow:
             c.dfin_sent = True
             b = c.dfin_tries if c.dfin_tries < 8 else 8
             t = self.rto << b
-            c.dfin_deadline = (now + (t if t < RTO_MAX else RTO_MAX)) & TMASK
+            c.dfin_deadline = tadd(now, (t if t < RTO_MAX else RTO_MAX))
             self.ctr[C.DataFinTx] += 1
             return self._out_seg(now, buf, self.snd_max, 0, T.ACK)
         if self.ack_now:
@@ -957,7 +959,7 @@ class Subflow:
         if self.rto_deadline < 0 and self.snd_max > self.snd_una:
             # whatever could not be sent (window, SACKed at SND.UNA, ...), data in
             # flight always has a retransmission timer: no connection waits for ever
-            self.rto_deadline = (now + self.rto) & TMASK
+            self.rto_deadline = tadd(now, self.rto)
         return 0
 
     def _next_hole(self):
@@ -1068,7 +1070,7 @@ class Subflow:
             self.rtt_time = now
         else:
             self.rtt_seq = -1
-        self.rto_deadline = (now + self.rto) & TMASK
+        self.rto_deadline = tadd(now, self.rto)
         wnd = c.rcv_window()
         if wnd > 0xFFFF:
             wnd = 0xFFFF
@@ -1114,10 +1116,11 @@ class Subflow:
             o += T.put_nops(buf, o, 2)
             # our TS clock: 32 bits in halves, advanced by tick differences, so it keeps
             # counting when `now` wraps (the peer's PAWS needs it monotonic)
-            x = self.ts_l + ((now - self.ts_now) & TMASK)
+            d = (now - self.ts_now) & TMASK
+            x = self.ts_l + (d & 0xFFFF)
             self.ts_now = now
             self.ts_l = x & 0xFFFF
-            self.ts_h = (self.ts_h + (x >> 16)) & 0xFFFF
+            self.ts_h = (self.ts_h + (d >> 16) + (x >> 16)) & 0xFFFF
             o += T.put_ts_hh(buf, o, self.ts_h, self.ts_l, self.tsr_h, self.tsr_l)
         # the segment that carried our infinite mapping is resent with it (it may have been
         # lost: the peer falls back only when it sees it), even though we fell back
@@ -1223,7 +1226,7 @@ class Subflow:
             self.snd_nxt = end
             self.bytes_tx += n
             if self.rto_deadline < 0:
-                self.rto_deadline = (now + self.rto) & TMASK
+                self.rto_deadline = tadd(now, self.rto)
             flags |= T.PSH if end == c.data_end() else 0
         if flags & T.FIN:
             e = seq + 1
@@ -1231,7 +1234,7 @@ class Subflow:
                 self.snd_max = e
             self.snd_nxt = e
             if self.rto_deadline < 0:
-                self.rto_deadline = (now + self.rto) & TMASK
+                self.rto_deadline = tadd(now, self.rto)
         wnd = c.rcv_window()
         w = wnd >> self.rcv_wscale
         if w > 0xFFFF:

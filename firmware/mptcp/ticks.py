@@ -2,7 +2,8 @@
 
 Every `now` the core and the link drivers see is in [0, PERIOD): a small int on every
 port (31-bit small ints on a 32-bit board), so time arithmetic never allocates, for any
-uptime. A deadline is a tick value, or -1 for "none". Compare times only through
+uptime, as long as it goes through these functions (t + ms itself may pass 2**30).
+PERIOD is not a small int on a 32-bit board: it is for tests and tools, not for arithmetic. A deadline is a tick value, or -1 for "none". Compare times only through
 `diff` (like time.ticks_diff): two times are at most PERIOD/2 (~6.2 days) apart.
 """
 from mptcp.compat import const
@@ -13,13 +14,23 @@ HALF = const(0x20000000)
 
 
 def add(t, ms):
-    """The tick `ms` milliseconds after t (ms may be negative, |ms| < HALF)."""
-    return (t + ms) & MASK
+    """The tick `ms` milliseconds after t (ms may be negative, |ms| < HALF).
+    No intermediate value leaves the small-int range (a 32-bit board's is below 2**30)."""
+    if ms >= 0:
+        u = MASK - ms
+        return t - u - 1 if t > u else t + ms
+    t += ms
+    return t + MASK + 1 if t < 0 else t
 
 
 def diff(a, b):
-    """a - b as a signed number of ms in [-HALF, HALF) (time.ticks_diff)."""
-    return ((a - b + HALF) & MASK) - HALF
+    """a - b as a signed number of ms in [-HALF, HALF) (time.ticks_diff), for ticks a, b."""
+    d = a - b
+    if d >= HALF:
+        return d - MASK - 1
+    if d < -HALF:
+        return d + MASK + 1
+    return d
 
 
 def due(now, deadline):
