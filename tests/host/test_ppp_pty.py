@@ -91,8 +91,9 @@ class MasterSerial:
 def _bundle(tmp):
     """x64 .mpy of the modules the device script needs."""
     out = os.path.join(tmp, "bundle")
-    for rel in ("mptcp/__init__", "mptcp/compat", "net/__init__", "net/hdlc", "net/_hdlc_viper",
-                "net/ppp_fsm", "net/lcp", "net/ipcp", "net/ppp_auth", "net/ppp", "net/ppp_netif",
+    for rel in ("mptcp/__init__", "mptcp/compat", "mptcp/ticks", "net/__init__", "net/hdlc",
+                "net/_hdlc_viper", "net/ppp_fsm", "net/lcp", "net/ipcp", "net/ppp_auth", "net/ppp",
+                "net/ppp_netif",
                 "net/serial_port", "runtime/__init__", "runtime/netif", "runtime/clock"):
         dst = os.path.join(out, rel + ".mpy")
         os.makedirs(os.path.dirname(dst), exist_ok=True)
