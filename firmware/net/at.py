@@ -1,4 +1,4 @@
-"""AT command engine, sans-IO: bytes from the modem and `now` (ms) in, command bytes out.
+"""AT command engine, sans-IO: bytes from the modem and `now` (a tick) in, command bytes out.
 
 One command is outstanding at a time. Lines are collected until a final result code or
 the command's timeout; unsolicited result codes (URCs) go to a handler. Modem output is

@@ -1,6 +1,6 @@
 """The RFC 1661 §4 option negotiation automaton, shared by LCP and IPCP.
 
-Sans-IO: events come in as method calls with `now` (ms) and received control
+Sans-IO: events come in as method calls with `now` (a tick) and received control
 packets as (buf, off, n); packets go out through `out(proto, a, aoff, alen, b,
 boff, blen)` (two pieces, so an Ack can echo the peer's options without a copy).
 The protocol-specific parts (which options, how to judge them) are the hooks a

@@ -206,7 +206,7 @@ class LteNetif(Netif):
         return self.ppp.tx_pending() if self.modem.state == DATA else 0
 
     def poll(self, now):
-        """Timers of whichever owns the line; returns the next deadline (ms) or -1."""
+        """Timers of whichever owns the line; returns the next deadline (a tick) or -1."""
         if not self._started:
             self.start(now)
         self._now = now
