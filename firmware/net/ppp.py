@@ -2,8 +2,9 @@
 
 Sans-IO: control frames come in as input(proto, buf, off, n, now), packets go out
 through emit(proto, a, aoff, alen, b, boff, blen), timers run in poll(now) which
-returns the next deadline (a tick, mptcp.ticks; -1 = none). The owner (ppp_netif) learns about changes through
-on_change(event, now): "lcp-up", "lcp-down", "ip-up", "ip-down", "dead".
+returns the next deadline (a tick, mptcp.ticks; -1 = none). The owner (ppp_netif)
+learns about changes through on_change(event, now): "lcp-up", "lcp-down", "ip-up",
+"ip-down", "dead".
 
 Phases (`phase`): "dead", "establish", "authenticate", "network", "running"
 (IPCP opened: IPv4 flows), "terminate". Keepalive: an LCP Echo-Request every
