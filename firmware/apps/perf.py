@@ -109,7 +109,8 @@ def parse_args(argv):
             raise UsageError("unknown link %r (known: wifi, lte)" % name)
     for k in ("timeout", "lte_timeout"):
         if not 0 < o[k] <= MAX_TIMEOUT_S:
-            raise UsageError("--%s must be in (0, %d] seconds" % (k.replace("_", "-"), MAX_TIMEOUT_S))
+            raise UsageError("--%s must be in (0, %d] seconds"
+                             % (k.replace("_", "-"), MAX_TIMEOUT_S))
     if o["scheduler"] not in ("default",):
         raise UsageError("unknown scheduler %r (known: default)" % o["scheduler"])
     return o

@@ -301,7 +301,8 @@ class Modem:
             if self.step == "esc_guard1":       # a modem left in data mode: escape it
                 if timer_due:
                     self.at.send_raw(b"+++")
-                    self._set(INIT, "esc_guard2", ticks.add(now, self.guard_ms + self.guard_ms // 4))
+                    g = self.guard_ms + self.guard_ms // 4
+                    self._set(INIT, "esc_guard2", ticks.add(now, g))
                 return
             if self.step == "esc_guard2":
                 if timer_due:

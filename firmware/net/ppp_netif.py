@@ -41,9 +41,9 @@ class PppNetif(Netif):
                  echo_interval_ms=10000, echo_fails=3, server=False, local_addr=None,
                  peer_addr=None, dns=None, clock=None, tx_queue=TX_QUEUE, rx_chunk=RX_CHUNK,
                  restart_ms=3000, rand=None, impl=None):
-        """clock: callable -> now (a tick, mptcp.ticks) for control frames handled inside recv_into()
-        (default runtime.clock.now_ms; tests give a fake one). server/local_addr/
-        peer_addr/dns: the network side, for back-to-back tests only."""
+        """clock: callable -> now (a tick, mptcp.ticks) for control frames handled inside
+        recv_into() (default runtime.clock.now_ms; tests give a fake one).
+        server/local_addr/peer_addr/dns: the network side, for back-to-back tests only."""
         self.serial = serial
         self.ifindex = ifindex
         self.name = name
