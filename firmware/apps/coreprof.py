@@ -24,6 +24,7 @@ import gc
 import time
 import hashlib
 
+from mptcp import ticks
 from apps.args import UsageError, parse_size, main as app_main
 
 MPY = sys.implementation.name == "micropython"
@@ -159,7 +160,7 @@ def run(o):
     td = _diff
     mem = _mem
     while got < total:
-        now += 1
+        now = (now + 1) & ticks.MASK
         if low and gc.mem_free() < low:
             gc.collect()    # garbage of the untimed hashing (or of an allocating call)
         if not measuring and got >= warm:
@@ -215,7 +216,7 @@ def run(o):
                 h_rx.update(rmv[:k])
                 got += k
                 progress = now
-        if now - progress > STALL_MS:
+        if ticks.diff(now, progress) > STALL_MS:
             err = "stalled: no data received for %d ms" % STALL_MS
             break
     gc.enable()

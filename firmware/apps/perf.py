@@ -14,6 +14,8 @@ Ends by printing ONE JSON line (DESIGN §4):
 "mem" (MicroPython): live heap bytes after start-up ("code"), after the stack, netifs and loop
 ("stack"), once connected ("conn") and after the transfer ("end"); "heap" = the heap's size.
 Exit status 0 only if the transfer completed (all data acknowledged / clean end of stream).
+Times are ticks (ms modulo 2**30): "seconds" is right for a transfer shorter than 6 days,
+and --timeout / --lte-timeout are at most MAX_TIMEOUT_S (a tick difference spans < 6.2 days).
 """
 # (MicroPython's -m does not define __doc__, so the usage text is a plain constant.)
 import sys
@@ -21,11 +23,13 @@ import os
 import hashlib
 import binascii
 
+from mptcp import ticks
 from runtime import clock
 from apps.args import UsageError, parse_size, main as app_main
 
 
 LINKS = {"wifi": 0, "lte": 1}
+MAX_TIMEOUT_S = 500000         # < ticks.HALF ms: a deadline must be comparable with now
 BLOCK = 16384
 
 
@@ -103,6 +107,10 @@ def parse_args(argv):
     for name in o["links"].split(","):
         if name not in LINKS:
             raise UsageError("unknown link %r (known: wifi, lte)" % name)
+    for k in ("timeout", "lte_timeout"):
+        if not 0 < o[k] <= MAX_TIMEOUT_S:
+            raise UsageError("--%s must be in (0, %d] seconds"
+                             % (k.replace("_", "-"), MAX_TIMEOUT_S))
     if o["scheduler"] not in ("default",):
         raise UsageError("unknown scheduler %r (known: default)" % o["scheduler"])
     return o
@@ -150,7 +158,7 @@ def wait_links(o, loop, nifs):
             why = "failed" if n.failed() else "not up after %gs" % o["lte_timeout"]
             raise OSError(110, "%s link %s (state %s, last error: %s)"
                           % (n.name, why, n.state, n.last_error()))
-    _log(o, "perf: links up after %d ms: %s" % (clock.now_ms() - t0, ", ".join(
+    _log(o, "perf: links up after %d ms: %s" % (ticks.diff(clock.now_ms(), t0), ", ".join(
         "%s %d.%d.%d.%d" % ((n.name,) + tuple(n.addr)) for n in slow)))
 
 
@@ -272,7 +280,7 @@ def run(o):
         if m > loop.heap_peak:
             loop.heap_peak = m
     res = {"bytes": total, "sha256": binascii.hexlify(h.digest()).decode(),
-           "seconds": (t1 - t0) / 1000, "mptcp": bool(c is not None and c.mptcp),
+           "seconds": ticks.diff(t1, t0) / 1000, "mptcp": bool(c is not None and c.mptcp),
            "subflows": subflows, "heap_peak": loop.heap_peak, "mem": marks or None,
            "ok": ok, "error": err, "counters": counters,
            "impl": sys.implementation.name}

@@ -1,4 +1,4 @@
-"""AT command engine, sans-IO: bytes from the modem and `now` (ms) in, command bytes out.
+"""AT command engine, sans-IO: bytes from the modem and `now` (a tick) in, command bytes out.
 
 One command is outstanding at a time. Lines are collected until a final result code or
 the command's timeout; unsolicited result codes (URCs) go to a handler. Modem output is
@@ -7,6 +7,7 @@ untrusted: junk, binary noise and overlong lines are counted and dropped, never 
 After `CONNECT` the engine stops parsing (the line now carries PPP); bytes that arrived
 behind the CONNECT line in the same read are kept in `leftover` for the PPP side.
 """
+from mptcp import ticks
 from mptcp.compat import const
 
 _CR = const(13)
@@ -85,7 +86,7 @@ class AtEngine:
                 i += 1
             p = cmd[2:i].upper() + ":"
         self._prefix = p
-        self.deadline = now + timeout_ms
+        self.deadline = ticks.add(now, timeout_ms)
         self.lines = []
         self.final = None
         self.code = None
@@ -124,7 +125,7 @@ class AtEngine:
 
     def poll(self, now):
         """Run the command timeout; returns True if the pending command just timed out."""
-        if self.cmd is not None and now >= self.deadline:
+        if self.cmd is not None and ticks.due(now, self.deadline):
             self.timeouts += 1
             self._finish(TIMEOUT, None)
             return True

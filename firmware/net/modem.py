@@ -2,7 +2,8 @@
 
 A sans-IO-ish state machine over a serial object (net.serial_port) and an AtEngine
 (net.at): the runtime calls `poll(now)` when the serial line is readable or the returned
-deadline (ms, -1 = none) has passed. Nothing in here sleeps.
+deadline (a tick, mptcp.ticks; -1 = none) has passed. Nothing in here sleeps. Times are
+ticks compared by ticks.diff, so timers work across the 2**30 ms wrap.
 
 After `CONNECT` the state is "data": the modem stops reading the serial line and the
 runtime builds the PPP netif on `modem.serial` (`on_data_mode(modem)` is called; bytes
@@ -18,6 +19,7 @@ Runtime wiring (PppNetif's `reason` when its state is "dead"): "no-carrier" ->
 `carrier_lost(now)`; "echo-timeout" or "hangup" -> `link_lost(now)`; "closed" after our own
 LCP Terminate -> `hangup(now)`. Before CONNECT, poll `serial.pollable()` for the modem.
 """
+from mptcp import ticks
 from net.at import AtEngine, parse_ints, OK, CONNECT, CME_ERROR
 
 # public states
@@ -117,7 +119,7 @@ class Modem:
             self.counters["power_ons"] += 1
             self.pins.set_pwrkey(True)
             self._rdy = False
-            self._set(POWER_ON, "pwrkey", now + self.pwrkey_ms)
+            self._set(POWER_ON, "pwrkey", ticks.add(now, self.pwrkey_ms))
         else:
             self._begin_probe(now)
         return self.next_deadline()
@@ -131,7 +133,7 @@ class Modem:
         self.counters["hangups"] += 1
         if was_data:
             self._link_down()
-            self._set(HANGUP, "guard1", now + self.guard_ms)
+            self._set(HANGUP, "guard1", ticks.add(now, self.guard_ms))
         else:
             self._set(HANGUP, "ath", -1)
             self._cmd("ATH", now, 5000)
@@ -160,11 +162,7 @@ class Modem:
         return self.state == DATA
 
     def next_deadline(self):
-        d = self._timer
-        e = self.at.next_deadline()
-        if e >= 0 and (d < 0 or e < d):
-            d = e
-        return d
+        return ticks.earlier(self._timer, self.at.next_deadline())
 
     def stats(self):
         c = dict(self.counters)
@@ -195,7 +193,7 @@ class Modem:
             self._flush()
         d = self.next_deadline()
         if self.at._out and self.state != DATA:
-            d = now + 10 if d < 0 else min(d, now + 10)
+            d = ticks.earlier(d, ticks.add(now, 10))
         return d
 
     # --- internals --------------------------------------------------------------------------
@@ -225,7 +223,7 @@ class Modem:
         """A recoverable failure: remember why, wait, then start over from AT."""
         self.quality.last_error = reason
         self.quality.registered = False
-        self._set(BACKOFF, "wait", now + self._backoff)
+        self._set(BACKOFF, "wait", ticks.add(now, self._backoff))
         self._backoff = min(self._backoff * 2, self.backoff_max_ms)
 
     def _fatal(self, reason):
@@ -264,12 +262,12 @@ class Modem:
 
     def _run(self, now):
         st = self.state
-        timer_due = self._timer >= 0 and now >= self._timer
+        timer_due = ticks.due(now, self._timer)
         if st == POWER_ON:
             if self.step == "pwrkey":
                 if timer_due:
                     self.pins.set_pwrkey(False)
-                    self._set(POWER_ON, "rdy", now + self.rdy_timeout_ms)
+                    self._set(POWER_ON, "rdy", ticks.add(now, self.rdy_timeout_ms))
             elif self._rdy or timer_due:     # no RDY (autobaud modems): probe anyway
                 self._begin_probe(now)
             return
@@ -303,7 +301,8 @@ class Modem:
             if self.step == "esc_guard1":       # a modem left in data mode: escape it
                 if timer_due:
                     self.at.send_raw(b"+++")
-                    self._set(INIT, "esc_guard2", now + self.guard_ms + self.guard_ms // 4)
+                    g = self.guard_ms + self.guard_ms // 4
+                    self._set(INIT, "esc_guard2", ticks.add(now, g))
                 return
             if self.step == "esc_guard2":
                 if timer_due:
@@ -322,7 +321,7 @@ class Modem:
             if timer_due:
                 self.at.send_raw(b"+++")
                 # a little over the guard: the modem's own timer starts when '+++' lands
-                self._set(HANGUP, "guard2", now + self.guard_ms + self.guard_ms // 4)
+                self._set(HANGUP, "guard2", ticks.add(now, self.guard_ms + self.guard_ms // 4))
         elif step == "guard2":
             if timer_due:
                 self._set(HANGUP, "ath", -1)
@@ -352,9 +351,9 @@ class Modem:
                 elif self._tries == 2:
                     # maybe still online from an earlier run: guard, +++, guard, ATH
                     self.counters["escapes"] += 1
-                    self._set(INIT, "esc_guard1", now + self.guard_ms)
+                    self._set(INIT, "esc_guard1", ticks.add(now, self.guard_ms))
                 else:
-                    self._set(INIT, "probe_wait", now + 500)
+                    self._set(INIT, "probe_wait", ticks.add(now, 500))
         elif step == "esc_ath":
             self._set(INIT, "probe", -1)
             self._cmd("AT", now, 1000)
@@ -368,7 +367,7 @@ class Modem:
             self._on_cpin(now, ok, lines, final, code)
         elif step == "cpin_enter":
             if ok:
-                self._set(INIT, "pin_wait", now + 1000)
+                self._set(INIT, "pin_wait", ticks.add(now, 1000))
             elif final == CME_ERROR and code in (12, 16):
                 self._fatal("SIM PIN rejected (+CME ERROR: %d)" % code)
             else:
@@ -412,7 +411,7 @@ class Modem:
                 status = ln[6:].strip()
         if ok and status == "READY":
             self._set(REGISTERING, "csq", -1)
-            self._reg_deadline = now + self.reg_timeout_ms
+            self._reg_deadline = ticks.add(now, self.reg_timeout_ms)
             self._cmd("AT+CSQ", now, 2000)
         elif ok and status == "SIM PIN":
             if self.pin is None:
@@ -448,7 +447,7 @@ class Modem:
         if self.quality.registered:
             self._set(REGISTERING, "cgdcont", -1)
             self._cmd('AT+CGDCONT=1,"IP","%s"' % self.apn, now, 5000)
-        elif now >= self._reg_deadline:
+        elif ticks.diff(now, self._reg_deadline) >= 0:
             self._fail(now, "not registered (stat %s)" % self.quality.reg_stat)
         else:
-            self._set(REGISTERING, "reg_wait", now + self.reg_poll_ms)
+            self._set(REGISTERING, "reg_wait", ticks.add(now, self.reg_poll_ms))

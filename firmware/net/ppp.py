@@ -2,8 +2,9 @@
 
 Sans-IO: control frames come in as input(proto, buf, off, n, now), packets go out
 through emit(proto, a, aoff, alen, b, boff, blen), timers run in poll(now) which
-returns the next deadline. The owner (ppp_netif) learns about changes through
-on_change(event, now): "lcp-up", "lcp-down", "ip-up", "ip-down", "dead".
+returns the next deadline (a tick, mptcp.ticks; -1 = none). The owner (ppp_netif)
+learns about changes through on_change(event, now): "lcp-up", "lcp-down", "ip-up",
+"ip-down", "dead".
 
 Phases (`phase`): "dead", "establish", "authenticate", "network", "running"
 (IPCP opened: IPv4 flows), "terminate". Keepalive: an LCP Echo-Request every
@@ -14,6 +15,7 @@ the magic numbers closes LCP too. Unknown protocols get an LCP Protocol-Reject.
 "echo-timeout", "auth-failed", "loopback", "ipcp-failed", "negotiation-failed", or
 what lower_down() was given ("no-carrier", "hangup", ...); None while it is up.
 """
+from mptcp import ticks
 from mptcp.compat import const
 from net import ppp_fsm
 from net.lcp import Lcp, PROTO_LCP, PROTO_PAP, PROTO_CHAP
@@ -133,7 +135,7 @@ class PppSession:
         if ev == "up":
             self._notify("lcp-up", now)
             if self.echo_interval_ms > 0:
-                self.echo_deadline = now + self.echo_interval_ms
+                self.echo_deadline = ticks.add(now, self.echo_interval_ms)
             self._begin_auth(now)
         elif ev == "down":
             s = self.lcp.state
@@ -175,7 +177,7 @@ class PppSession:
             self._network(now)
             return
         self.phase = "authenticate"
-        self.auth_deadline = now + self.auth_timeout_ms
+        self.auth_deadline = ticks.add(now, self.auth_timeout_ms)
         for a in auths:
             a.start(now)
 
@@ -269,7 +271,7 @@ class PppSession:
 
     # ---- timers ----
     def poll(self, now):
-        """Run every timer that expired; return the next deadline (ms) or -1."""
+        """Run every timer that expired; return the next deadline (a tick) or -1."""
         lcp = self.lcp
         ipcp = self.ipcp
         lcp.timer(now)
@@ -278,9 +280,9 @@ class PppSession:
             for a in self.auths:
                 a.timer(now)
             self._check_auth(now)
-            if self.phase == "authenticate" and 0 <= self.auth_deadline <= now:
+            if self.phase == "authenticate" and ticks.due(now, self.auth_deadline):
                 self._auth_failed(now)
-        if self.echo_deadline >= 0 and now >= self.echo_deadline and lcp.opened():
+        if ticks.due(now, self.echo_deadline) and lcp.opened():
             if lcp.echo_pending >= self.echo_fails:
                 self.echo_fail += 1
                 self.echo_deadline = -1
@@ -290,14 +292,10 @@ class PppSession:
                 self.phase = "terminate"
             else:
                 lcp.send_echo()
-                self.echo_deadline = now + self.echo_interval_ms
-        dl = -1
-        for d in (lcp.deadline, ipcp.deadline, self.echo_deadline, self.auth_deadline):
-            if d >= 0 and (dl < 0 or d < dl):
-                dl = d
+                self.echo_deadline = ticks.add(now, self.echo_interval_ms)
+        dl = ticks.earlier(ticks.earlier(lcp.deadline, ipcp.deadline),
+                           ticks.earlier(self.echo_deadline, self.auth_deadline))
         if self.phase == "authenticate":
             for a in self.auths:
-                d = a.deadline
-                if d >= 0 and (dl < 0 or d < dl):
-                    dl = d
+                dl = ticks.earlier(dl, a.deadline)
         return dl

@@ -9,6 +9,7 @@ while pending, 1 on success, -1 on failure. Malformed packets are counted
 """
 import hashlib
 
+from mptcp import ticks
 from mptcp.compat import const
 
 PROTO_PAP = const(0xC023)
@@ -82,7 +83,7 @@ class _Sender(_Auth):
         self._send(now)
 
     def timer(self, now):
-        if self.done or self.deadline < 0 or now < self.deadline:
+        if self.done or not ticks.due(now, self.deadline):
             return
         if self.tries >= self.max_tries:
             self.deadline = -1
@@ -107,7 +108,7 @@ class PapClient(_Sender):
         b[5 + len(u)] = len(p)
         b[6 + len(u):ln] = p
         self.tries += 1
-        self.deadline = now + self.restart_ms
+        self.deadline = ticks.add(now, self.restart_ms)
         self.out(self.proto, b, 0, ln, None, 0, 0)
 
     def input(self, buf, off, n, now):
@@ -209,7 +210,7 @@ class ChapServer(_Sender):
         b[5:21] = self.challenge
         b[21:ln] = nm
         self.tries += 1
-        self.deadline = now + self.restart_ms
+        self.deadline = ticks.add(now, self.restart_ms)
         self.out(self.proto, b, 0, ln, None, 0, 0)
 
     def start(self, now):

@@ -1,6 +1,6 @@
 """The RFC 1661 §4 option negotiation automaton, shared by LCP and IPCP.
 
-Sans-IO: events come in as method calls with `now` (ms) and received control
+Sans-IO: events come in as method calls with `now` (a tick) and received control
 packets as (buf, off, n); packets go out through `out(proto, a, aoff, alen, b,
 boff, blen)` (two pieces, so an Ack can echo the peer's options without a copy).
 The protocol-specific parts (which options, how to judge them) are the hooks a
@@ -10,6 +10,7 @@ on_reject, other_code, layer_up/down/started/finished.
 Options on the RFC's table: "restart" (Open in Stopped restarts negotiation),
 no "passive" mode. Malformed packets are counted (`rx_bad`) and discarded.
 """
+from mptcp import ticks
 from mptcp.compat import const
 
 INITIAL = const(0)
@@ -186,13 +187,13 @@ class Fsm:
         self.req_len = self.build_request(self.req)
         self.req_id = self.next_id()
         self.count -= 1
-        self.deadline = now + self.restart_ms
+        self.deadline = ticks.add(now, self.restart_ms)
         self.tx_confreq += 1
         self._send(CONFREQ, self.req_id, self.req, 0, self.req_len)
 
     def _str(self, now):
         self.count -= 1
-        self.deadline = now + self.restart_ms
+        self.deadline = ticks.add(now, self.restart_ms)
         self.tx_termreq += 1
         self._send(TERMREQ, self.next_id())
 
@@ -256,7 +257,7 @@ class Fsm:
 
     def timer(self, now):
         """Run the restart timer if it expired (TO+ / TO-)."""
-        if self.deadline < 0 or now < self.deadline:
+        if not ticks.due(now, self.deadline):
             return
         s = self.state
         self.deadline = -1
@@ -413,7 +414,7 @@ class Fsm:
             self._set(STOPPING)
             self.layer_down(now)
             self.count = 0
-            self.deadline = now + self.restart_ms
+            self.deadline = ticks.add(now, self.restart_ms)
             self._sta(ident)
             return
         self._sta(ident)

@@ -18,6 +18,7 @@ line instead of a frame ("no-carrier"; also `no_carrier` = True), the serial
 object's `hup` flag ("hangup"), or PPP's own reasons ("echo-timeout",
 "peer-terminated", "closed", "auth-failed", ...).
 """
+from mptcp import ticks
 from mptcp.compat import const
 from runtime.netif import Netif
 from net import hdlc
@@ -40,9 +41,9 @@ class PppNetif(Netif):
                  echo_interval_ms=10000, echo_fails=3, server=False, local_addr=None,
                  peer_addr=None, dns=None, clock=None, tx_queue=TX_QUEUE, rx_chunk=RX_CHUNK,
                  restart_ms=3000, rand=None, impl=None):
-        """clock: callable -> ms used for control frames handled inside recv_into()
-        (default runtime.clock.now_ms; tests give a fake one). server/local_addr/
-        peer_addr/dns: the network side, for back-to-back tests only."""
+        """clock: callable -> now (a tick, mptcp.ticks) for control frames handled inside
+        recv_into() (default runtime.clock.now_ms; tests give a fake one).
+        server/local_addr/peer_addr/dns: the network side, for back-to-back tests only."""
         self.serial = serial
         self.ifindex = ifindex
         self.name = name
@@ -301,11 +302,11 @@ class PppNetif(Netif):
         self._flush()
 
     def poll(self, now):
-        """Drive timers and the transmit queue; return the next deadline (ms) or -1."""
+        """Drive timers and the transmit queue; return the next deadline (a tick) or -1."""
         dl = self.ses.poll(now)
         self._flush()
         if self.enc.tail > self.enc.head:
-            return now + 1          # the line is backed up: come back soon
+            return ticks.add(now, 1)   # the line is backed up: come back soon
         return dl
 
     def close(self, now=None):

@@ -1,22 +1,24 @@
-"""Monotonic milliseconds for the poll loop (the core itself never reads a clock).
+"""The clock of the poll loop (the core itself never reads a clock): ticks in ms.
 
-MicroPython's ticks_ms() wraps (2**30 on the unix port); we extend it into an
-ever-growing small int so the core can compare deadlines without wrap logic.
+now_ms() is a tick in [0, 2**30) (mptcp.ticks): a small int on every port for any
+uptime, compared only through ticks.diff. MicroPython's ticks_ms() counts modulo
+the port's ticks period, MP_SMALL_INT_POSITIVE_MASK + 1: 2**30 on a 32-bit port
+(RP2040, the WebAssembly port), 2**62 on the 64-bit unix port. Both are multiples
+of 2**30, so `ticks_ms() & MASK` counts on without a jump at the port's own wrap.
+On CPython the monotonic clock in ms is masked the same way.
+
+now_us()/us_diff() time short intervals for benchmarks (ticks_us/ticks_diff on
+MicroPython; on CPython a growing int, which costs nothing there).
 """
 import time
 
+from mptcp.ticks import MASK
+
 try:
     _ticks_ms = time.ticks_ms
-    _ticks_diff = time.ticks_diff
-    _last = _ticks_ms()
-    _base = 0
 
     def now_ms():
-        global _last, _base
-        t = _ticks_ms()
-        _base += _ticks_diff(t, _last)
-        _last = t
-        return _base
+        return _ticks_ms() & MASK
 
     def now_us():
         return time.ticks_us()
@@ -25,10 +27,10 @@ try:
         return time.ticks_diff(a, b)
 
 except AttributeError:  # CPython
-    _t0 = time.monotonic()
+    _monotonic = time.monotonic
 
     def now_ms():
-        return int((time.monotonic() - _t0) * 1000)
+        return int(_monotonic() * 1000) & MASK
 
     def now_us():
         return int(time.perf_counter() * 1000000)

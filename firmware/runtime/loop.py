@@ -6,6 +6,7 @@ into the netif each packet is for. Buffers are allocated once here.
 """
 import select
 
+from mptcp import ticks
 from runtime import clock
 
 _BUF = 2048
@@ -99,15 +100,15 @@ class Loop:
         now = clock.now_ms()
         self.flush(now)              # stack.output() runs the stack's expired timers first
         wait = max_wait_ms
-        dl = st.next_deadline()
+        dl = st.next_deadline()      # a tick (may be `now`: at once) or -1
         if dl >= 0:
-            d = dl - now
+            d = ticks.diff(dl, now)
             if d < wait:
                 wait = d if d > 0 else 0
         for nif in self._timed:
             dl = nif.poll(now)
             if dl >= 0:
-                d = dl - now
+                d = ticks.diff(dl, now)
                 if d < wait:
                     wait = d if d > 0 else 0
         if self._gated and wait > 5 and self._blocked():
@@ -141,10 +142,10 @@ class Loop:
                 self.heap_peak = m
 
     def run_until(self, cond, timeout_ms):
-        """Run iterations until cond() is true; return False on timeout."""
-        end = clock.now_ms() + timeout_ms
+        """Run iterations until cond() is true; return False on timeout (< ticks.HALF ms)."""
+        end = ticks.add(clock.now_ms(), timeout_ms)
         while not cond():
-            if clock.now_ms() >= end:
+            if ticks.diff(clock.now_ms(), end) >= 0:
                 return False
             self.run_once()
         return True

@@ -11,6 +11,7 @@ Link loss: PPP dies with a reason -> "no-carrier" (the modem said NO CARRIER) ->
 `modem.link_lost` (escape, ATH, re-dial with backoff). Every new IPCP Opened raises
 on_event("up") again, with the address IPCP gave.
 """
+from mptcp import ticks
 from mptcp.compat import const
 from runtime.netif import Netif
 from runtime import clock as _clock
@@ -42,11 +43,11 @@ class PacedSerial:
 
     def write(self, buf):
         now = self._clock()
-        dt = now - self._t
-        if dt > 0:
+        dt = ticks.diff(now, self._t)
+        if dt != 0:
             self._t = now
-            if dt > 1000:       # the FIFO is full long before; keeps the product a small int
-                dt = 1000
+            if dt > 1000 or dt < 0:   # the FIFO is full long before (dt < 0: idle > 6 days);
+                dt = 1000             # keeps the product a small int
             c = self._credit_m + dt * self.rate
             self._credit_m = c if c < self.fifo_m else self.fifo_m
         n = len(buf)
@@ -205,7 +206,7 @@ class LteNetif(Netif):
         return self.ppp.tx_pending() if self.modem.state == DATA else 0
 
     def poll(self, now):
-        """Timers of whichever owns the line; returns the next deadline (ms) or -1."""
+        """Timers of whichever owns the line; returns the next deadline (a tick) or -1."""
         if not self._started:
             self.start(now)
         self._now = now
@@ -218,9 +219,7 @@ class LteNetif(Netif):
             self._ppp_dead(now)
         dl = m.poll(now)
         if m.state == DATA:          # just connected: PPP's first timers
-            d2 = self.ppp.poll(now)
-            if d2 >= 0 and (dl < 0 or d2 < dl):
-                dl = d2
+            dl = ticks.earlier(dl, self.ppp.poll(now))
         return dl
 
     def close(self, linger_ms=1500):

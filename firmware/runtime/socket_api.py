@@ -5,6 +5,7 @@
 
 Errors raise OSError with a message (ETIMEDOUT, ECONNRESET, ...).
 """
+from mptcp import ticks
 from runtime import clock
 from runtime.netif import ip_aton
 
@@ -70,7 +71,7 @@ class MPSocket:
         n = c.write(mv)
         if n:
             return n
-        end = clock.now_ms() + self.timeout_ms
+        end = ticks.add(clock.now_ms(), self.timeout_ms)
         loop = self.loop
         while True:
             loop.run_once()
@@ -78,7 +79,7 @@ class MPSocket:
             n = c.write(mv)
             if n:
                 return n
-            if clock.now_ms() >= end:
+            if ticks.diff(clock.now_ms(), end) >= 0:
                 raise OSError(ETIMEDOUT, "send timed out (peer window closed?)")
 
     def sendall(self, buf):
@@ -95,7 +96,7 @@ class MPSocket:
         mv = buf if isinstance(buf, memoryview) else memoryview(buf)
         if nbytes:
             mv = mv[:nbytes]
-        end = clock.now_ms() + self.timeout_ms
+        end = ticks.add(clock.now_ms(), self.timeout_ms)
         loop = self.loop
         while True:
             n = c.readinto(mv)
@@ -109,7 +110,7 @@ class MPSocket:
                 return 0
             self._check()
             loop.run_once()
-            if clock.now_ms() >= end:
+            if ticks.diff(clock.now_ms(), end) >= 0:
                 raise OSError(ETIMEDOUT, "recv timed out")
 
     def close(self, linger_ms=10000):

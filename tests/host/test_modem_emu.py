@@ -34,6 +34,7 @@ from scapy.layers.ppp import (  # noqa: E402
 from mptcp_lab.modem_emu import ModemEmulator  # noqa: E402
 from net.serial_port import TtySerial  # noqa: E402
 from net.modem import Modem, DATA, ERROR, IDLE  # noqa: E402
+from mptcp import ticks  # noqa: E402
 
 NS = "mpmodem-test"
 DEV = "198.18.2.2"
@@ -60,7 +61,8 @@ def spin(emu, until, timeout, dev=None):
 
 
 def ms(now):
-    return int(now * 1000)
+    """Monotonic seconds -> a tick (ms modulo 2**30), what the firmware's drivers take."""
+    return int(now * 1000) & ticks.MASK
 
 
 def bring_up(emu, pin=None, timeout=20, **kw):
@@ -160,17 +162,18 @@ import sys, time
 from net.serial_port import TtySerial
 from net.modem import Modem
 from runtime.clock import now_ms
+from mptcp.ticks import diff
 ser = TtySerial(sys.argv[1])
 m = Modem(ser, apn="lab", pin=sys.argv[2])
 m.start(now_ms())
 t0 = now_ms()
-while m.state not in ("data", "error") and now_ms() - t0 < 20000:
+while m.state not in ("data", "error") and diff(now_ms(), t0) < 20000:
     m.poll(now_ms())
     time.sleep_ms(2)
 print("STATE", m.state, m.stats()["dials"], m.quality.rssi_dbm)
 t1 = now_ms()
 m.hangup(t1)
-while m.state != "idle" and now_ms() - t1 < 8000:
+while m.state != "idle" and diff(now_ms(), t1) < 8000:
     m.poll(now_ms())
     time.sleep_ms(2)
 print("STATE", m.state)

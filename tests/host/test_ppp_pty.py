@@ -27,6 +27,7 @@ from net.serial_port import TtySerial
 from net.ppp_netif import PppNetif
 from net import hdlc
 from runtime import clock
+from mptcp.ticks import add, diff
 path, count, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 ser = TtySerial(path)
 nif = PppNetif(ser, auth=("chap", "dev", "s3cret"), echo_interval_ms=1000)
@@ -34,9 +35,9 @@ ev = []
 nif.on_event = lambda e, n: ev.append(e)
 nif.start(clock.now_ms())
 buf = bytearray(2048)
-t_end = clock.now_ms() + 20000
+t_end = add(clock.now_ms(), 20000)
 echoed = 0
-while clock.now_ms() < t_end:
+while diff(clock.now_ms(), t_end) < 0:
     now = clock.now_ms()
     nif.poll(now)
     n = nif.recv_into(buf)
@@ -52,8 +53,8 @@ while clock.now_ms() < t_end:
             break
     if nif.state == "dead" and mode == "carrier":
         break
-t = clock.now_ms() + 300
-while clock.now_ms() < t and nif.tx_pending():
+t = add(clock.now_ms(), 300)
+while diff(clock.now_ms(), t) < 0 and nif.tx_pending():
     nif.poll(clock.now_ms())
 st = nif.stats()
 print(json.dumps({"impl": hdlc.IMPL, "echoed": echoed, "events": ev, "state": nif.state,
@@ -90,8 +91,9 @@ class MasterSerial:
 def _bundle(tmp):
     """x64 .mpy of the modules the device script needs."""
     out = os.path.join(tmp, "bundle")
-    for rel in ("mptcp/__init__", "mptcp/compat", "net/__init__", "net/hdlc", "net/_hdlc_viper",
-                "net/ppp_fsm", "net/lcp", "net/ipcp", "net/ppp_auth", "net/ppp", "net/ppp_netif",
+    for rel in ("mptcp/__init__", "mptcp/compat", "mptcp/ticks", "net/__init__", "net/hdlc",
+                "net/_hdlc_viper", "net/ppp_fsm", "net/lcp", "net/ipcp", "net/ppp_auth", "net/ppp",
+                "net/ppp_netif",
                 "net/serial_port", "runtime/__init__", "runtime/netif", "runtime/clock"):
         dst = os.path.join(out, rel + ".mpy")
         os.makedirs(os.path.dirname(dst), exist_ok=True)

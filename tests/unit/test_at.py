@@ -1,4 +1,5 @@
 """AT engine (net.at) against scripted byte streams with a fake clock; both interpreters."""
+from mptcp import ticks
 from net.at import AtEngine, parse_ints, OK, ERROR, CME_ERROR, CONNECT, TIMEOUT
 
 
@@ -142,3 +143,25 @@ def test_parse_ints():
     assert parse_ints('+CEREG: 2,1,"00C3","0A1B2C3D",7') == [2, 1, None, None, 7]
     assert parse_ints("+CSQ: 99,99") == [99, 99]
     assert parse_ints("+X: -5, x") == [-5, None]
+
+
+def test_timeout_across_the_ticks_wrap():
+    """A command sent 0.5 s before the 2**30 ms wrap times out 1 s later, at tick 500:
+    not before, and not never (the deadline is a tick, not now + timeout)."""
+    e, _ = _eng()
+    t0 = ticks.PERIOD - 500
+    e.send("AT", t0, 1000)
+    assert e.next_deadline() == 500
+    for now in (t0, ticks.MASK, 0, 499):
+        assert not e.poll(now), now
+    assert e.poll(500)
+    assert e.final == TIMEOUT and e.timeouts == 1
+    # polled late, after the wrap: a deadline just before it is due
+    e.send("AT", ticks.MASK - 1001, 1000)
+    assert e.next_deadline() == ticks.MASK - 1
+    assert not e.poll(ticks.MASK - 2)
+    assert e.poll(3) and e.timeouts == 2
+    # answered in time across the wrap: no timeout
+    e.send("AT", ticks.MASK, 1000)
+    e.feed(b"\r\nOK\r\n", -1, 998)
+    assert not e.poll(2000) and e.final == OK and e.timeouts == 2

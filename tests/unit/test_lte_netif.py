@@ -8,6 +8,13 @@ scapy, tested in tests/host and tests/interop). Time is a fake clock.
 from runtime.netif import ip_aton
 from runtime.lte import LteNetif, PacedSerial
 from net.ppp_netif import PppNetif
+from mptcp import ticks
+
+NEAR_WRAP = ticks.PERIOD - 1500   # 1.5 s before the 2**30 ms wrap: timers must cross it
+
+# scenarios run from each start: the 2**30 ms wrap falls during the echoes (NEAR_WRAP), the
+# Terminate-Requests after a dead peer (7 s before it) and the hang-up and re-dial (10.5 s)
+STARTS = (1000, NEAR_WRAP, ticks.PERIOD - 7000, ticks.PERIOD - 10500)
 
 DEV_ADDR = ip_aton("198.18.2.2")
 NET_ADDR = ip_aton("198.18.2.1")
@@ -48,8 +55,13 @@ class End:
 
 
 class Clock:
-    def __init__(self):
-        self.t = 1000
+    """A fake clock of ticks (ms modulo 2**30)."""
+
+    def __init__(self, t0=1000):
+        self.t = t0
+
+    def advance(self, ms):
+        self.t = ticks.add(self.t, ms)
 
     def __call__(self):
         return self.t
@@ -133,8 +145,8 @@ class FakeModem:
         self.reply(b"NO CARRIER")
 
 
-def make():
-    clock = Clock()
+def make(t0=1000):
+    clock = Clock(t0)
     a = Q()
     b = Q()
     dev = End(a, b)
@@ -153,8 +165,8 @@ def run(clock, nif, modem, cond, ms, step=5, got=None):
     buf = bytearray(2048)
     if got is None:
         got = []
-    end = clock.t + ms
-    while clock.t < end:
+    end = ticks.add(clock.t, ms)
+    while ticks.diff(clock.t, end) < 0:
         nif.poll(clock.t)
         while True:
             n = nif.recv_into(buf)
@@ -164,7 +176,7 @@ def run(clock, nif, modem, cond, ms, step=5, got=None):
         modem.pump()
         if cond():
             return got
-        clock.t += step
+        clock.advance(step)
     return None
 
 
@@ -180,8 +192,8 @@ def ip_packet(n, seed):
     return p
 
 
-def test_dial_then_ip_both_ways():
-    clock, nif, modem, events = make()
+def _dial_then_ip_both_ways(t0):
+    clock, nif, modem, events = make(t0)
     assert not nif.up and nif.state.startswith("modem:")
     assert run(clock, nif, modem, lambda: nif.up, 10000) is not None
     assert events == [("up", DEV_ADDR)] and nif.addr == DEV_ADDR
@@ -201,8 +213,13 @@ def test_dial_then_ip_both_ways():
     assert nif.rx_packets == 1 and nif.tx_packets == 1
 
 
-def test_no_carrier_redials_and_comes_back_up():
-    clock, nif, modem, events = make()
+def test_dial_then_ip_both_ways():
+    for t0 in STARTS:
+        _dial_then_ip_both_ways(t0)
+
+
+def _no_carrier_redials_and_comes_back_up(t0):
+    clock, nif, modem, events = make(t0)
     assert run(clock, nif, modem, lambda: nif.up, 10000) is not None
     modem.registered = False
     modem.drop()
@@ -224,8 +241,13 @@ def test_no_carrier_redials_and_comes_back_up():
     assert run(clock, nif, modem, lambda: len(modem.rx_ip) == 1, 1000) is not None
 
 
-def test_dead_peer_hangs_up_and_redials():
-    clock, nif, modem, events = make()
+def test_no_carrier_redials_and_comes_back_up():
+    for t0 in STARTS:
+        _no_carrier_redials_and_comes_back_up(t0)
+
+
+def _dead_peer_hangs_up_and_redials(t0):
+    clock, nif, modem, events = make(t0)
     assert run(clock, nif, modem, lambda: nif.up, 10000) is not None
     modem.answer_lcp = False                 # the network stops answering LCP echoes
     assert run(clock, nif, modem, lambda: not nif.up, 10000) is not None
@@ -239,6 +261,11 @@ def test_dead_peer_hangs_up_and_redials():
     modem.answer_lcp = True
     assert run(clock, nif, modem, lambda: nif.up, 30000) is not None
     assert modem.dials == 2 and nif.ups == 2
+
+
+def test_dead_peer_hangs_up_and_redials():
+    for t0 in STARTS:
+        _dead_peer_hangs_up_and_redials(t0)
 
 
 def test_close_terminates_and_closes_serial():
@@ -265,3 +292,18 @@ def test_paced_serial_keeps_to_the_line_rate():
     clock.t += 100000                         # idle: credit is capped at the FIFO
     assert ser.write(data) == 1024
     assert len(line.q) == 1024 + 921 + total + 1024
+
+
+def test_paced_serial_across_the_ticks_wrap():
+    clock = Clock(ticks.MASK - 4)
+    line = Q()
+    ser = PacedSerial(End(Q(), line), 921600, fifo=1024, clock=clock)
+    data = bytearray(5000)
+    assert ser.write(data) == 1024
+    clock.advance(10)                         # past the wrap: 10 ms of credit, as anywhere
+    assert clock.t == 5 and ser.write(data) == 921
+    total = 0
+    for _ in range(1000):
+        clock.advance(1)
+        total += ser.write(data)
+    assert 92160 - 2 <= total <= 92160 + 1, total

@@ -1,6 +1,9 @@
 """Modem state machine (net.modem) against a scripted fake modem and a fake clock."""
 from net.modem import Modem, csq_to_dbm, DATA, ERROR, BACKOFF, IDLE, REGISTERING, POWER_ON
 from net.pins import NullPins
+from mptcp import ticks
+
+NEAR_WRAP = ticks.PERIOD - 1500   # 1.5 s before the 2**30 ms wrap: timers must cross it
 
 
 class FakeSerial:
@@ -102,13 +105,13 @@ class Script:
 
 
 def _run(m, ser, t0, until, step=100, stop=None):
-    """Advance the fake clock in steps, polling the modem; returns the time it stopped."""
+    """Advance the fake clock (ticks) in steps, polling the modem; returns the time it stopped."""
     t = t0
-    while t < until:
+    while ticks.diff(t, until) < 0:
         m.poll(t)
         if stop is not None and stop(m):
             return t
-        t += step
+        t = ticks.add(t, step)
     return t
 
 
@@ -489,3 +492,111 @@ def test_board_pins_and_uart_with_fake_modules():
         del sys.modules["RPi"]
         del sys.modules["RPi.GPIO"]
     assert isinstance(pins.make_pins("null"), pins.NullPins)
+
+
+def _timeline(base, script, until_ms, step=50, **kw):
+    """What the modem does, as (ms since base, what) with the clock starting at tick `base`:
+    each command written, each pin change, each state change; until data mode."""
+    pins = NullPins()
+    m, ser, ev = _modem(script, pins=pins, **kw)
+    out = []
+    m.start(base)
+    state = None
+    for k in range(0, until_ms, step):
+        nc = len(ser.cmds)
+        npins = len(pins.log)
+        m.poll(ticks.add(base, k))
+        for c in ser.cmds[nc:]:
+            out.append((k, c))
+        for p in pins.log[npins:]:
+            out.append((k, p))
+        if m.state != state:
+            state = m.state
+            out.append((k, state))
+        if state == DATA:
+            break
+    return out
+
+
+def test_timers_across_the_ticks_wrap():
+    """The same scenarios started at tick 0 and 1.5 s before the 2**30 ms wrap do the same
+    things at the same times: AT timeouts, registration polls, dial backoff, PWRKEY and the
+    RDY wait all cross the wrap (nothing early, nothing never)."""
+    cases = [
+        (lambda: Script(silent=3), 20000, {}),
+        (lambda: Script(reg_after=3), 20000, {"reg_poll_ms": 1000}),
+        (lambda: Script(dial=[b"\r\nNO CARRIER\r\n", b"\r\nBUSY\r\n"]), 20000, {}),
+        (lambda: Script(), 30000, {"power_on": True, "pwrkey_ms": 1000, "rdy_timeout_ms": 5000}),
+    ]
+    for make, until, kw in cases:
+        ref = _timeline(0, make(), until, **kw)
+        assert ref[-1][1] == DATA and ref[-1][0] > 1500, ref
+        got = _timeline(NEAR_WRAP, make(), until, **kw)
+        assert got == ref, (kw, ref, got)
+    # the exact times of one: AT (1 s timeout) + 500 ms -> AT (1 s) + guard 1 s, +++,
+    # guard 1.25 s -> ATH (3 s timeout) -> AT answered
+    ref = _timeline(NEAR_WRAP, Script(silent=3), 20000)
+    assert [x for x in ref if x[1] in ("AT", "ATH")] == [
+        (0, "AT"), (1500, "AT"), (4750, "ATH"), (7750, "AT")]
+
+
+def test_pwrkey_and_rdy_wait_across_the_ticks_wrap():
+    pins = NullPins()
+    m, ser, ev = _modem(Script(), pins=pins, power_on=True, pwrkey_ms=1000,
+                        rdy_timeout_ms=20000)
+    t0 = ticks.PERIOD - 700                 # the pulse ends at tick 300, after the wrap
+    assert m.start(t0) == 300
+    for now in (t0 + 1, ticks.MASK, 0, 299):
+        assert m.poll(now) == 300, now
+        assert pins.log == [("pwrkey", True)]
+    assert m.poll(300) == 20300             # released; waiting for RDY up to 20 s
+    assert pins.log == [("pwrkey", True), ("pwrkey", False)]
+    m.poll(20299)
+    assert ser.cmds == [] and m.state == POWER_ON
+    m.poll(20300)                           # no RDY: probe anyway, exactly at the deadline
+    assert ser.cmds == ["AT"]
+    # RDY inside the wait, across the wrap
+    pins = NullPins()
+    m, ser, ev = _modem(Script(), pins=pins, power_on=True, pwrkey_ms=500)
+    m.start(ticks.MASK - 499)
+    m.poll(0)
+    assert pins.log[-1] == ("pwrkey", False) and ser.cmds == []
+    ser.push(b"\r\nRDY\r\n")
+    assert _run(m, ser, 100, 5000, stop=_is_data) < 2000 and m.state == DATA
+
+
+def test_backoff_and_hangup_guards_across_the_ticks_wrap():
+    m, ser, ev = _modem(Script(), guard_ms=1000)
+    m.start(NEAR_WRAP)
+    t = _run(m, ser, NEAR_WRAP, ticks.add(NEAR_WRAP, 1000), step=10, stop=_is_data)
+    assert m.state == DATA and ticks.diff(t, NEAR_WRAP) < 1000
+    ser.raw = b""
+    m.hangup(t)                             # guard, +++, guard + 25 %, ATH: all across the wrap
+    m.poll(ticks.add(t, 999))
+    assert ser.raw == b""
+    m.poll(ticks.add(t, 1000))
+    assert ser.raw == b"+++"
+    m.poll(ticks.add(t, 2249))
+    assert ser.raw == b"+++"
+    m.poll(ticks.add(t, 2250))
+    assert ser.raw == b"+++ATH\r"
+    m.poll(ticks.add(t, 2260))
+    assert m.state == IDLE
+    m.start(ticks.MASK - 100)
+    m.carrier_lost(ticks.MASK - 100)        # backoff 1 s: due at tick 899
+    assert m.state == BACKOFF and m.next_deadline() == 899
+    m.poll(898)
+    assert m.state == BACKOFF
+    m.poll(899)
+    assert m.state != BACKOFF
+
+
+def test_deadline_reported_across_the_ticks_wrap():
+    m, ser, ev = _modem(Script())
+    ser.accept = 0                          # the line takes nothing: come back in 10 ms
+    m.start(ticks.MASK - 4)
+    assert m.poll(ticks.MASK - 4) == 5
+    ser.accept = 1000
+    m2, ser2, ev2 = _modem(Script(silent=1))
+    m2.start(ticks.MASK - 499)
+    assert m2.poll(ticks.MASK - 499) == 500  # the AT timeout, as a tick

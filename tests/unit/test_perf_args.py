@@ -36,6 +36,9 @@ def test_bad_command_lines():
         ["--listen", "1", "--recv", "--scheduler", "fancy"],     # unknown scheduler
         ["--listen", "1", "--recv", "--bogus"],                  # unknown option
         ["--listen"],                                            # missing value
+        ["--listen", "1", "--recv", "--timeout", "0"],           # no time at all
+        ["--listen", "1", "--recv", "--timeout", "600000"],      # beyond a tick difference
+        ["--listen", "1", "--recv", "--lte-timeout", "1e9"],
     ]
     for argv in bad:
         raises(perf.UsageError, perf.parse_args, argv)

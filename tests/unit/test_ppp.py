@@ -8,6 +8,11 @@ from runtime.netif import ip_aton
 from net.ppp_netif import PppNetif
 from net import hdlc
 from net import ppp_fsm
+from mptcp import ticks
+
+NEAR_WRAP = ticks.PERIOD - 1500   # 1.5 s before the 2**30 ms wrap: timers must cross it
+
+STARTS = (1000, NEAR_WRAP)    # scenarios marked "for t0 in STARTS" also run across the wrap
 
 DEV_ADDR = ip_aton("198.18.2.2")
 NET_ADDR = ip_aton("198.18.2.1")
@@ -65,16 +70,19 @@ class End:
 
 
 class Clock:
-    def __init__(self):
-        self.t = 1000
+    """A fake clock of ticks (ms modulo 2**30), starting at t0."""
+
+    def __init__(self, t0=1000):
+        self.t = t0
 
     def __call__(self):
         return self.t
 
 
 class Pair:
-    def __init__(self, dev_kw=None, net_kw=None, wmax=0):
-        self.clock = Clock()
+    def __init__(self, dev_kw=None, net_kw=None, wmax=0, t0=1000):
+        self.t0 = t0
+        self.clock = Clock(t0)
         self.up_w = Wire()        # device -> network
         self.down_w = Wire()      # network -> device
         dkw = {"echo_interval_ms": 0}
@@ -95,7 +103,7 @@ class Pair:
         self.net.start(self.clock.t)
 
     def step(self, ms=10):
-        self.clock.t += ms
+        self.clock.t = ticks.add(self.clock.t, ms)
         for x in (self.dev, self.net):
             x.serial.budget = x.serial.wmax
             x.poll(self.clock.t)
@@ -106,12 +114,16 @@ class Pair:
                 self.rx[x].append(bytes(self.buf[:n]))
 
     def run(self, cond, max_ms, ms=10):
-        end = self.clock.t + max_ms
+        end = ticks.add(self.clock.t, max_ms)
         while not cond():
-            if self.clock.t >= end:
+            if ticks.diff(self.clock.t, end) >= 0:
                 return False
             self.step(ms)
         return True
+
+    def since(self, t):
+        """ms from tick t to now."""
+        return ticks.diff(self.clock.t, t)
 
     def up(self, max_ms=2000):
         self.start()
@@ -131,8 +143,8 @@ def ip_packet(n, seed=0, src=DEV_ADDR, dst=NET_ADDR):
     return p
 
 
-def test_lcp_ipcp_no_auth():
-    p = Pair()
+def _lcp_ipcp_no_auth(t0):
+    p = Pair(t0=t0)
     assert p.dev.state == "dead" and p.dev.addr == b"\x00\x00\x00\x00"
     assert p.up()
     d = p.dev
@@ -147,6 +159,11 @@ def test_lcp_ipcp_no_auth():
     assert d.ses.lcp.state == ppp_fsm.OPENED
     st = d.stats()
     assert st["rx_bad_fcs"] == 0 and st["rx_ctl_bad"] == 0 and st["auth_fail"] == 0
+
+
+def test_lcp_ipcp_no_auth():
+    for t0 in STARTS:
+        _lcp_ipcp_no_auth(t0)
 
 
 def _exchange(p):
@@ -172,11 +189,16 @@ def test_pap_then_data():
     _exchange(p)
 
 
-def test_chap_then_data():
-    p = Pair({"auth": ("chap", "user", "secret")}, {"auth": ("chap", "user", "secret")})
+def _chap_then_data(t0):
+    p = Pair({"auth": ("chap", "user", "secret")}, {"auth": ("chap", "user", "secret")}, t0=t0)
     assert p.up()
     assert p.dev.ses.lcp.auth_peer == 0xC223
     _exchange(p)
+
+
+def test_chap_then_data():
+    for t0 in STARTS:
+        _chap_then_data(t0)
 
 
 def test_no_credentials_accepts_either_method():
@@ -192,13 +214,18 @@ def test_method_mismatch_is_naked_to_ours():
     assert p.dev.ses.lcp.auth_peer == 0xC023
 
 
-def test_auth_failure_takes_link_down():
+def _auth_failure_takes_link_down(t0):
     for m in ("pap", "chap"):
-        p = Pair({"auth": (m, "user", "wrong")}, {"auth": (m, "user", "secret")})
+        p = Pair({"auth": (m, "user", "wrong")}, {"auth": (m, "user", "secret")}, t0=t0)
         p.start()
         assert p.run(lambda: p.dev.state == "dead", 20000), (m, p.dev.state)
         assert not p.dev.up and p.events == []
         assert p.dev.ses.auth_fail + p.net.ses.auth_fail >= 1
+
+
+def test_auth_failure_takes_link_down():
+    for t0 in STARTS:
+        _auth_failure_takes_link_down(t0)
 
 
 def test_pty_short_writes():
@@ -213,21 +240,26 @@ def test_pty_short_writes():
     assert p.dev.tx_pending() == 0
 
 
-def test_lost_frames_restart_timer():
-    p = Pair()
+def _lost_frames_restart_timer(t0):
+    p = Pair(t0=t0)
     p.up_w.cut = True             # the device's first Configure-Requests vanish
     p.start()
     p.run(lambda: False, 2500)
     assert not p.dev.up
     p.up_w.cut = False
-    t0 = p.clock.t
+    t1 = p.clock.t
     assert p.run(lambda: p.dev.up and p.net.up, 8000)
     assert p.dev.ses.lcp.tx_confreq >= 2        # retransmitted by the restart timer
-    assert p.clock.t - t0 <= 3100
+    assert p.since(t1) <= 3100
 
 
-def test_lcp_gives_up_after_max_configure():
-    p = Pair()
+def test_lost_frames_restart_timer():
+    for t0 in STARTS:
+        _lost_frames_restart_timer(t0)
+
+
+def _lcp_gives_up_after_max_configure(t0):
+    p = Pair(t0=t0)
     p.down_w.cut = True
     p.up_w.cut = True
     p.start()
@@ -236,23 +268,33 @@ def test_lcp_gives_up_after_max_configure():
     assert p.dev.ses.lcp.state == ppp_fsm.STOPPED
 
 
-def test_echo_keepalive_and_dead_peer():
-    p = Pair({"echo_interval_ms": 1000, "echo_fails": 3})
+def test_lcp_gives_up_after_max_configure():
+    for t0 in STARTS:
+        _lcp_gives_up_after_max_configure(t0)
+
+
+def _echo_keepalive_and_dead_peer(t0):
+    p = Pair({"echo_interval_ms": 1000, "echo_fails": 3}, t0=t0)
     assert p.up()
     p.run(lambda: False, 5500)
     d = p.dev
     assert d.lcp_echo_tx >= 5 and d.lcp_echo_rx == d.lcp_echo_tx and d.up
     p.down_w.cut = True           # the network stops answering
-    t0 = p.clock.t
+    t1 = p.clock.t
     assert p.run(lambda: not d.up, 10000)
-    assert 3000 <= p.clock.t - t0 <= 5000
+    assert 3000 <= p.since(t1) <= 5000
     assert d.stats()["lcp_echo_fail"] == 1
     assert p.events[-1][0] == "down"
     assert p.run(lambda: d.state == "dead", 10000)   # Terminate-Requests time out
 
 
-def test_terminate_both_sides():
-    p = Pair()
+def test_echo_keepalive_and_dead_peer():
+    for t0 in STARTS:
+        _echo_keepalive_and_dead_peer(t0)
+
+
+def _terminate_both_sides(t0):
+    p = Pair(t0=t0)
     assert p.up()
     p.dev.close(p.clock.t)
     assert p.dev.state == "terminate" and not p.dev.up
@@ -264,6 +306,11 @@ def test_terminate_both_sides():
     p.events[:] = []
     assert p.up()
     assert p.events[0][0] == "up"
+
+
+def test_terminate_both_sides():
+    for t0 in STARTS:
+        _terminate_both_sides(t0)
 
 
 def test_network_terminates():
@@ -391,8 +438,8 @@ def test_looped_back_line():
     assert d.state in ("dead", "terminate")
 
 
-def test_renegotiation_from_opened():
-    p = Pair()
+def _renegotiation_from_opened(t0):
+    p = Pair(t0=t0)
     assert p.up()
     # the network restarts LCP (e.g. after a handover in the modem): both sides come back up
     p.net.ses.lcp._fresh(p.clock.t)
@@ -402,6 +449,11 @@ def test_renegotiation_from_opened():
     assert p.run(lambda: p.dev.up and p.net.up, 5000)
     assert p.events[-1][0] == "up"
     _exchange(p)
+
+
+def test_renegotiation_from_opened():
+    for t0 in STARTS:
+        _renegotiation_from_opened(t0)
 
 
 class _Probe(ppp_fsm.Fsm):
@@ -541,27 +593,32 @@ def test_serial_hangup_flag():
     assert p.dev.state == "dead" and p.dev.reason == "hangup"
 
 
-def test_down_reasons():
-    p = Pair({"echo_interval_ms": 1000})
+def _down_reasons(t0):
+    p = Pair({"echo_interval_ms": 1000}, t0=t0)
     assert p.up()
     p.down_w.cut = True
     assert p.run(lambda: p.dev.state == "dead", 20000)
     assert p.dev.reason == "echo-timeout"
-    p = Pair()
+    p = Pair(t0=t0)
     assert p.up()
     p.net.close(p.clock.t)
     assert p.run(lambda: p.dev.state == "dead", 5000)
     assert p.dev.reason == "peer-terminated" and p.net.reason == "closed"
-    p = Pair()
+    p = Pair(t0=t0)
     p.up_w.cut = True
     p.down_w.cut = True
     p.start()
     assert p.run(lambda: p.dev.state == "dead", 40000)
     assert p.dev.reason == "negotiation-failed"
-    p = Pair({"auth": ("pap", "u", "bad")}, {"auth": ("pap", "u", "good")})
+    p = Pair({"auth": ("pap", "u", "bad")}, {"auth": ("pap", "u", "good")}, t0=t0)
     p.start()
     assert p.run(lambda: p.dev.state == "dead", 20000)
     assert p.dev.reason in ("auth-failed", "peer-terminated")
+
+
+def test_down_reasons():
+    for t0 in STARTS:
+        _down_reasons(t0)
 
 
 def test_writable_tracks_the_transmit_queue():
@@ -625,8 +682,8 @@ def test_chap_rechallenge_while_running():
     _exchange(p)
 
 
-def test_pap_request_retransmitted():
-    p = Pair({"auth": ("pap", "user", "pw")}, {"auth": ("pap", "user", "pw")})
+def _pap_request_retransmitted(t0):
+    p = Pair({"auth": ("pap", "user", "pw")}, {"auth": ("pap", "user", "pw")}, t0=t0)
     lost = []
 
     def drop_first_ack(b):                       # the first Authenticate-Ack is lost
@@ -642,4 +699,63 @@ def test_pap_request_retransmitted():
     assert p.run(lambda: p.dev.up, 8000)
     assert lost and p.dev.ses.auths[0].tries == 2
     assert p.dev.ses.rx_unexpected >= 1
-    assert p.clock.t >= 1000 + 3000
+    assert p.since(p.t0) >= 3000
+
+
+
+def test_pap_request_retransmitted():
+    for t0 in STARTS:
+        _pap_request_retransmitted(t0)
+
+def test_lcp_restart_timer_exact_ticks_across_the_wrap():
+    """Configure-Requests into a dead line go out every restart_ms (3 s) from 1.5 s before
+    the 2**30 ms wrap, exactly on their ticks; after Max-Configure (10) LCP gives up."""
+    p = Pair(t0=NEAR_WRAP)
+    p.up_w.cut = True
+    p.down_w.cut = True
+    lcp = p.dev.ses.lcp
+    sent = []
+    p.start()
+    if lcp.tx_confreq:
+        sent.append(p.clock.t)
+    while p.dev.state != "dead" and p.since(NEAR_WRAP) < 40000:
+        n = lcp.tx_confreq
+        p.step()
+        if lcp.tx_confreq != n:
+            sent.append(p.clock.t)
+    assert sent == [ticks.add(NEAR_WRAP, 3000 * i) for i in range(10)], sent
+    assert sent[1] == 1500                        # the first retransmission is past the wrap
+    assert p.dev.state == "dead" and p.since(NEAR_WRAP) == 30000
+    assert lcp.state == ppp_fsm.STOPPED
+
+
+def test_fsm_timer_across_the_wrap():
+    f = _Probe()
+    f.open(ticks.MASK - 999)
+    f.up(ticks.MASK - 999)
+    assert f.state == ppp_fsm.REQSENT and len(f.sent) == 1
+    assert f.deadline == 2000                     # 3 s later, after the wrap
+    f.timer(ticks.MASK)
+    f.timer(1999)
+    assert len(f.sent) == 1
+    f.timer(2000)
+    assert len(f.sent) == 2 and f.sent[-1][0] == 1 and f.deadline == 5000
+    f.timer(5003)                                 # a late poll is still on time for the next
+    assert len(f.sent) == 3 and f.deadline == 8003
+
+
+def test_echo_and_deadline_across_the_wrap():
+    """LCP echoes every 1000 ms across the wrap; poll() reports the next echo's tick."""
+    p = Pair({"echo_interval_ms": 1000}, t0=NEAR_WRAP - 2500)
+    assert p.up()
+    d = p.dev
+    echoes = []
+    while p.since(NEAR_WRAP) < 5000:
+        n = d.lcp_echo_tx
+        p.step()
+        if d.lcp_echo_tx != n:
+            echoes.append(p.clock.t)
+            assert d.poll(p.clock.t) == ticks.add(p.clock.t, 1000)
+    assert len(echoes) >= 7 and d.up and d.lcp_echo_rx >= len(echoes) - 1
+    assert [ticks.diff(b, a) for a, b in zip(echoes, echoes[1:])] == [1000] * (len(echoes) - 1)
+    assert any(e < ticks.HALF for e in echoes) and any(e > ticks.HALF for e in echoes)
