@@ -11,6 +11,7 @@ import itertools
 import time
 
 from device_checks import device_counter, kernel_counter
+from mptcp_lab.common import LabError
 
 _ports = itertools.count(5301)
 SIZE = 4 * 1024 * 1024
@@ -68,6 +69,17 @@ def test_kernel_detects_corruption_device_answers_mp_fail(lab):
                                                    if k.startswith("MPTcpExt") and v})
 
 
+def _outcome(handle, timeout):
+    """(result, None) or (None, why): a peer that did not finish is stopped and asserted on
+    later, after the run that follows it, so one failure report shows both runs."""
+    try:
+        return handle.wait(timeout), None
+    except LabError as e:
+        return None, str(e)
+    finally:
+        handle.stop()
+
+
 def _ns_delta(lab, before, ns):
     """Every MPTcpExt counter of `ns` since `before` (zeros too)."""
     d = lab.nstat(ns=ns)
@@ -94,23 +106,13 @@ def test_device_detects_corruption_like_the_kernel(lab):
     time.sleep(0.3)
     ref = lab.start_ref(["--connect", "198.18.0.1:%d" % port, "--recv"])
     _arm_after(lab, "down", 300)
-    try:
-        ref_res = ref.wait(60)
-    finally:
-        ref.stop()
-    try:
-        ker_ref_res = peer.wait(10)
-    finally:
-        peer.stop()
+    ref_res, ref_err = _outcome(ref, 60)
+    ker_ref_res, ker_ref_err = _outcome(peer, 10)
     assert _corrupted(lab, "down") == c0 + 1
     ker_ref = _ns_delta(lab, before, "mplab")
     rcv_ref = _ns_delta(lab, before_ref, "mplab-ref")
     assert kernel_counter(rcv_ref, "MPTcpExtDataCsumErr") == 1, _nonzero(rcv_ref)
     assert kernel_counter(rcv_ref, "MPTcpExtMPFailTx") == 1, _nonzero(rcv_ref)
-    assert kernel_counter(rcv_ref, "MPTcpExtInfiniteMapRx") == 1, _nonzero(rcv_ref)
-    assert ref_res["bytes"] == SIZE and ker_ref_res["bytes"] == SIZE, (
-        "the kernel reference did not complete after MP_FAIL", ref_res, ker_ref_res)
-    assert ref_res["sha256"] != ker_ref_res["sha256"]     # the altered byte was delivered
     # 2. the device as the receiver
     port = next(_ports)
     before = lab.nstat()
@@ -121,13 +123,12 @@ def test_device_detects_corruption_like_the_kernel(lab):
         peer = lab.start_peer("client", connect="198.18.1.2:%d" % port, mode="send", nbytes=SIZE)
         _arm_after(lab, "down", 300)
         rc, res, err = dev.wait(60)
-        try:
-            ker_res = peer.wait(10)
-        finally:
-            peer.stop()
+        ker_res = _outcome(peer, 10)
     ker = _ns_delta(lab, before, "mplab")
     assert _corrupted(lab, "down") == c0 + 1, "the middlebox did not alter a packet"
+    ker_res, ker_err = ker_res
     assert res is not None, "device gave no result: rc=%s %s" % (rc, err[-2000:])
+    # detected and answered the same way by the device and the kernel reference
     dc = res["counters"]
     assert device_counter(res, "DataCsumErr") == 1, dc
     assert device_counter(res, "MPFailTx") == 1, dc
@@ -135,12 +136,22 @@ def test_device_detects_corruption_like_the_kernel(lab):
     for k in ("MPTcpExtMPFailRx", "MPTcpExtMPFailTx", "MPTcpExtInfiniteMapTx"):
         assert kernel_counter(ker, k) == kernel_counter(ker_ref, k) == 1, (
             k, _nonzero(ker), _nonzero(ker_ref))
+    # ... and both transfers complete: every byte, the altered one included
     after = _kernel_data_after_mp_fail(pcap)
-    assert rc == 0 and res["bytes"] == SIZE, (
-        "device did not complete (rc=%s; the kernel sent %d data segments after its MP_FAIL): "
-        "%s %s" % (rc, after, res, err[-2000:]))
-    assert ker_res["bytes"] == SIZE, ker_res
-    assert res["sha256"] != ker_res["sha256"]             # the altered byte was delivered
+    dev_done = rc == 0 and res["bytes"] == SIZE and ker_res is not None \
+        and ker_res["bytes"] == SIZE
+    ref_done = ref_res is not None and ker_ref_res is not None and \
+        ref_res["bytes"] == SIZE and ker_ref_res["bytes"] == SIZE
+    assert dev_done and ref_done, (
+        "transfer after MP_FAIL did not complete: kernel reference %s (receiver: %s; sender: "
+        "%s; receiver counters %s; sender counters %s); device %s (rc=%s, %s bytes, error %r; "
+        "kernel sender: %s; the kernel sent %d data segments after its MP_FAIL)"
+        % ("completed" if ref_done else "FAILED", ref_err or ref_res, ker_ref_err or ker_ref_res,
+           _nonzero(rcv_ref), _nonzero(ker_ref), "completed" if dev_done else "FAILED", rc,
+           res.get("bytes"), res.get("error"), ker_err or ker_res, after))
+    assert ref_res["sha256"] != ker_ref_res["sha256"]     # the altered byte was delivered
+    assert kernel_counter(rcv_ref, "MPTcpExtInfiniteMapRx") == 1, _nonzero(rcv_ref)
+    assert res["sha256"] != ker_res["sha256"]
     assert res["mptcp"] is False and device_counter(res, "InfiniteMapRx") == 1, res
 
 
