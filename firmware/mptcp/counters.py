@@ -2,7 +2,8 @@
 
 Names follow the kernel's MPTcpExt MIB where one exists, plus our own TCP/IP
 ones. The hot path does `counters.v[IDX] += 1` (or `inc(IDX)`) with a const
-index; `items()` and `get(name)` are for the trial tools and tests.
+index; `items()` and `get(name)` are for the trial tools and tests (`get` refuses a
+name not in NAMES).
 """
 from mptcp.compat import const
 
@@ -102,10 +103,12 @@ class Counters:
         self.v[idx] += n
 
     def get(self, name):
+        """Value of counter `name`. An unknown name raises KeyError: a renamed or misspelt
+        counter must not read as 0 and make a `== 0` check pass by default."""
         for i in range(COUNT):
             if NAMES[i] == name:
                 return self.v[i]
-        return 0
+        raise KeyError("unknown counter %r (see mptcp.counters.NAMES)" % (name,))
 
     def items(self):
         """(name, value) pairs, all of them, in a fixed order."""

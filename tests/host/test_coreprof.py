@@ -11,9 +11,9 @@ import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BIN = os.path.dirname(sys.executable)
-MPY = os.path.join(BIN, "micropython")
+import hostenv
+
+ROOT = hostenv.ROOT
 PATH = os.path.join(ROOT, "firmware") + ":" + os.path.join(ROOT, "boards", "unix_lab")
 PHASES = ("a_output_data", "b_input_data", "b_output_ack", "a_input_ack", "app_write",
           "app_readinto")
@@ -23,10 +23,8 @@ IMPLS = ("micropython", "cpython")
 def run_app(impl, args):
     env = dict(os.environ)
     if impl == "micropython":
-        if not os.path.exists(MPY):
-            pytest.skip("no micropython in the venv")
         env["MICROPYPATH"] = PATH
-        argv = [MPY, "-X", "heapsize=1M", "-m", "apps.coreprof"]
+        argv = [hostenv.micropython(), "-X", "heapsize=1M", "-m", "apps.coreprof"]
     else:
         env["PYTHONPATH"] = PATH
         argv = [sys.executable, "-m", "apps.coreprof"]

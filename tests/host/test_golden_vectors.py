@@ -7,22 +7,16 @@
   the keys in the capture match what the kernel sent.
 """
 import struct
-import os
-from pathlib import Path
 
 import pytest
 
-scapy_all = pytest.importorskip("scapy.all")
-from scapy.all import rdpcap, raw  # noqa: E402
-from scapy.layers.inet import IP, TCP  # noqa: E402
+from scapy.all import rdpcap, raw
+from scapy.layers.inet import IP, TCP
 
-from mptcp import ipv4, tcpwire, mpopts, crypto  # noqa: E402
-from mptcp.errors import OK, name  # noqa: E402
+from mptcp import ipv4, tcpwire, mpopts, crypto
+from mptcp.errors import OK, name
+import hostenv
 
-VECTORS = Path(os.environ.get("MPTCP_VECTORS") or
-               (Path(__file__).resolve().parents[2] / ".." / "shared" / "vectors"))
-if not VECTORS.is_dir() and Path("/work/shared/vectors").is_dir():
-    VECTORS = Path("/work/shared/vectors")
 FILES = ("mpc_nocsum.pcap", "mpc_csum.pcap", "join_addaddr_prio_rmaddr.pcap",
          "fastclose.pcap", "fallback_plain_client.pcap")
 SERVER_ADDRS = (bytes([198, 18, 0, 1]), bytes([198, 18, 0, 2]))
@@ -77,7 +71,7 @@ class Pkt:
 
 def _load(fn):
     out = []
-    for i, p in enumerate(rdpcap(str(VECTORS / fn))):
+    for i, p in enumerate(rdpcap(str(hostenv.vectors() / fn))):
         if IP not in p:
             continue
         b = bytes(raw(p[IP]))
@@ -87,8 +81,6 @@ def _load(fn):
 
 @pytest.fixture(scope="module")
 def caps():
-    if not VECTORS.is_dir():
-        pytest.skip("no golden vectors at %s" % VECTORS)
     return {fn: _load(fn) for fn in FILES}
 
 
@@ -428,11 +420,9 @@ def _ours(p):
 
 @pytest.mark.parametrize("fn", FILES)
 def test_options_match_tshark(caps, fn):
-    import shutil
     import subprocess
-    if not shutil.which("tshark"):
-        pytest.skip("no tshark")
-    cmd = ["tshark", "-r", str(VECTORS / fn), "-o", "mptcp.analyze_mptcp:FALSE", "-T", "fields",
+    hostenv.tshark()
+    cmd = ["tshark", "-r", str(hostenv.vectors() / fn), "-o", "mptcp.analyze_mptcp:FALSE", "-T", "fields",
            "-E", "occurrence=a", "-E", "separator=|", "-e", "frame.number"]
     for f in TSHARK_FIELDS:
         cmd += ["-e", "tcp.options.mptcp." + f]

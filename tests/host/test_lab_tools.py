@@ -1,9 +1,10 @@
 """Lab pieces that need no root: impairment model, setting parser, data stream, tshark parser."""
 
 import random
-import shutil
 
 import pytest
+
+import hostenv
 
 from mptcp_lab import impair, peer
 from mptcp_lab.emulator import TunUdpLink
@@ -91,8 +92,8 @@ def test_parse_bytes_and_stream():
     assert a != b and a[8:] == b[8:] and len(a) == peer.BLOCK
 
 
-@pytest.mark.skipif(not shutil.which("tshark"), reason="tshark not installed")
 def test_mptcp_expert_warnings_finds_mptcp_only(tmp_path):
+    hostenv.tshark()
     from scapy.all import IP, TCP, wrpcap
     from mptcp_lab.capture import mptcp_expert_warnings
     ka, kb = b"\x11" * 8, b"\x22" * 8

@@ -13,6 +13,8 @@ import tty
 
 import pytest
 
+import hostenv
+
 from net.ppp_netif import PppNetif
 from runtime.netif import ip_aton
 
@@ -20,7 +22,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 FW = os.path.join(ROOT, "firmware")
 BIN = os.path.dirname(sys.executable)
 MPY = os.path.join(BIN, "micropython")
-
 DEVICE = r"""
 import sys, json
 from net.serial_port import TtySerial
@@ -181,9 +182,10 @@ def _echo_action(count):
     return action
 
 
-@pytest.mark.skipif(not os.path.exists(MPY), reason="micropython not installed")
 @pytest.mark.parametrize("build", ["source", "mpy"])
 def test_pty_chap_ipcp_echo(tmp_path, build):
+    hostenv.micropython()      # fails (never skips) without it
+    hostenv.mpy_cross()
     path_env = FW if build == "source" else _bundle(str(tmp_path))
     count = 150
     res, (sent, rx) = _run(tmp_path, path_env, count, "echo", _echo_action(count))
@@ -197,8 +199,8 @@ def test_pty_chap_ipcp_echo(tmp_path, build):
     assert st["rx_bad_fcs"] == 0 and st["rx_bad_escape"] == 0 and st["rx_packets"] == count
 
 
-@pytest.mark.skipif(not os.path.exists(MPY), reason="micropython not installed")
 def test_pty_no_carrier(tmp_path):
+    hostenv.micropython()
     def action(net, clock):
         assert _pump(net, clock, lambda: net.up, 10)
         time.sleep(0.2)

@@ -7,8 +7,11 @@ BAD_COUNTERS = ("MPTcpExtMPCapableFallbackACK", "MPTcpExtMPCapableFallbackSYNACK
 
 def assert_kernel_clean(delta):
     """`delta` (counters changed during a run) shows MP_CAPABLE seen and no MPTCP errors."""
-    bad = {k: delta.get(k, 0) for k in BAD_COUNTERS if delta.get(k, 0)}
+    missing = [k for k in BAD_COUNTERS + ("MPTcpExtMPCapableSYNRX", "MPTcpExtMPCapableSYNACKRX")
+               if k not in delta]
+    assert not missing, "kernel counters not in the nstat reading (renamed?): %r" % missing
+    bad = {k: delta[k] for k in BAD_COUNTERS if delta[k]}
     assert not bad, "kernel counted MPTCP errors: %r" % bad
-    used = delta.get("MPTcpExtMPCapableSYNRX", 0) + delta.get("MPTcpExtMPCapableSYNACKRX", 0)
+    used = delta["MPTcpExtMPCapableSYNRX"] + delta["MPTcpExtMPCapableSYNACKRX"]
     assert used >= 1, "kernel did not see MP_CAPABLE: %r" % {
         k: v for k, v in delta.items() if k.startswith("MPTcpExt") and v}

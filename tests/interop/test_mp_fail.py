@@ -5,9 +5,13 @@ The side that receives the altered data sees the DSS checksum fail and sends MP_
 data sender echoes it and sends an infinite mapping; both ends continue as plain TCP and the
 transfer completes with every byte (one of them altered by the middlebox, so the SHA-256
 differs by design). The lab's link emulator is the middlebox (`corrupt=1`, one direction).
+Both directions must complete, for the device as for the kernel reference (mplab-ref).
 """
 import itertools
 import time
+
+from device_checks import device_counter, kernel_counter
+from mptcp_lab.common import LabError
 
 _ports = itertools.count(5301)
 SIZE = 4 * 1024 * 1024
@@ -30,7 +34,7 @@ def _arm_after(lab, direction, pkts, timeout=60.0):
 
 def _corrupted(lab, direction):
     key = "uplink" if direction == "up" else "downlink"
-    return lab.status()["links"]["wifi"][key]["counters"].get("corrupted_pkts", 0)
+    return lab.status()["links"]["wifi"][key]["counters"]["corrupted_pkts"]
 
 
 def _prepare(lab):
@@ -50,42 +54,47 @@ def test_kernel_detects_corruption_device_answers_mp_fail(lab):
     rc, res, err = dev.wait(120)
     ker = peer.wait(60)
     d = lab.nstat()
-    delta = {k: d.get(k, 0) - before.get(k, 0) for k in d}
+    delta = {k: d[k] - before.get(k, 0) for k in d}
     assert _corrupted(lab, "up") == c0 + 1, "the middlebox did not alter a packet"
     assert rc == 0 and res is not None, "device failed rc=%s: %s %s" % (rc, res, err[-2000:])
     assert res["bytes"] == SIZE and ker["bytes"] == SIZE, (res, ker)
     assert res["sha256"] != ker["sha256"]          # the middlebox's byte reached the app
     dc = res["counters"]
-    assert dc.get("MPFailRx") == 1 and dc.get("MPFailTx") == 1, dc
-    assert dc.get("InfiniteMapTx") == 1, dc
+    assert device_counter(res, "MPFailRx") == 1 and device_counter(res, "MPFailTx") == 1, dc
+    assert device_counter(res, "InfiniteMapTx") == 1, dc
     assert res["mptcp"] is False                   # fell back to TCP, as RFC 8684 3.7 says
     for k in ("MPTcpExtDataCsumErr", "MPTcpExtMPFailTx", "MPTcpExtMPFailRx",
               "MPTcpExtInfiniteMapRx"):
-        assert delta.get(k, 0) == 1, (k, {k: v for k, v in delta.items()
-                                          if k.startswith("MPTcpExt") and v})
+        assert kernel_counter(delta, k) == 1, (k, {k: v for k, v in delta.items()
+                                                   if k.startswith("MPTcpExt") and v})
 
 
-def _finish(handle, timeout):
-    """A peer's result, or None if it did not finish in time (then it is stopped)."""
+def _outcome(handle, timeout):
+    """(result, None) or (None, why): a peer that did not finish is stopped and asserted on
+    later, after the run that follows it, so one failure report shows both runs."""
     try:
-        return handle.wait(timeout)
-    except Exception:
+        return handle.wait(timeout), None
+    except LabError as e:
+        return None, str(e)
+    finally:
         handle.stop()
-        return None
 
 
 def _ns_delta(lab, before, ns):
+    """Every MPTcpExt counter of `ns` since `before` (zeros too)."""
     d = lab.nstat(ns=ns)
-    return {k: d.get(k, 0) - before.get(k, 0) for k in d
-            if k.startswith("MPTcpExt") and d.get(k, 0) - before.get(k, 0)}
+    return {k: d[k] - before.get(k, 0) for k in d if k.startswith("MPTcpExt")}
+
+
+def _nonzero(delta):
+    return {k: v for k, v in delta.items() if v}
 
 
 def test_device_detects_corruption_like_the_kernel(lab):
     """The kernel sends, the receiver sees the bad checksum. Differential: the same run
     with the kernel reference device (mplab-ref) as the receiver first, then the device.
-    Both must detect it and exchange MP_FAIL the same way, and the device's transfer must
-    end as the reference's did (on the kernels here, 6.18, the sending kernel emits no data
-    after its infinite mapping, so neither completes: the device then fails cleanly)."""
+    Both must detect it, exchange MP_FAIL the same way, fall back to TCP and receive every
+    byte (the altered one included, so the SHA-256 differs from the sender's)."""
     _prepare(lab)
     lab.sysctl("net.mptcp.checksum_enabled", 1, ns="mplab-ref")
     # 1. the kernel reference as the receiver
@@ -97,13 +106,13 @@ def test_device_detects_corruption_like_the_kernel(lab):
     time.sleep(0.3)
     ref = lab.start_ref(["--connect", "198.18.0.1:%d" % port, "--recv"])
     _arm_after(lab, "down", 300)
-    ref_res = _finish(ref, 15)
-    _finish(peer, 2)
+    ref_res, ref_err = _outcome(ref, 60)
+    ker_ref_res, ker_ref_err = _outcome(peer, 10)
     assert _corrupted(lab, "down") == c0 + 1
     ker_ref = _ns_delta(lab, before, "mplab")
     rcv_ref = _ns_delta(lab, before_ref, "mplab-ref")
-    assert rcv_ref.get("MPTcpExtDataCsumErr") == 1 and rcv_ref.get("MPTcpExtMPFailTx") == 1, rcv_ref
-    ref_done = ref_res is not None and ref_res.get("bytes") == SIZE
+    assert kernel_counter(rcv_ref, "MPTcpExtDataCsumErr") == 1, _nonzero(rcv_ref)
+    assert kernel_counter(rcv_ref, "MPTcpExtMPFailTx") == 1, _nonzero(rcv_ref)
     # 2. the device as the receiver
     port = next(_ports)
     before = lab.nstat()
@@ -114,25 +123,36 @@ def test_device_detects_corruption_like_the_kernel(lab):
         peer = lab.start_peer("client", connect="198.18.1.2:%d" % port, mode="send", nbytes=SIZE)
         _arm_after(lab, "down", 300)
         rc, res, err = dev.wait(60)
-        _finish(peer, 5)
+        ker_res = _outcome(peer, 10)
     ker = _ns_delta(lab, before, "mplab")
     assert _corrupted(lab, "down") == c0 + 1, "the middlebox did not alter a packet"
+    ker_res, ker_err = ker_res
     assert res is not None, "device gave no result: rc=%s %s" % (rc, err[-2000:])
+    # detected and answered the same way by the device and the kernel reference
     dc = res["counters"]
-    assert dc.get("DataCsumErr") == 1 and dc.get("MPFailTx") == 1, dc
-    assert dc.get("MPFailRx") == 1, dc          # the kernel's answer (echo)
+    assert device_counter(res, "DataCsumErr") == 1, dc
+    assert device_counter(res, "MPFailTx") == 1, dc
+    assert device_counter(res, "MPFailRx") == 1, dc          # the kernel's answer (echo)
     for k in ("MPTcpExtMPFailRx", "MPTcpExtMPFailTx", "MPTcpExtInfiniteMapTx"):
-        assert ker.get(k, 0) == ker_ref.get(k, 0) == 1, (k, ker, ker_ref)
-    if rc == 0 and res["bytes"] == SIZE:
-        assert res["mptcp"] is False and dc.get("InfiniteMapRx") == 1, res
-    else:
-        # The kernel counted its infinite mapping but sent no data after its MP_FAIL answer
-        # (seen on the wire); the device ends with a clear error instead of hanging.
-        assert "timed out" in (res.get("error") or ""), res
-        assert dc.get("InfiniteMapRx", 0) == 0, dc
-        after = _kernel_data_after_mp_fail(pcap)
-        assert after == 0, "the kernel did send %d data segments after MP_FAIL" % after
-        print("kernel stalled after its infinite mapping (reference completed: %s)" % ref_done)
+        assert kernel_counter(ker, k) == kernel_counter(ker_ref, k) == 1, (
+            k, _nonzero(ker), _nonzero(ker_ref))
+    # ... and both transfers complete: every byte, the altered one included
+    after = _kernel_data_after_mp_fail(pcap)
+    dev_done = rc == 0 and res["bytes"] == SIZE and ker_res is not None \
+        and ker_res["bytes"] == SIZE
+    ref_done = ref_res is not None and ker_ref_res is not None and \
+        ref_res["bytes"] == SIZE and ker_ref_res["bytes"] == SIZE
+    assert dev_done and ref_done, (
+        "transfer after MP_FAIL did not complete: kernel reference %s (receiver: %s; sender: "
+        "%s; receiver counters %s; sender counters %s); device %s (rc=%s, %s bytes, error %r; "
+        "kernel sender: %s; the kernel sent %d data segments after its MP_FAIL)"
+        % ("completed" if ref_done else "FAILED", ref_err or ref_res, ker_ref_err or ker_ref_res,
+           _nonzero(rcv_ref), _nonzero(ker_ref), "completed" if dev_done else "FAILED", rc,
+           res.get("bytes"), res.get("error"), ker_err or ker_res, after))
+    assert ref_res["sha256"] != ker_ref_res["sha256"]     # the altered byte was delivered
+    assert kernel_counter(rcv_ref, "MPTcpExtInfiniteMapRx") == 1, _nonzero(rcv_ref)
+    assert res["sha256"] != ker_res["sha256"]
+    assert res["mptcp"] is False and device_counter(res, "InfiniteMapRx") == 1, res
 
 
 def _kernel_data_after_mp_fail(pcap):

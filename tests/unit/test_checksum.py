@@ -4,7 +4,7 @@ Golden packets come from /work/shared/vectors/mpc_csum.pcap (kernel 6.18, DSS ch
 captured with offloads off so every checksum is real); extracted once with scapy
 (raw(pkt[IP]).hex()).
 """
-from tutil import hexb
+from tutil import hexb, expected_impl, heap_lock_works, IS_MPY
 from mptcp import checksum as C
 
 # frame 34: client -> server, last segment (64 bytes payload) of the 20000-byte mapping
@@ -42,7 +42,11 @@ def ref_sum(data, acc=0):
 
 
 def test_impl_name():
-    assert C.IMPL in ("viper-native", "pure-python", "cpython-frombytes")
+    """The implementation this interpreter must have picked (the pure-Python one is tested
+    alongside it in every test here)."""
+    want = expected_impl("cpython-frombytes")
+    assert C.IMPL == want, (C.IMPL, want)
+    assert [n for n, _ in IMPLS] == [want, "pure-python"]
 
 
 def test_rfc1071_example():
@@ -178,9 +182,10 @@ def test_dss_checksum_roundtrip():
 
 
 def test_hot_path_allocates_nothing():
-    # heap_lock makes any allocation raise MemoryError on MicroPython (no-op on CPython,
-    # whose fast path allocates a bignum anyway)
+    """heap_lock makes any allocation raise MemoryError on MicroPython; CPython has no heap
+    lock (and its fast path allocates a bignum anyway): there this checks the values only."""
     from mptcp.compat import heap_lock, heap_unlock
+    assert heap_lock_works() == IS_MPY
     buf = bytearray(1448)
     for i in range(1448):
         buf[i] = i & 0xFF

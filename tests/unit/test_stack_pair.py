@@ -156,10 +156,12 @@ def test_abort_fastclose():
         c = b.accept()
         if c is not None:
             holder.append(c)
-        return bool(holder) and ca.established and ca.confirmed is not None
+        return bool(holder) and ca.established
     now = run(link, now, acc)
+    assert ca.confirmed is False        # no DATA_ACK from the server yet
     ca.write(b"hello")
-    now = run(link, now, lambda: holder[0].rcv.len == 5)
+    now = run(link, now, lambda: holder[0].rcv.len == 5 and ca.snd.len == 0)
+    assert ca.confirmed is True         # the server's DATA_ACK proved it has our keys
     ca.abort()
     now = run(link, now, lambda: holder[0].error is not None)
     assert holder[0].error == "reset"
@@ -403,7 +405,13 @@ def test_third_ack_without_mp_capable_falls_back():
 
     def strip3(pkt, dst):
         cnt[0] += 1
-        return _strip_mptcp(pkt) if cnt[0] >= 3 and dst is not None and cnt[0] == 3 else pkt
+        if cnt[0] != 3:
+            return pkt
+        # the third packet is the client's third ACK to the server's port, with MP_CAPABLE
+        assert pkt[33] & 0x17 == 0x10 and (pkt[22] << 8 | pkt[23]) == 5001, pkt
+        out = _strip_mptcp(pkt)
+        assert out != pkt, "no MPTCP option to strip in the third ACK"
+        return out
     a, b, link, now, ca = _handshake_with(strip3)
     cb = _echo_check(a, b, link, now, ca)
     assert not cb.mptcp and not ca.mptcp

@@ -2,6 +2,31 @@
 import sys
 
 IS_MPY = sys.implementation.name == "micropython"
+# MicroPython's native-code architecture (sys.implementation._mpy bits 10 and up: 2 = x64,
+# 0 = none, as on the WebAssembly port); 0 on CPython
+NATIVE_ARCH = (getattr(sys.implementation, "_mpy", 0) >> 10) if IS_MPY else 0
+
+
+def expected_impl(cpython_impl):
+    """The hot-loop implementation a module must pick here: its C-backed path on CPython;
+    viper on a MicroPython with native code (the unix port compiles viper from source, and the
+    build/unix_lab bundle carries x64 .mpy for it); pure Python on one without (wasm)."""
+    if not IS_MPY:
+        return cpython_impl
+    return "viper-native" if NATIVE_ARCH else "pure-python"
+
+
+def heap_lock_works():
+    """True if an allocation under heap_lock fails here (MicroPython), False on CPython."""
+    from mptcp.compat import heap_lock, heap_unlock
+    heap_lock()
+    try:
+        bytearray(64)
+        locked = False
+    except MemoryError:
+        locked = True
+    heap_unlock()
+    return locked
 
 
 def raises(exc, fn, *args, **kw):
