@@ -8,7 +8,10 @@ one means "fast retransmit now"), `on_rto` on a retransmission timeout.
 retransmissions re-send exactly an original segment (so its DSS mapping and
 checksum are the original ones, as the kernel requires with checksums).
 """
+from mptcp.compat import const
 from mptcp.tcpwire import rel32
+
+CWND_MAX = const(0x1000000)   # 16 MiB: far above any board's buffers, a small int for ever
 
 
 class NewReno:
@@ -19,6 +22,11 @@ class NewReno:
         self.dupacks = 0
         self.in_recovery = False
         self.recover = 0
+
+    def rebase(self, by):
+        """The sequence space dropped by `by` (Subflow._rebase_snd)."""
+        x = self.recover - by
+        self.recover = x if x > 0 else 0        # behind snd_una: only "behind" matters
 
     def set_mss(self, mss):
         self.mss = mss
@@ -47,12 +55,15 @@ class NewReno:
         else:
             inc = (mss * mss) // self.cwnd
             self.cwnd += inc if inc > 0 else 1
+        if self.cwnd > CWND_MAX:
+            self.cwnd = CWND_MAX    # the receive window limits the sender: cwnd stays bounded
         return False
 
     def on_dupack(self, snd_una, snd_max, flight):
         """A duplicate ACK. True when fast retransmit must happen now."""
         if self.in_recovery:
-            self.cwnd += self.mss       # inflate
+            if self.cwnd < CWND_MAX:
+                self.cwnd += self.mss   # inflate
             return False
         self.dupacks += 1
         if self.dupacks == 3 and snd_una > self.recover:
@@ -100,6 +111,11 @@ class Scoreboard:
         self.sacked = bytearray(slots)
         self.head = 0
         self.n = 0
+
+    def rebase(self, by):
+        """The sequence space dropped by `by` (Subflow._rebase_snd)."""
+        for i in range(self.cap):
+            self.end[i] -= by
 
     def push(self, end):
         i = (self.head + self.n) % self.cap

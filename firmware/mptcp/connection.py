@@ -172,6 +172,41 @@ class Connection:
             self.snd.consume(lim - self.snd_base)
             self.snd_base = lim
 
+    # ------------------------------------------------------------ rebasing (DESIGN 2.3)
+    def rebase_snd(self, by):
+        """Our data-level send space drops by `by` with the subflow's (Subflow._rebase_snd):
+        with one subflow a relative DSN equals the relative subflow sequence number."""
+        MP.limbs_add(self.lidsn4, by)
+        self.snd_base -= by
+        x = self.data_ack - by
+        self.data_ack = x if x > 0 else 0       # (not maintained once fallen back)
+        if self.inf_seq >= 0:
+            x = self.inf_seq - by
+            self.inf_seq = x if x >= 0 else -1
+
+    def rebase_sf_rcv(self, by):
+        """The subflow's receive space dropped by `by`: mappings held in it follow."""
+        self.map_delta += by
+        for i in range(self.m_n):
+            self.m_ssn[i] -= by
+
+    def rebase_rcv(self, by):
+        """The peer's data-level space drops by `by`; its base (IDSN limbs) grows."""
+        MP.limbs_add(self.pidsn4, by)
+        self.rcv_read -= by
+        self.rcv_nxt -= by
+        if self.peer_fin >= 0:
+            self.peer_fin -= by
+        x = self.fail_dsn - by
+        self.fail_dsn = x if x > 0 else 0
+        self.map_delta -= by
+        for i in range(self.m_n):
+            self.m_dsn[i] -= by
+        sf = self.sf
+        if sf is not None:
+            sf.map_dsn -= by
+            sf.adv_data -= by
+
     # ------------------------------------------------------------ receive side
     def add_pending_map(self, ssn, dsn, dlen, dll, csum, in_order):
         """Remember a checksummed mapping; False if the table is full.

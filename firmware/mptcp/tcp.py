@@ -48,6 +48,12 @@ DEFAULT_MSS = const(536)
 _OPT = const(40)           # options start: 20 (IP) + 20 (TCP)
 SEG_SLOTS = const(96)      # segments in flight remembered (retransmit them unchanged)
 MAX_DUPACKS_OWED = const(3)
+# Relative sequence numbers stay small ints for ever (DESIGN 2.3): when one passes
+# REBASE_AT, every value of that space drops by REBASE_BY and the base (ISS/IRS halves,
+# IDSN limbs, DSS SSN offset) grows by as much. A multiple of 2**16: only high halves move.
+REBASE_AT = const(0x20000000)
+REBASE_BY = const(0x10000000)
+MIB = const(0x100000)      # byte statistics are kept as MiB + bytes (small ints for ever)
 OOW_RATE_MS = const(500)   # out-of-window ACK answers, like net.ipv4.tcp_invalid_ratelimit
 
 
@@ -119,8 +125,10 @@ class Subflow:
         self.cc = NewReno(DEFAULT_MSS)
         self.last_wnd = -1
         # stats (Subflow API)
-        self.bytes_tx = 0
-        self.bytes_rx = 0
+        self.tx_mib = 0            # bytes sent/received = mib * MIB + b (see bytes_tx)
+        self.tx_b = 0
+        self.rx_mib = 0
+        self.rx_b = 0
         self.retrans = 0
         self.rtt_ms = 0
         # current receive mapping (relative): used for segments without a DSS
@@ -142,6 +150,53 @@ class Subflow:
         self.ts_now = 0            # ... at this tick
 
     # ------------------------------------------------------------ helpers
+    @property
+    def bytes_tx(self):
+        """Payload bytes sent (retransmissions included); may be a big int: not for the data path."""
+        return self.tx_mib * MIB + self.tx_b
+
+    @property
+    def bytes_rx(self):
+        return self.rx_mib * MIB + self.rx_b
+
+    def _rebase_snd(self, by):
+        """Our sequence space (this subflow's and the connection's data-level send side,
+        which moves with it) drops by `by` (a multiple of 2**16; negative in tests to jump
+        ahead). Wire values do not change."""
+        h = by >> 16
+        self.iss_h = (self.iss_h + h) & 0xFFFF
+        self.soff_h = (self.soff_h + h) & 0xFFFF
+        self.snd_una -= by
+        self.snd_nxt -= by
+        self.snd_max -= by
+        self.snd_right -= by
+        if self.fin_seq >= 0:
+            self.fin_seq -= by
+        if self.rtt_seq >= 0:
+            self.rtt_seq -= by
+        x = self.rx_hi - by
+        self.rx_hi = x if x > 0 else 0          # behind snd_una: only "behind" matters
+        x = self.rexmit_at - by
+        self.rexmit_at = x if x > 0 else 0
+        self.sb.rebase(by)
+        self.cc.rebase(by)
+        self.conn.rebase_snd(by)
+
+    def _rebase_rcv(self, by):
+        """The peer's sequence space on this subflow drops by `by` (see _rebase_snd)."""
+        h = by >> 16
+        self.irs_h = (self.irs_h + h) & 0xFFFF
+        self.roff_h = (self.roff_h + h) & 0xFFFF
+        self.rcv_nxt -= by
+        self.rcv_adv -= by
+        self.rcv_wup -= by
+        x = self.map_ssn - by
+        if x < 0:
+            self.map_len = 0                    # a mapping that far behind is stale
+            x = 0
+        self.map_ssn = x
+        self.conn.rebase_sf_rcv(by)
+
     def set_irs(self, v):
         self.irs = v
         self.irs_h = (v >> 16) & 0xFFFF
@@ -472,6 +527,13 @@ class Subflow:
                 self.ack_now = True
                 if self.state == TIME_WAIT:
                     self.tw_deadline = tadd(now, TIME_WAIT_MS)
+        # keep the relative sequence spaces small (one compare each per segment)
+        if self.snd_una >= REBASE_AT:
+            self._rebase_snd(REBASE_BY)
+        if self.rcv_nxt >= REBASE_AT:
+            self._rebase_rcv(REBASE_BY)
+        if c.rcv_nxt >= REBASE_AT:
+            c.rebase_rcv(REBASE_BY)
 
     def _oow_ack(self, now, dlen):
         """Answer an unacceptable segment or an ACK of unsent data with an ACK (RFC 9293),
@@ -825,7 +887,11 @@ class Subflow:
         if not c.place(dsn, mv, s, dlen):
             self.ack_now = True
             return
-        self.bytes_rx += dlen
+        x = self.rx_b + dlen
+        if x >= MIB:
+            self.rx_mib += 1
+            x -= MIB
+        self.rx_b = x
         if off == 0:
             ooo = self.ooo
             if ooo.n:
@@ -1224,7 +1290,11 @@ class Subflow:
             elif self.rtt_seq >= 0 and seq < self.rtt_seq:
                 self.rtt_seq = -1      # Karn: no sample from retransmitted data
             self.snd_nxt = end
-            self.bytes_tx += n
+            x = self.tx_b + n
+            if x >= MIB:
+                self.tx_mib += 1
+                x -= MIB
+            self.tx_b = x
             if self.rto_deadline < 0:
                 self.rto_deadline = tadd(now, self.rto)
             flags |= T.PSH if end == c.data_end() else 0
