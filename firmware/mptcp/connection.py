@@ -131,8 +131,12 @@ class Connection:
         self.fin_queued = True
 
     def close(self):
+        """Close both directions. With data unread, as Linux: the connection is reset
+        (RST, MP_FASTCLOSE with MPTCP) so the peer cannot take the close for a success."""
         self.fin_queued = True
         self.app_closed = True
+        if self.rcv.len > 0 and self.sf is not None:
+            self.sf.abort()
 
     def abort(self):
         if self.sf is not None:

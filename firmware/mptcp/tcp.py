@@ -304,9 +304,13 @@ class Subflow:
     def _reset_by_peer(self):
         c = self.conn
         self.ctr[C.TcpInRsts] += 1
-        if self.state == TIME_WAIT or (self.fin_rcvd and self.fin_acked):
-            # both FINs done: the stream ended cleanly; a late RST (e.g. to our last
-            # ACK) ends the subflow but is not an error (RFC 1337; Linux kills TIME-WAIT)
+        if self.state == TIME_WAIT or (self.fin_rcvd and self.fin_seq >= 0
+                                       and self.snd_una >= self.fin_seq) \
+                or (c.mptcp and c.dfin_acked and c.fin_rcvd):
+            # both streams ended and all our data was acknowledged: the peer may have
+            # left TIME-WAIT before our FIN's retransmission (its ACK lost) and answers
+            # it with a RST. That ends the subflow, but it is not an error (RFC 1337;
+            # Linux kills TIME-WAIT; a LAST_ACK socket is already closed by its app).
             self.ctr[C.TcpRstIgnored] += 1
             self._to_closed()
             return
@@ -375,9 +379,15 @@ class Subflow:
                 self.rst_pending = True
             return
         self.ctr[C.TcpRTOs] += 1
-        self.rto = self.rto * 2
-        if self.rto > RTO_MAX:
-            self.rto = RTO_MAX
+        if self.snd_wnd == 0 and self.state > SYN_RCVD and self.persist_backoff:
+            # an unanswered zero-window probe: the persist backoff grows (RFC 1122
+            # 4.2.2.17, Linux's icsk_backoff), the RTO itself has no new information
+            if self.persist_backoff < 6:
+                self.persist_backoff += 1
+        else:
+            self.rto = self.rto * 2
+            if self.rto > RTO_MAX:
+                self.rto = RTO_MAX
         if self.state <= SYN_RCVD:
             self.syn_sent = False
             return
@@ -679,7 +689,8 @@ class Subflow:
             if self.fin_acked:
                 if st == FIN_WAIT_1:
                     self.state = FIN_WAIT_2
-                    self.tw_deadline = tadd(now, FIN_WAIT_2_MS)   # like tcp_fin_timeout
+                    if c.app_closed:    # like tcp_fin_timeout: only for a closed socket,
+                        self.tw_deadline = tadd(now, FIN_WAIT_2_MS)   # not a half-close
                 elif st == CLOSING:
                     self._time_wait(now)
                 elif st == LAST_ACK:
@@ -795,6 +806,11 @@ class Subflow:
             s += k
             seq += k
             dlen -= k
+        if c.app_closed:
+            # new data after close(): nobody will read it; reset as Linux does (tcp_reset
+            # on data after RCV_SHUTDOWN) rather than let the peer believe it was delivered
+            self.abort()
+            return
         wnd_end = self.rcv_adv if self.rcv_adv > self.rcv_nxt else self.rcv_nxt
         if seq + dlen > wnd_end:
             dlen = wnd_end - seq
@@ -954,6 +970,8 @@ class Subflow:
             if st == SYN_SENT:
                 return 0
         c = self.conn
+        if st == FIN_WAIT_2 and self.tw_deadline < 0 and c.app_closed:
+            self.tw_deadline = tadd(now, FIN_WAIT_2_MS)     # closed after the half-close
         if st == TIME_WAIT:
             if self.ack_now:
                 return self._out_seg(now, buf, self.snd_max, 0, T.ACK)
@@ -1296,7 +1314,12 @@ class Subflow:
                 x -= MIB
             self.tx_b = x
             if self.rto_deadline < 0:
-                self.rto_deadline = tadd(now, self.rto)
+                t = self.rto
+                if self.snd_wnd == 0 and self.persist_backoff:
+                    t = t << self.persist_backoff     # a zero-window probe: persist backoff
+                    if t > RTO_MAX:
+                        t = RTO_MAX
+                self.rto_deadline = tadd(now, t)
             flags |= T.PSH if end == c.data_end() else 0
         if flags & T.FIN:
             e = seq + 1

@@ -88,9 +88,10 @@ class Source:
         return True
 
     def push(self, conn):
-        """Write, then close() once everything is written (a sender that reads nothing)."""
+        """Write, then shutdown_write() once everything is written (the caller reads what
+        comes and closes at EOF: a close() with data unread would reset, as Linux does)."""
         if self.write_to(conn) and not conn.fin_queued:
-            conn.close()
+            conn.shutdown_write()
 
     def done(self):
         return self.sent == self.size
