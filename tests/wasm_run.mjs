@@ -9,6 +9,9 @@
 // such as build/unix_lab) and tests/ are copied into its in-memory filesystem
 // (emscripten's FS, `mp.FS`) under /repo, sys.path is set, and tests/mpy_run.py
 // runs there. The exit code is mpy_run's: non-zero if any test failed.
+// A bundle's bytecode .mpy files load here (mpy v6, 31-bit small ints); its viper
+// modules are compiled for one arch and are rejected, so the pure-Python loops run.
+// If a bundle does not load at all, the runner says so and runs from source.
 // --script runs another file instead (e.g. firmware/apps/coreprof.py).
 import fs from "node:fs";
 import path from "node:path";
@@ -63,6 +66,11 @@ function pyStr(s) {
   return JSON.stringify(s); // a JSON string literal is a valid Python str literal here (ASCII paths)
 }
 
+// the port's PythonError carries the exception type apart from the traceback text
+function pyError(e) {
+  return (e && e.type ? e.type + "\n" : "") + (e && e.message ? e.message : String(e));
+}
+
 async function main() {
   const a = parseArgs(process.argv.slice(2));
   if (!fs.existsSync(MODULE)) {
@@ -73,14 +81,48 @@ async function main() {
   const out = (line) => process.stdout.write(line + "\n");
   const mp = await loadMicroPython({ heapsize: a.heap, pystack: a.pystack, stdout: out, stderr: out });
 
-  // firmware: source, or a compiled bundle in its place
-  let fwDir = path.join(ROOT, "firmware");
-  if (a.bundle) {
-    fwDir = path.resolve(a.bundle);
-    if (!fs.existsSync(fwDir)) usage("no bundle " + fwDir + " (run `make build`)");
-  }
-  const nFw = copyTree(mp.FS, fwDir, VFS_ROOT + "/firmware");
+  // firmware/ (source) always: scripts run from there; a bundle goes beside it and,
+  // if the port loads its .mpy files, is what the tests import.
+  const nFw = copyTree(mp.FS, path.join(ROOT, "firmware"), VFS_ROOT + "/firmware");
   const nT = copyTree(mp.FS, path.join(ROOT, "tests"), VFS_ROOT + "/tests");
+  // a Python error in the runner's own code: its traceback, exit 1 (not node's dump of the module)
+  const run = (code) => {
+    try {
+      return mp.runPython(code);
+    } catch (e) {
+      out("wasm_run: Python error in the runner: " + pyError(e));
+      process.exit(1);
+    }
+  };
+  run(`import os\nos.chdir(${pyStr(VFS_ROOT)})\n`);
+  let fwPath = "firmware";
+  let mode = "source firmware/";
+  if (a.bundle) {
+    const bdir = path.resolve(a.bundle);
+    if (!fs.existsSync(bdir)) usage("no bundle " + bdir + " (run `make build`)");
+    const nB = copyTree(mp.FS, bdir, VFS_ROOT + "/bundle");
+    // A bytecode-only .mpy (no native code) loads if its version and small-int width fit.
+    run(`
+import sys
+sys.path[:] = ["bundle"]
+try:
+    import mptcp.compat
+    _wasm_mpy = "ok" if mptcp.compat.__file__.endswith(".mpy") else "not an .mpy: " + mptcp.compat.__file__
+except (ImportError, ValueError) as e:
+    _wasm_mpy = repr(e)
+for _m in [m for m in sys.modules if m == "mptcp" or m.startswith("mptcp.")]:
+    del sys.modules[_m]
+`);
+    const probe = mp.globals.get("_wasm_mpy");
+    const rel = path.relative(ROOT, bdir);
+    if (probe === "ok") {
+      fwPath = "bundle";
+      mode = `bundle ${rel} (${nB} .mpy files)`;
+    } else {
+      out(`wasm_run: the port cannot load ${rel}/*.mpy (${probe}): running from source only`);
+      mode = `source firmware/ (bundle ${rel} not loadable)`;
+    }
+  }
 
   let script, args;
   if (a.script) {
@@ -88,27 +130,36 @@ async function main() {
     if (!script.startsWith("firmware/") && !script.startsWith("tests/")) {
       usage("--script must be under firmware/ or tests/");
     }
-    if (a.bundle && script.startsWith("firmware/")) {
-      // the bundle holds .mpy only: run the source file against the bundle's modules
-      mp.FS.writeFile(VFS_ROOT + "/" + script, fs.readFileSync(path.join(ROOT, script)));
-    }
     args = a.rest;
   } else {
     script = "tests/mpy_run.py";
     args = a.rest.length ? a.rest : ["tests/unit"];
   }
-  const mode = a.bundle ? "bundle " + path.relative(ROOT, fwDir) : "source firmware/";
   out(`wasm_run: MicroPython WebAssembly (${PKG}), ${mode}, ${nFw} firmware + ${nT} test files, ` +
       `heap ${a.heap} B; ${script} ${args.join(" ")}`);
+  // which implementation each hot loop chose (an arch-specific viper .mpy cannot load here)
+  run(`
+import sys
+sys.path[:] = [${pyStr(fwPath)}]
+from mptcp import checksum, ringbuf
+from net import hdlc, ppp_auth
+try:
+    import mptcp._csum_viper
+    _v = "loads"
+except Exception as e:
+    _v = repr(e)
+print("wasm_run: checksum %s, ringbuf copy %s, hdlc %s, CHAP md5 %s; viper module: %s; from %s" % (
+    checksum.IMPL, ringbuf.IMPL, hdlc.IMPL, getattr(ppp_auth, "MD5_IMPL", "? (stale bundle: make build)"),
+    _v, checksum.__file__))
+`);
 
   // SystemExit ends mpy_run; catch it here so that its code becomes ours.
   const argv = [script, ...args].map(pyStr).join(", ");
   let rc;
   try {
     mp.runPython(`
-import sys, os
-os.chdir(${pyStr(VFS_ROOT)})
-sys.path[:] = ["", "firmware", "tests", ".frozen", "/lib"]
+import sys
+sys.path[:] = ["", ${pyStr(fwPath)}, "tests", ".frozen", "/lib"]
 sys.argv[:] = [${argv}]
 _wasm_rc = 0
 try:
@@ -121,7 +172,7 @@ except SystemExit as _e:
 `);
     rc = mp.globals.get("_wasm_rc");
   } catch (e) {
-    out("wasm_run: uncaught Python exception:\n" + (e && e.message ? e.message : String(e)));
+    out("wasm_run: uncaught Python exception: " + pyError(e));
     rc = 1;
   }
   process.exit(typeof rc === "number" ? rc : 1);
