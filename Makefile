@@ -79,9 +79,12 @@ test-mpy: setup
 	MICROPYPATH=build/unix_lab:tests $(MPY) tests/mpy_run.py tests/unit
 # ... and under the 32-bit MicroPython (WebAssembly, node): from source and from the lab
 # bundle (its bytecode .mpy load there; its x64 viper modules do not: pure-Python loops).
+# Both runs always happen; the target fails if either had a failing test.
 test-wasm: setup
-	$(NODE) tests/wasm_run.mjs tests/unit
-	$(NODE) tests/wasm_run.mjs --bundle build/unix_lab tests/unit
+	@rc=0; \
+	$(NODE) tests/wasm_run.mjs tests/unit || rc=1; \
+	$(NODE) tests/wasm_run.mjs --bundle build/unix_lab tests/unit || rc=1; \
+	exit $$rc
 # Bytes allocated per data segment on the 32-bit port (coreprof's JSON: alloc_bytes_per_segment
 # and per phase); ARGS="--csum" for DSS checksums on. Its timings are coarse there (ticks_us).
 coreprof-wasm: setup
