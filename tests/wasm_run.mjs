@@ -12,7 +12,8 @@
 // A bundle's bytecode .mpy files load here (mpy v6, 31-bit small ints); its viper
 // modules are compiled for one arch and are rejected, so the pure-Python loops run.
 // If a bundle does not load at all, the runner says so and runs from source.
-// --script runs another file instead (e.g. firmware/apps/coreprof.py).
+// --script runs another file instead (e.g. firmware/apps/coreprof.py,
+// tests/alloc_sites.py, or any file of yours), with firmware/ and tests/ importable.
 import fs from "node:fs";
 import path from "node:path";
 import url from "node:url";
@@ -126,9 +127,14 @@ for _m in [m for m in sys.modules if m == "mptcp" or m.startswith("mptcp.")]:
 
   let script, args;
   if (a.script) {
-    script = path.relative(ROOT, path.resolve(a.script));
+    const host = path.resolve(a.script);
+    if (!fs.existsSync(host)) usage("no script " + host);
+    script = path.relative(ROOT, host);
     if (!script.startsWith("firmware/") && !script.startsWith("tests/")) {
-      usage("--script must be under firmware/ or tests/");
+      // a file from elsewhere: copied in beside the repo's tree
+      script = "_script/" + path.basename(host);
+      mp.FS.mkdirTree(VFS_ROOT + "/_script");
+      mp.FS.writeFile(VFS_ROOT + "/" + script, fs.readFileSync(host));
     }
     args = a.rest;
   } else {
