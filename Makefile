@@ -9,11 +9,18 @@ MPY        := $(VENV)/bin/micropython
 STAMP      := .stamp
 APT_PKGS   := iproute2 nftables socat tshark tcpdump gcc python3-venv python3-dev procps
 PYTHON3    ?= python3
+NODE       ?= node
+# 32-bit MicroPython for the unit suite: the WebAssembly port from npm, run by node,
+# pinned and installed into $(WASM) (project-local, not global).
+WASM       := .wasm
+WASM_PKG   := @micropython/micropython-webassembly-pyscript
+WASM_VER   := 1.27.0
 FW_SRC     := $(shell find firmware boards -name '*.py' 2>/dev/null)
 
-.PHONY: setup apt venv build test test-unit test-mpy test-host test-interop demo bench flash clean lab-down
+.PHONY: setup apt venv node wasm build test test-unit test-mpy test-wasm test-host test-interop \
+        coreprof-wasm demo bench flash clean lab-down
 
-setup: apt venv build
+setup: apt venv wasm build
 
 apt: $(STAMP)/apt
 $(STAMP)/apt:
@@ -35,6 +42,25 @@ $(STAMP)/venv: pyproject.toml
 	$(PIP) install -q -e .
 	@touch $@
 
+# node and npm (Debian packages) if missing; the emscripten-built port needs node >= 16.
+node: $(STAMP)/node
+$(STAMP)/node:
+	@mkdir -p $(STAMP)
+	@if ! command -v $(NODE) >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then \
+	  echo "apt: installing nodejs npm"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm; \
+	fi
+	@$(NODE) -e 'const v = +process.versions.node.split(".")[0]; if (v < 16) { console.error("node " + process.version + " is too old: need >= 16"); process.exit(1); }'
+	@touch $@
+
+wasm: $(STAMP)/wasm-$(WASM_VER)
+$(STAMP)/wasm-$(WASM_VER): $(STAMP)/node
+	@mkdir -p $(STAMP) $(WASM)
+	npm install --prefix $(WASM) --no-audit --no-fund --save-exact --loglevel=error $(WASM_PKG)@$(WASM_VER)
+	@test -f $(WASM)/node_modules/$(WASM_PKG)/micropython.mjs
+	@touch $@
+
 # Device bundles: firmware compiled with mpy-cross (native/viper modules per arch).
 build: $(STAMP)/venv build/unix_lab/.built build/pico_w/.built
 build/unix_lab/.built build/pico_w/.built: $(FW_SRC) host_tools/mptcp_tools/build.py
@@ -42,7 +68,7 @@ build/unix_lab/.built build/pico_w/.built: $(FW_SRC) host_tools/mptcp_tools/buil
 	@touch $@
 
 test: setup
-	$(MAKE) test-unit test-mpy test-host test-interop
+	$(MAKE) test-unit test-mpy test-wasm test-host test-interop
 
 # Unit suite under CPython (pytest) ...
 test-unit: setup
@@ -51,6 +77,18 @@ test-unit: setup
 test-mpy: setup
 	MICROPYPATH=firmware:tests $(MPY) tests/mpy_run.py tests/unit
 	MICROPYPATH=build/unix_lab:tests $(MPY) tests/mpy_run.py tests/unit
+# ... and under the 32-bit MicroPython (WebAssembly, node): from source and from the lab
+# bundle (its bytecode .mpy load there; its x64 viper modules do not: pure-Python loops).
+# Both runs always happen; the target fails if either had a failing test.
+test-wasm: setup
+	@rc=0; \
+	$(NODE) tests/wasm_run.mjs tests/unit || rc=1; \
+	$(NODE) tests/wasm_run.mjs --bundle build/unix_lab tests/unit || rc=1; \
+	exit $$rc
+# Bytes allocated per data segment on the 32-bit port (coreprof's JSON: alloc_bytes_per_segment
+# and per phase); ARGS="--csum" for DSS checksums on. Its timings are coarse there (ticks_us).
+coreprof-wasm: setup
+	$(NODE) tests/wasm_run.mjs --script firmware/apps/coreprof.py -- --size 2M $(ARGS)
 test-host: setup
 	$(PY) -m pytest -q tests/host
 test-interop: setup

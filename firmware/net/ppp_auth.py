@@ -12,6 +12,14 @@ import hashlib
 from mptcp import ticks
 from mptcp.compat import const
 
+# hashlib's MD5 where the build has one; else net.md5 (pure Python, e.g. the WebAssembly port)
+if hasattr(hashlib, "md5"):
+    _md5 = hashlib.md5
+    MD5_IMPL = "hashlib"
+else:
+    from net.md5 import md5 as _md5
+    MD5_IMPL = "pure-python"
+
 PROTO_PAP = const(0xC023)
 PROTO_CHAP = const(0xC223)
 
@@ -30,7 +38,7 @@ def _b(s):
 
 def chap_md5(ident, secret, challenge):
     """The CHAP-MD5 response value: MD5(Identifier || secret || challenge)."""
-    h = hashlib.md5(bytes((ident,)))
+    h = _md5(bytes((ident,)))
     h.update(secret)
     h.update(challenge)
     return h.digest()

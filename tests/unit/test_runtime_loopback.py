@@ -1,29 +1,32 @@
 """Runtime over real UDP sockets: two device stacks joined by two UdpTunnel netifs.
 
 Runs on both interpreters; exercises the poll loop, the netif framing and the
-Connection API end to end (SHA-256 checked).
+Connection API end to end (SHA-256 checked). Not applicable (tutil.NotApplicable)
+where the interpreter has no `socket` module (the WebAssembly port).
 """
 import hashlib
 import os
 
 from mptcp.stack import Stack
 from runtime.loop import Loop
-from runtime.udp_tunnel import UdpTunnel
 from runtime.netif import ip_aton
 from runtime import clock
 from mptcp import ticks
-
-# ports picked at random per run, so that two test runs on one machine do not collide
-_r = os.urandom(2)
-A_PORT = 40000 + (((_r[0] << 8) | _r[1]) % 10000) * 2
-B_PORT = A_PORT + 1
+import tutil
 
 
 def _pair():
+    # UDP sockets: NotApplicable on a port without a socket module (WebAssembly)
+    tutil.require_module("socket")
+    from runtime.udp_tunnel import UdpTunnel
+    # ports picked at random per run, so that two test runs on one machine do not collide
+    r = os.urandom(2)
+    a_port = 40000 + (((r[0] << 8) | r[1]) % 10000) * 2
+    b_port = a_port + 1
     a_addr = ip_aton("198.18.1.2")
     b_addr = ip_aton("198.18.0.1")
-    na = UdpTunnel("wifi", 0, a_addr, "127.0.0.1", B_PORT, local_port=A_PORT, pad_tx=True)
-    nb = UdpTunnel("wifi", 0, b_addr, "127.0.0.1", A_PORT, local_port=B_PORT, pad_tx=True)
+    na = UdpTunnel("wifi", 0, a_addr, "127.0.0.1", b_port, local_port=a_port, pad_tx=True)
+    nb = UdpTunnel("wifi", 0, b_addr, "127.0.0.1", a_port, local_port=b_port, pad_tx=True)
     sa = Stack(snd_buf=16384, rcv_buf=16384, max_conns=2)
     sb = Stack(snd_buf=16384, rcv_buf=16384, max_conns=2)
     return Loop(sa, [na]), Loop(sb, [nb])
