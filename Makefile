@@ -11,7 +11,7 @@ APT_PKGS   := iproute2 nftables socat tshark tcpdump gcc python3-venv python3-de
 PYTHON3    ?= python3
 FW_SRC     := $(shell find firmware boards -name '*.py' 2>/dev/null)
 
-.PHONY: setup apt venv build test test-unit test-mpy test-host test-interop demo bench flash clean lab-down
+.PHONY: setup apt venv build test test-unit test-mpy test-host test-interop demo bench flash clean lab-down mutants
 
 setup: apt venv build
 
@@ -55,6 +55,16 @@ test-host: setup
 	$(PY) -m pytest -q tests/host
 test-interop: setup
 	$(PY) -m pytest -q tests/interop
+
+# Mutation testing of the core against the unit suite (not part of `make test`: minutes).
+# MUTANTS_SAMPLE=0 runs every mutant (a long run); results/mutants.json.
+MUTANTS_FILES  ?= tcp.py,connection.py,stack.py,cc.py,assembler.py,ringbuf.py
+MUTANTS_SAMPLE ?= 60
+MUTANTS_SEED   ?= 1
+MUTANTS_JOBS   ?= 2
+mutants: setup
+	$(PY) -m mptcp_tools.mutants --files $(MUTANTS_FILES) --sample $(MUTANTS_SAMPLE) \
+	  --seed $(MUTANTS_SEED) -j $(MUTANTS_JOBS) $(MUTANTS_ARGS)
 
 demo: setup
 	$(PY) -m mptcp_tools.demo

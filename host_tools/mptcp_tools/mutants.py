@@ -15,7 +15,6 @@ A mutant is identified by file:line:col:operator (col 1-based).
 """
 import argparse
 import ast
-import concurrent.futures
 import io
 import json
 import multiprocessing
@@ -35,6 +34,8 @@ PKG = os.path.join("firmware", "mptcp")
 DEFAULT_TESTS = os.path.join("tests", "unit")
 DEFAULT_EQUIV = os.path.join("tests", "mutants_equivalent.txt")
 DEFAULT_JSON = os.path.join("results", "mutants.json")
+TIMEOUT_FACTOR = 10     # a run may take 10x its unmutated time + 5 s (at most --timeout)
+TIMEOUT_SLACK = 5.0
 COPY_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", ".hypothesis")
 
 OPERATORS = {
@@ -346,8 +347,12 @@ def test_phases(tdir, stem):
     return [ph for ph in (first, rest) if ph]
 
 
+_child = None          # the pytest process of this worker, killed with the worker
+
+
 def run_suite(copy_root, tests_rel, files, timeout):
     """(status, seconds, output tail) of one pytest run in copy_root."""
+    global _child
     env = {k: v for k, v in os.environ.items()
            if k not in ("PYTHONPATH", "MICROPYPATH", "PYTEST_ADDOPTS")}
     env["PYTHONPATH"] = os.pathsep.join([os.path.join(copy_root, "firmware"),
@@ -357,15 +362,17 @@ def run_suite(copy_root, tests_rel, files, timeout):
     argv = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider"]
     argv += [os.path.join(tests_rel, n) for n in files]
     t0 = time.monotonic()
-    p = subprocess.Popen(argv, cwd=copy_root, env=env, stdin=subprocess.DEVNULL,
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                         start_new_session=True)
+    p = _child = subprocess.Popen(argv, cwd=copy_root, env=env, stdin=subprocess.DEVNULL,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
     try:
         out, _ = p.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(p.pid, signal.SIGKILL)
         p.communicate()
         return "timeout", time.monotonic() - t0, ""
+    finally:
+        _child = None
     dt = time.monotonic() - t0
     tail = "\n".join(out.decode("utf-8", "replace").splitlines()[-25:])
     # pytest: 0 all passed, 1 tests failed, 2 interrupted (collection/import error),
@@ -377,17 +384,34 @@ def run_suite(copy_root, tests_rel, files, timeout):
     return "error", dt, tail
 
 
+def limit(seconds, ceiling):
+    """Time limit of a run whose unmutated time is `seconds`: generous, at most ceiling."""
+    return min(ceiling, TIMEOUT_FACTOR * seconds + TIMEOUT_SLACK)
+
+
 _slot = None
 
 
+def _worker_exit(signum, frame):
+    if _child is not None:
+        try:
+            os.killpg(_child.pid, signal.SIGKILL)
+        except OSError:
+            pass
+    os._exit(1)
+
+
 def _init_worker(slots):
+    """Each worker owns one private copy; Ctrl-C is the parent's, SIGTERM kills the child."""
     global _slot
     _slot = slots.get()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _worker_exit)
 
 
 def _run_one(job):
-    """Apply one mutant in this worker's copy, run the suite, restore the file."""
-    m_dict, start, end, repl, tests_rel, phases, timeout = job
+    """Apply one mutant in this worker's copy, run the phases, restore the file."""
+    m_dict, start, end, repl, tests_rel, phases = job
     path = os.path.join(_slot, PKG, m_dict["file"])
     with open(path, "rb") as f:
         original = f.read()
@@ -395,7 +419,7 @@ def _run_one(job):
         with open(path, "wb") as f:
             f.write(original[:start] + repl + original[end:])
         dt = 0.0
-        for files in phases:
+        for files, timeout in phases:
             status, t, tail = run_suite(_slot, tests_rel, files, timeout)
             dt += t
             if status != "survived":
@@ -472,7 +496,9 @@ def parse_args(argv):
                    help="run only this mutant (repeatable)")
     p.add_argument("-j", "--jobs", type=int, default=2, help="parallel workers (default 2)")
     p.add_argument("--timeout", type=float, default=60.0,
-                   help="seconds per mutant run; a timeout counts as killed (default 60)")
+                   help="ceiling in seconds for one test run (each run may take %dx its "
+                        "unmutated time + %.0f s, at most this); a timeout counts as killed "
+                        "(default 60)" % (TIMEOUT_FACTOR, TIMEOUT_SLACK))
     p.add_argument("--equivalents", default=DEFAULT_EQUIV,
                    help="known equivalent survivors (default %(default)s)")
     p.add_argument("--json", default=DEFAULT_JSON, help="JSON output (default %(default)s)")
@@ -540,33 +566,48 @@ def main(argv=None, out=sys.stdout):
             d = os.path.join(tmp, "w%d" % i)
             make_copy(args.root, d)
             slots.append(d)
-        order = {}
-        for m in mutants:
-            if m.file not in order:
-                order[m.file] = test_phases(os.path.join(slots[0], tests_rel), m.file[:-3])
         # the unmutated suite must pass, or every mutant would look killed
-        all_files = test_phases(os.path.join(slots[0], tests_rel), "")[0]
-        status, base_s, tail = run_suite(slots[0], tests_rel, all_files, args.timeout)
+        phases = test_phases(os.path.join(slots[0], tests_rel), "")
+        if not phases:
+            raise SystemExit("no test_*.py files in " + tests_abs)
+        status, base_s, tail = run_suite(slots[0], tests_rel, phases[0], args.timeout)
         if status != "survived":
             out.write("ERROR: the unit suite fails WITHOUT any mutation (%s in %s); fix it "
                       "first.\n%s\n" % (status, tests_rel, tail))
             return 2
+        # per file: its own tests first (timed unmutated for their limit), then the rest
+        plan = {}
+        for m in mutants:
+            if m.file in plan:
+                continue
+            ph = test_phases(os.path.join(slots[0], tests_rel), m.file[:-3])
+            runs = []
+            for files in ph:
+                t = base_s
+                if len(ph) > 1 and files is ph[0]:
+                    status, t, tail = run_suite(slots[0], tests_rel, files, args.timeout)
+                    if status != "survived":
+                        out.write("ERROR: %s fails WITHOUT any mutation (%s).\n%s\n"
+                                  % (", ".join(files), status, tail))
+                        return 2
+                runs.append((files, limit(t, args.timeout)))
+            plan[m.file] = runs
         out.write("baseline: %s passes unmutated in %.1f s; %d mutants, %d workers, "
-                  "timeout %.0f s\n" % (tests_rel, base_s, len(mutants), jobs, args.timeout))
+                  "time limit per run %.0f s (own tests first: %s)\n"
+                  % (tests_rel, base_s, len(mutants), jobs, limit(base_s, args.timeout),
+                     ", ".join("%s %.0f s" % (f, p[0][1]) for f, p in sorted(plan.items())
+                               if len(p) > 1) or "none"))
         out.flush()
         rows = {m.id: dict(m.to_dict(), status=None, seconds=None) for m in mutants}
         ctx = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
         q = ctx.Queue()
         for d in slots:
             q.put(d)
-        with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=ctx,
-                                                    initializer=_init_worker,
-                                                    initargs=(q,)) as pool:
-            futs = [pool.submit(_run_one, (m.to_dict(), m.start, m.end, m.repl, tests_rel,
-                                           order[m.file], args.timeout)) for m in mutants]
+        work = [(m.to_dict(), m.start, m.end, m.repl, tests_rel, plan[m.file])
+                for m in mutants]
+        with ctx.Pool(jobs, initializer=_init_worker, initargs=(q,)) as pool:
             done = 0
-            for fut in concurrent.futures.as_completed(futs):
-                mid, status, dt, tail = fut.result()
+            for mid, status, dt, tail in pool.imap_unordered(_run_one, work):
                 done += 1
                 row = rows[mid]
                 row["status"], row["seconds"] = status, round(dt, 2)
