@@ -337,7 +337,8 @@ def test_phases(tdir, stem):
     pat = re.compile(r"mptcp\.%s\b|from mptcp import .*\b%s\b" % (stem, stem))
 
     def rank(n):
-        if stem and stem in n[5:-3]:
+        base = n[5:-3]
+        if stem and (base == stem or base.startswith(stem + "_")):
             return 0
         with open(os.path.join(tdir, n), encoding="utf-8") as f:
             return 1 if stem and pat.search(f.read()) else 2

@@ -243,3 +243,14 @@ def test_unknown_file_operator_or_id_is_an_error(tmp_path):
     for args in (["--files", "nope.py"], ["--ops", "bogus"], ["--id", "tiny.py:99:1:const"]):
         with pytest.raises(SystemExit):
             M.main(["--root", str(tmp_path), "--list"] + args, out=io.StringIO())
+
+
+def test_own_tests_run_first(tmp_path):
+    d = tmp_path / "unit"
+    d.mkdir()
+    for n in ("test_a.py", "test_tcp.py", "test_tcpwire.py", "test_tcp_more.py", "test_uses.py"):
+        (d / n).write_text("import mptcp.tcp\n" if n == "test_uses.py" else "\n")
+    assert M.test_phases(str(d), "tcp") == [["test_tcp.py", "test_tcp_more.py"],
+                                            ["test_uses.py", "test_a.py", "test_tcpwire.py"]]
+    assert M.test_phases(str(d), "") == [["test_a.py", "test_tcp.py", "test_tcp_more.py",
+                                          "test_tcpwire.py", "test_uses.py"]]
