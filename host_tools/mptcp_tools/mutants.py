@@ -421,7 +421,10 @@ def _run_one(job):
             f.write(original[:start] + repl + original[end:])
         dt = 0.0
         for files, timeout in phases:
-            status, t, tail = run_suite(_slot, tests_rel, files, timeout)
+            try:
+                status, t, tail = run_suite(_slot, tests_rel, files, timeout)
+            except OSError as e:             # e.g. the venv being rebuilt under us
+                status, t, tail = "error", 0.0, "cannot run pytest: %r" % (e,)
             dt += t
             if status != "survived":
                 break
@@ -449,6 +452,10 @@ def rates(rows):
     return per
 
 
+def _pct(v):
+    return "-" if v is None else "%.1f%%" % v
+
+
 def report(rows, per, out):
     w = out.write
     w("\n%-16s %7s %7s %8s %6s %6s %7s %9s\n" % ("file", "killed", "timeout", "survived",
@@ -458,15 +465,16 @@ def report(rows, per, out):
         s = per[name]
         for k in tot:
             tot[k] += s[k]
-        w("%-16s %7d %7d %8d %6d %6d %6.1f%% %8.1f%%\n" % (
+        w("%-16s %7d %7d %8d %6d %6d %7s %9s\n" % (
             name, s["killed"], s["timeout"], s["survived"], s["equivalent"], s["total"],
-            s["kill_rate"] or 0, s["kill_rate_excl_equivalent"] or 0))
+            _pct(s["kill_rate"]), _pct(s["kill_rate_excl_equivalent"])))
     if len(per) > 1 and tot["total"]:
         dead = tot["killed"] + tot["timeout"]
         rest = tot["total"] - tot["equivalent"]
-        w("%-16s %7d %7d %8d %6d %6d %6.1f%% %8.1f%%\n" % (
+        w("%-16s %7d %7d %8d %6d %6d %7s %9s\n" % (
             "all", tot["killed"], tot["timeout"], tot["survived"], tot["equivalent"],
-            tot["total"], 100.0 * dead / tot["total"], 100.0 * dead / rest if rest else 0))
+            tot["total"], _pct(100.0 * dead / tot["total"]),
+            _pct(100.0 * dead / rest if rest else None)))
     surv = [r for r in rows if r["status"] == "survived"]
     if surv:
         w("\nsurvivors (file:line:col:operator  original  ->  mutated):\n")

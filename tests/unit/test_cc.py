@@ -214,11 +214,11 @@ def test_sack_marks_only_whole_segments():
 
 
 def test_sack_blocks_two_of_them_relative_to_the_iss():
-    iss = 0xFFFFFF00                                     # the edges wrap past 2**32
-    for popped in (0, 1):
-        sb = board([100, 200, 300, 400], popped=popped)
-        sb.on_sack(sack([(0, 100), (200, 300)], iss), iss >> 16, iss & 0xFFFF, 0, 400)
-        assert marks(sb) == [1, 0, 1, 0]
+    for iss in (0xFFFFFF00, 0x0001FFF0):                 # the edges wrap past 2**32 / 2**16
+        for popped in (0, 1):
+            sb = board([100, 200, 300, 400], popped=popped)
+            sb.on_sack(sack([(0, 100), (200, 300)], iss), iss >> 16, iss & 0xFFFF, 0, 400)
+            assert marks(sb) == [1, 0, 1, 0]
 
 
 def test_sack_block_not_above_una_counts_from_una():
@@ -269,3 +269,29 @@ def test_skip_sacked_after_rto():
         assert sb.skip_sacked(150, 0) == 150             # mid-segment: no skipping
         assert sb.skip_sacked(300, 0) == 300
         assert sb.skip_sacked(400, 0) == 400
+
+
+def test_rto_ends_fast_recovery():
+    cc = NewReno(MSS)
+    for _ in range(3):
+        cc.on_dupack(100, 9100, 9000)
+    assert cc.in_recovery
+    cc.on_rto(9000, 9100)
+    assert not cc.in_recovery and cc.cwnd == MSS
+    assert cc.on_ack(MSS, 200, 0) is False               # slow start again, not a partial ACK
+    assert cc.cwnd == 2 * MSS
+
+
+def test_sacked_count_ignores_forgotten_segments():
+    sb = board([100, 200, 300, 400])
+    sb.on_sack(sack([(0, 200)]), 0, 0, 0, 400)
+    assert sb.sacked_count() == 2
+    sb.pop(200)                                          # the SACKed ones are acked now
+    assert sb.n == 2 and sb.sacked_count() == 0
+
+
+def test_next_hole_is_the_first_one():
+    sb = board([100, 200, 300])
+    sb.on_sack(sack([(200, 300)]), 0, 0, 0, 300)
+    assert sb.next_hole(0, 0) == 0                       # not 100: the lowest hole first
+    assert sb.next_hole(0, 1) == 100
