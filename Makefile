@@ -18,7 +18,7 @@ WASM_VER   := 1.27.0
 FW_SRC     := $(shell find firmware boards -name '*.py' 2>/dev/null)
 
 .PHONY: setup apt venv node wasm build test test-unit test-mpy test-wasm test-host test-interop \
-        coreprof-wasm demo bench flash clean lab-down
+        coreprof-wasm demo bench flash clean lab-down mutants
 
 setup: apt venv wasm build
 
@@ -93,6 +93,16 @@ test-host: setup
 	$(PY) -m pytest -q tests/host
 test-interop: setup
 	$(PY) -m pytest -q tests/interop
+
+# Mutation testing of the core against the unit suite (not part of `make test`: minutes).
+# MUTANTS_SAMPLE=0 runs every mutant (a long run); results/mutants.json.
+MUTANTS_FILES  ?= tcp.py,connection.py,stack.py,cc.py,assembler.py,ringbuf.py
+MUTANTS_SAMPLE ?= 60
+MUTANTS_SEED   ?= 1
+MUTANTS_JOBS   ?= 2
+mutants: setup
+	$(PY) -m mptcp_tools.mutants --files $(MUTANTS_FILES) --sample $(MUTANTS_SAMPLE) \
+	  --seed $(MUTANTS_SEED) -j $(MUTANTS_JOBS) $(MUTANTS_ARGS)
 
 demo: setup
 	$(PY) -m mptcp_tools.demo

@@ -1,5 +1,6 @@
 """RingBuf: wrap-around, out-of-order writes with commit, partial copies."""
-from mptcp.ringbuf import RingBuf
+from mptcp import ringbuf
+from mptcp.ringbuf import RingBuf, copy
 
 
 def test_write_read_wrap():
@@ -57,7 +58,7 @@ def test_copy_out_into_offset():
     r.write(b"efgh")                             # wraps
     dst = bytearray(8)
     r.copy_out(0, dst, 5, 2)
-    assert bytes(dst[2:7]) == b"defgh"
+    assert bytes(dst) == b"\0\0defgh\0"                # nothing past d + n
 
 
 def test_memoryview_source():
@@ -67,3 +68,80 @@ def test_memoryview_source():
     out = bytearray(4)
     r.readinto(out)
     assert bytes(out) == b"2345"
+
+
+
+def test_copy_clamps_to_both_buffers():
+    src = b"0123456789"
+    dst = bytearray(b"........")
+    assert copy(dst, 6, src, 0, 5) == 2                  # clamped to dst
+    assert bytes(dst) == b"......01"
+    dst = bytearray(b"........")
+    assert copy(dst, 0, src, 7, 5) == 3                  # clamped to src
+    assert bytes(dst) == b"789....."
+    dst = bytearray(b"........")
+    assert copy(dst, 1, memoryview(src), 2, 4) == 4
+    assert bytes(dst) == b".2345..."
+
+
+def test_copy_refuses_bad_arguments():
+    src = b"0123456789"
+    dst = bytearray(b"........")
+    for doff, soff, n in ((0, 0, 0), (0, 0, -1), (-1, 0, 3), (0, -1, 3),
+                          (8, 0, 3), (9, 0, 3), (0, 10, 3), (0, 11, 3)):
+        assert copy(dst, doff, src, soff, n) == 0, (doff, soff, n)
+    assert bytes(dst) == b"........"
+
+
+def test_impl_names_the_copy_in_use():
+    assert ringbuf.IMPL in ("slices", "viper-native")
+    assert (ringbuf.IMPL == "slices") == (copy is ringbuf._copy_slices)
+
+
+def test_clear_empties_the_ring():
+    r = RingBuf(8)
+    r.write(b"abcdef")
+    r.consume(3)
+    r.clear()
+    assert r.len == 0 and r.free() == 8
+    assert r.write(b"12345678") == 8
+    out = bytearray(8)
+    assert r.readinto(out) == 8 and bytes(out) == b"12345678"
+
+
+def test_empty_and_negative_writes_store_nothing():
+    r = RingBuf(8)
+    assert r.write(b"") == 0 and r.len == 0
+    assert r.write_at(-1, b"x") == 0
+    assert r.put_at(-3, b"xyz", 0, 3) == 0
+    assert r.put_at(2, b"xyz", 0, 0) == 0
+    r.commit(3)
+    out = bytearray(3)
+    assert r.readinto(out) == 3 and bytes(out) == bytes(3)
+
+
+def test_commit_is_clamped_to_capacity():
+    r = RingBuf(8)
+    r.write(b"abcdef")
+    r.write_at(6, b"gh")
+    r.commit(5)
+    assert r.len == 8 and r.free() == 0
+    out = bytearray(8)
+    assert r.readinto(out) == 8 and bytes(out) == b"abcdefgh"
+
+
+def test_peek_into_counts():
+    r = RingBuf(8)
+    r.write(b"hello")
+    out = bytearray(4)
+    assert r.peek_into(0, out, 0) == 0 and bytes(out) == bytes(4)   # n = 0 copies nothing
+    assert r.peek_into(0, out, 2) == 2 and bytes(out) == b"he\0\0"
+    assert r.peek_into(1, out, 9) == 4 and bytes(out) == b"ello"    # at most len(dst)
+
+
+def test_consume_more_than_readable():
+    r = RingBuf(8)
+    r.write(b"abc")
+    assert r.consume(10) == 3
+    assert r.len == 0
+    assert r.write(b"12345678") == 8                     # the whole ring is free again
