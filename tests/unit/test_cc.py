@@ -197,11 +197,11 @@ def test_a_pushed_slot_starts_unsacked():
     sb = Scoreboard(2)
     sb.push(100)
     sb.push(200)
-    sb.on_sack(sack([(0, 200)]), 0, 0, 0, 200)
-    assert marks(sb) == [1, 1]
-    sb.pop(200)
-    sb.push(300)                                         # reuses a SACKed slot
-    assert marks(sb) == [0] and sb.sacked_count() == 0
+    sb.on_sack(sack([(100, 200)]), 0, 0, 0, 200)
+    assert marks(sb) == [0, 1]
+    sb.pop(100)
+    sb.push(300)                                         # reuses a (popped) slot
+    assert marks(sb) == [1, 0] and sb.sacked_count() == 1
 
 
 def test_sack_marks_only_whole_segments():
@@ -217,17 +217,21 @@ def test_sack_blocks_two_of_them_relative_to_the_iss():
     for iss in (0xFFFFFF00, 0x0001FFF0):                 # the edges wrap past 2**32 / 2**16
         for popped in (0, 1):
             sb = board([100, 200, 300, 400], popped=popped)
-            sb.on_sack(sack([(0, 100), (200, 300)], iss), iss >> 16, iss & 0xFFFF, 0, 400)
-            assert marks(sb) == [1, 0, 1, 0]
+            sb.on_sack(sack([(100, 200), (300, 400)], iss), iss >> 16, iss & 0xFFFF, 0, 400)
+            assert marks(sb) == [0, 1, 0, 1]
 
 
 def test_sack_block_not_above_una_counts_from_una():
     sb = board([1100, 1200, 1300])
     sb.on_sack(sack([(1100, 1200)]), 0, 0, 1000, 1300)   # una = 1000: first segment from 1000
     assert marks(sb) == [0, 1, 0]
+    # a block starting at (or below) SND.UNA is not believed (RFC 2018 8, issue 7 bug H):
+    # the receiver may renege; the segment at SND.UNA stays to be resent
     sb = board([1100, 1200, 1300])
     sb.on_sack(sack([(1000, 1100)]), 0, 0, 1000, 1300)
-    assert marks(sb) == [1, 0, 0]
+    assert marks(sb) == [0, 0, 0]
+    sb.on_sack(sack([(900, 1200)]), 0, 0, 1000, 1300)
+    assert marks(sb) == [0, 0, 0]
 
 
 def test_bogus_sack_blocks_are_ignored():
@@ -284,10 +288,10 @@ def test_rto_ends_fast_recovery():
 
 def test_sacked_count_ignores_forgotten_segments():
     sb = board([100, 200, 300, 400])
-    sb.on_sack(sack([(0, 200)]), 0, 0, 0, 400)
+    sb.on_sack(sack([(100, 300)]), 0, 0, 0, 400)
     assert sb.sacked_count() == 2
-    sb.pop(200)                                          # the SACKed ones are acked now
-    assert sb.n == 2 and sb.sacked_count() == 0
+    sb.pop(300)                                          # the SACKed ones are acked now
+    assert sb.n == 1 and sb.sacked_count() == 0
 
 
 def test_next_hole_is_the_first_one():
