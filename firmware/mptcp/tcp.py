@@ -489,8 +489,9 @@ class Subflow:
                     ctr[C.MPCapableACKRX] += 1
                     self.stack.set_peer_key(c, mo.skey)
                 else:
-                    # the third ACK carries no MP_CAPABLE: plain TCP from now on
-                    c.mptcp = False
+                    # the third ACK carries no MP_CAPABLE: plain TCP from now on (through
+                    # fall_back: a checksum negotiated in the SYNs no longer applies)
+                    c.fall_back(0, self.rcv_nxt)
                     ctr[C.MPCapableFallbackACK] += 1
             self._established(now)
             self.snd_wnd = seg.window << self.snd_wscale

@@ -8,7 +8,7 @@ from mptcp import tcpwire as T
 from mptcp import mpopts as MP
 from mptcp import ipv4
 from netsim import (Link, App, pair, run, run_for, establish, craft, tcp_fix, payload_len,
-                    A_ADDR, B_ADDR)
+                    strip_mptcp, A_ADDR, B_ADDR)
 
 
 def conn_pair(mptcp=True, csum=False, snd=16384, rcv=16384, seed=1):
@@ -255,3 +255,31 @@ def test_bug_K_half_closed_end_keeps_receiving_after_60s():
         now = run_for(link, now, 70000, lambda: pa.step() or pb.step())
         pb.cap = -1
         finish(link, now, pa, pb)
+
+
+# ---------------------------------------------------------------- L (fuzzer, issue 7)
+def test_bug_L_third_ack_without_mp_capable_csum():
+    """The third ACK arrives without its MP_CAPABLE (stripped, or malformed and so
+    ignored): the server falls back (RFC 8684 3.1, Linux). With DSS checksums
+    negotiated, the fallen-back server must still deliver what it receives (plain TCP
+    has no checksummed mappings to wait for)."""
+    a, b = pair(8192, 8192, 21)
+    b.listen(5001, True, True)
+    link = Link(a, b)
+    state = {"done": False}
+
+    def strip_third_ack(pkt, dst):
+        # the first pure ACK to b is the third ACK (MP_CAPABLE with both keys)
+        if dst is b and not state["done"] and is_pure_ack(pkt):
+            state["done"] = True
+            return strip_mptcp(pkt)
+        return pkt
+    link.fwd = strip_third_ack
+    now = 1000
+    ca = a.connect(now, B_ADDR, 5001, csum=True)
+    now, cb = establish(link, now, ca, b)
+    assert state["done"] and not cb.mptcp
+    pa = App(link, ca, 6000, 15)
+    pb = App(link, cb, 3000, 16)
+    finish(link, now, pa, pb)
+    assert not ca.mptcp
