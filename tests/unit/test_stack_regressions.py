@@ -283,3 +283,37 @@ def test_bug_L_third_ack_without_mp_capable_csum():
     pb = App(link, cb, 3000, 16)
     finish(link, now, pa, pb)
     assert not ca.mptcp
+
+
+# ---------------------------------------------------------------- M (fuzzer, issue 7)
+def _bug_m(csum):
+    a, b, link, now, ca, cb = conn_pair(True, csum, 8192, 8192, 23)
+    state = {"done": False}
+
+    def strip_first_data_ack(pkt, dst):
+        # the first ACK of b's data loses its DSS on the way: b, with no DATA_ACK yet,
+        # falls back (RFC 8684 3.7); a has already taken mapped data from b
+        if dst is b and not state["done"] and is_pure_ack(pkt) and ca.sf.rcv_nxt > 1:
+            state["done"] = True
+            return strip_mptcp(pkt)
+        return pkt
+    link.fwd = strip_first_data_ack
+    pa = App(link, ca, 2000, 17)
+    pb = App(link, cb, 12000, 18)
+    pa.cap = 0              # a sends nothing (no DATA_ACK on data, no DATA_FIN) until then
+    now = run(link, now, lambda: pa.step() or pb.step() or state["done"])
+    pa.cap = -1
+    finish(link, now, pa, pb)
+    assert not ca.mptcp and not cb.mptcp
+
+
+def test_bug_M_peer_falls_back_after_mapped_data():
+    """The peer falls back after it sent mapped data: from then on its data comes
+    without a DSS. In-order data outside every mapping means the peer fell back: follow
+    it (Linux: MAPPING_INVALID on a single subflow -> fallback), never drop it for
+    ever."""
+    _bug_m(False)
+
+
+def test_bug_M_peer_falls_back_after_mapped_data_csum():
+    _bug_m(True)
