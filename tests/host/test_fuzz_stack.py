@@ -234,8 +234,12 @@ class Hostile:
         d = r.randint(1 << 20, (1 << 31) - (1 << 20))
         put32(q, 24, u32(q, 24) + (d if r.random() < 0.5 else -d))
         q[33] = r.choice(SAFE_FLAGS)
-        if q[33] & T.RST and not (q[33] & T.SYN):
-            pass
+        if c.sf.state == 1:
+            # SYN-SENT has no receive window yet: a segment whose ACK acknowledges our
+            # SYN is acceptable whatever its SEQ (RFC 9293 3.10.7.3, Linux
+            # tcp_rcv_synsent_state_process): with RST it validly refuses the connection,
+            # a SYN/ACK is validly taken as the handshake. Invalid here means a bad ACK.
+            put32(q, 28, u32(q, 28) + (d if r.random() < 0.5 else -d))
         return fix_csums(q)
 
     def ack_unsent(self, t, c):
