@@ -270,6 +270,11 @@ class Hostile:
         q = bytearray(t)
         i = r.choice((20, 22))
         q[i + r.randrange(2)] ^= 1 + r.randrange(255)
+        if (q[20] << 8 | q[21]) == c.sf.rport and (q[22] << 8 | q[23]) == c.sf.lport:
+            # the template was itself off the connection (the peer's RST answering an
+            # earlier wrong-port input, its SEQ our RCV.NXT): the change restored the real
+            # ports and made a valid RST, not a wrong-port input
+            return None
         return fix_csums(q)
 
     def bad_tcp_header(self, t, c):
