@@ -317,3 +317,32 @@ def test_bug_M_peer_falls_back_after_mapped_data():
 
 def test_bug_M_peer_falls_back_after_mapped_data_csum():
     _bug_m(True)
+
+
+# ---------------------------------------------------------------- O (fuzzer, issue 7)
+def test_bug_O_fallback_releases_data_acked_only_by_the_subflow():
+    """b falls back (its data acked without a DSS, RFC 8684 3.7) while a keeps MPTCP:
+    b's ACKs cover a's data but carry no DATA_ACK, so a's send ring fills. When a follows
+    (b's next data has no mapping) the subflow ACK is the delivery: the ring must be
+    released up to SND.UNA, not wait for ever for a DATA_ACK that cannot come."""
+    a, b, link, now, ca, cb = conn_pair(True, False, 4096, 4096, 25)
+    state = {"done": False}
+
+    def strip_first_data_ack(pkt, dst):
+        if dst is b and not state["done"] and is_pure_ack(pkt) and ca.sf.rcv_nxt > 1:
+            state["done"] = True
+            return strip_mptcp(pkt)
+        return pkt
+    link.fwd = strip_first_data_ack
+    pa = App(link, ca, 12000, 19)
+    pb = App(link, cb, 4000, 20)
+    pa.cap = 0
+    pb.cap = 2000
+    now = run(link, now, lambda: pa.step() or pb.step() or (state["done"] and not cb.mptcp))
+    pa.cap = -1             # a's ring fills with data b acks without a DATA_ACK
+    now = run(link, now, lambda: pa.step() or pb.step() or (
+        ca.snd.len == ca.snd.size and ca.sf.snd_una == ca.data_end()))
+    assert ca.mptcp
+    pb.cap = -1             # b's next data comes without a mapping: a falls back
+    finish(link, now, pa, pb)
+    assert not ca.mptcp
