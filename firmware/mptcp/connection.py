@@ -341,6 +341,10 @@ class Connection:
                     self.deliver(self.m_dsn[i], k)
             self.m_n = 0
             self.csum = False
+        if self.sf is not None:
+            # plain TCP: the subflow ACK is the delivery; what it covered while we
+            # waited for a DATA_ACK is released now (no later ACK may come to do it)
+            self.release(self.sf.snd_una)
 
     def on_mp_fail(self):
         """The peer sent MP_FAIL: the answer to ours, or a checksum failure it saw in our data."""

@@ -489,8 +489,9 @@ class Subflow:
                     ctr[C.MPCapableACKRX] += 1
                     self.stack.set_peer_key(c, mo.skey)
                 else:
-                    # the third ACK carries no MP_CAPABLE: plain TCP from now on
-                    c.mptcp = False
+                    # the third ACK carries no MP_CAPABLE: plain TCP from now on (through
+                    # fall_back: a checksum negotiated in the SYNs no longer applies)
+                    c.fall_back(0, self.rcv_nxt)
                     ctr[C.MPCapableFallbackACK] += 1
             self._established(now)
             self.snd_wnd = seg.window << self.snd_wscale
@@ -880,8 +881,17 @@ class Subflow:
                 elif self.map_ssn <= seq and seq + dlen <= self.map_ssn + self.map_len:
                     m_ssn = self.map_ssn
                     m_dsn = self.map_dsn
-                else:
+                elif seq == self.rcv_nxt:
+                    # in-order data outside every mapping: the peer fell back (e.g. its
+                    # data was acked without a DATA_ACK, RFC 8684 3.7). As Linux on a
+                    # single subflow (MAPPING_INVALID -> fallback), follow it: the data
+                    # continues the data stream where it stands
                     ctr[C.DSSNoMatchTCP] += 1
+                    ctr[C.DSSFallback] += 1
+                    c.fall_back(0, seq)
+                    c.map_delta = c.rcv_nxt - seq
+                else:
+                    ctr[C.DSSNoMatchTCP] += 1   # out of order: wait until it is in order
                     return
         if c.mptcp:
             dsn = m_dsn + (seq - m_ssn)

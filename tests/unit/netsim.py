@@ -391,6 +391,32 @@ def tcp_fix(pkt):
     return p
 
 
+def strip_mptcp(pkt):
+    """Replace every MPTCP option by NOPs (a middlebox that strips options); a new
+    bytearray, its TCP checksum fixed (IHL 5)."""
+    p = bytearray(pkt)
+    hl = (p[32] >> 4) * 4
+    i = 40
+    end = 20 + hl
+    changed = False
+    while i < end:
+        k = p[i]
+        if k == 0:
+            break
+        if k == 1:
+            i += 1
+            continue
+        ln = p[i + 1]
+        if ln < 2:
+            break
+        if k == 30:
+            for j in range(ln):
+                p[i + j] = 1
+            changed = True
+        i += ln
+    return tcp_fix(p) if changed else p
+
+
 def craft(sf, flags, opts=b"", payload=b"", seq=None, ack=None, window=None):
     """A segment as subflow `sf` would send it to its peer: relative seq/ack
     (default snd_max / rcv_nxt), the options given (NOP-padded), good checksums."""

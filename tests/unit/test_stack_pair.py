@@ -7,7 +7,7 @@ Runs under MicroPython and CPython.
 import hashlib
 from mptcp import counters as C
 from netsim import (Rng, Source, Link, Impair, pair, run, establish, tcp_fix as _tcp_fix,
-                    A_ADDR, B_ADDR)
+                    strip_mptcp as _strip_mptcp, A_ADDR, B_ADDR)
 
 
 def transfer(size=200000, direction="c2s", mptcp_client=True, mptcp_server=True,
@@ -268,31 +268,6 @@ def test_rfc5961_challenge_ack():
     assert b.counters.get("TcpInCsumErrors") == 1
     ca.write(b"y" * 1000)
     now = run(link, now, lambda: cb.rcv.len == 4000)
-
-
-def _strip_mptcp(pkt):
-    """Replace every MPTCP option by NOPs (a middlebox that strips options)."""
-    p = bytearray(pkt)
-    hl = (p[32] >> 4) * 4
-    i = 40
-    end = 20 + hl
-    changed = False
-    while i < end:
-        k = p[i]
-        if k == 0:
-            break
-        if k == 1:
-            i += 1
-            continue
-        ln = p[i + 1]
-        if ln < 2:
-            break
-        if k == 30:
-            for j in range(ln):
-                p[i + j] = 1
-            changed = True
-        i += ln
-    return _tcp_fix(p) if changed else p
 
 
 def test_fallback_options_stripped_after_handshake():

@@ -8,7 +8,7 @@ from mptcp import tcpwire as T
 from mptcp import mpopts as MP
 from mptcp import ipv4
 from netsim import (Link, App, pair, run, run_for, establish, craft, tcp_fix, payload_len,
-                    A_ADDR, B_ADDR)
+                    strip_mptcp, A_ADDR, B_ADDR)
 
 
 def conn_pair(mptcp=True, csum=False, snd=16384, rcv=16384, seed=1):
@@ -255,3 +255,94 @@ def test_bug_K_half_closed_end_keeps_receiving_after_60s():
         now = run_for(link, now, 70000, lambda: pa.step() or pb.step())
         pb.cap = -1
         finish(link, now, pa, pb)
+
+
+# ---------------------------------------------------------------- L (fuzzer, issue 7)
+def test_bug_L_third_ack_without_mp_capable_csum():
+    """The third ACK arrives without its MP_CAPABLE (stripped, or malformed and so
+    ignored): the server falls back (RFC 8684 3.1, Linux). With DSS checksums
+    negotiated, the fallen-back server must still deliver what it receives (plain TCP
+    has no checksummed mappings to wait for)."""
+    a, b = pair(8192, 8192, 21)
+    b.listen(5001, True, True)
+    link = Link(a, b)
+    state = {"done": False}
+
+    def strip_third_ack(pkt, dst):
+        # the first pure ACK to b is the third ACK (MP_CAPABLE with both keys)
+        if dst is b and not state["done"] and is_pure_ack(pkt):
+            state["done"] = True
+            return strip_mptcp(pkt)
+        return pkt
+    link.fwd = strip_third_ack
+    now = 1000
+    ca = a.connect(now, B_ADDR, 5001, csum=True)
+    now, cb = establish(link, now, ca, b)
+    assert state["done"] and not cb.mptcp
+    pa = App(link, ca, 6000, 15)
+    pb = App(link, cb, 3000, 16)
+    finish(link, now, pa, pb)
+    assert not ca.mptcp
+
+
+# ---------------------------------------------------------------- M (fuzzer, issue 7)
+def _bug_m(csum):
+    a, b, link, now, ca, cb = conn_pair(True, csum, 8192, 8192, 23)
+    state = {"done": False}
+
+    def strip_first_data_ack(pkt, dst):
+        # the first ACK of b's data loses its DSS on the way: b, with no DATA_ACK yet,
+        # falls back (RFC 8684 3.7); a has already taken mapped data from b
+        if dst is b and not state["done"] and is_pure_ack(pkt) and ca.sf.rcv_nxt > 1:
+            state["done"] = True
+            return strip_mptcp(pkt)
+        return pkt
+    link.fwd = strip_first_data_ack
+    pa = App(link, ca, 2000, 17)
+    pb = App(link, cb, 12000, 18)
+    pa.cap = 0              # a sends nothing (no DATA_ACK on data, no DATA_FIN) until then
+    now = run(link, now, lambda: pa.step() or pb.step() or state["done"])
+    pa.cap = -1
+    finish(link, now, pa, pb)
+    assert not ca.mptcp and not cb.mptcp
+
+
+def test_bug_M_peer_falls_back_after_mapped_data():
+    """The peer falls back after it sent mapped data: from then on its data comes
+    without a DSS. In-order data outside every mapping means the peer fell back: follow
+    it (Linux: MAPPING_INVALID on a single subflow -> fallback), never drop it for
+    ever."""
+    _bug_m(False)
+
+
+def test_bug_M_peer_falls_back_after_mapped_data_csum():
+    _bug_m(True)
+
+
+# ---------------------------------------------------------------- O (fuzzer, issue 7)
+def test_bug_O_fallback_releases_data_acked_only_by_the_subflow():
+    """b falls back (its data acked without a DSS, RFC 8684 3.7) while a keeps MPTCP:
+    b's ACKs cover a's data but carry no DATA_ACK, so a's send ring fills. When a follows
+    (b's next data has no mapping) the subflow ACK is the delivery: the ring must be
+    released up to SND.UNA, not wait for ever for a DATA_ACK that cannot come."""
+    a, b, link, now, ca, cb = conn_pair(True, False, 4096, 4096, 25)
+    state = {"done": False}
+
+    def strip_first_data_ack(pkt, dst):
+        if dst is b and not state["done"] and is_pure_ack(pkt) and ca.sf.rcv_nxt > 1:
+            state["done"] = True
+            return strip_mptcp(pkt)
+        return pkt
+    link.fwd = strip_first_data_ack
+    pa = App(link, ca, 12000, 19)
+    pb = App(link, cb, 4000, 20)
+    pa.cap = 0
+    pb.cap = 2000
+    now = run(link, now, lambda: pa.step() or pb.step() or (state["done"] and not cb.mptcp))
+    pa.cap = -1             # a's ring fills with data b acks without a DATA_ACK
+    now = run(link, now, lambda: pa.step() or pb.step() or (
+        ca.snd.len == ca.snd.size and ca.sf.snd_una == ca.data_end()))
+    assert ca.mptcp
+    pb.cap = -1             # b's next data comes without a mapping: a falls back
+    finish(link, now, pa, pb)
+    assert not ca.mptcp
