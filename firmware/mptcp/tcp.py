@@ -499,10 +499,13 @@ class Subflow:
         # 5. ACK processing
         if c.mptcp and have_dss and (mo.dss_flags & MP.DSS_ACK):
             self._data_ack(buf, mo)
-        elif c.mptcp and not have_dss and not have_mpc and not c.dss_seen \
+        elif c.mptcp and self.client and not have_dss and not have_mpc and not c.dss_seen \
                 and ack > self.snd_una and ack > 1:
-            # our data is acked without any DSS from the peer: options are
-            # being stripped; fall back to plain TCP (RFC 8684 3.7)
+            # our data is acked without any DSS from the peer: options are being
+            # stripped; fall back to plain TCP (RFC 8684 3.7). Only the client: a server
+            # that got the MP_CAPABLE third ACK is fully established (Linux's
+            # check_fully_established) and one stripped ACK must not make it fall back
+            # alone while the client, having seen DATA_ACKs, never does.
             c.fall_back(self._peer_delta(), self.rcv_nxt)
             ctr[C.DSSFallback] += 1
         self._process_ack(seg, ack, dlen, flags, have_dss, now)

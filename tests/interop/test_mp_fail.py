@@ -136,23 +136,40 @@ def test_device_detects_corruption_like_the_kernel(lab):
     for k in ("MPTcpExtMPFailRx", "MPTcpExtMPFailTx", "MPTcpExtInfiniteMapTx"):
         assert kernel_counter(ker, k) == kernel_counter(ker_ref, k) == 1, (
             k, _nonzero(ker), _nonzero(ker_ref))
-    # ... and both transfers complete: every byte, the altered one included
+    # ... then: the kernel reference is the oracle for what follows
     after = _kernel_data_after_mp_fail(pcap)
     dev_done = rc == 0 and res["bytes"] == SIZE and ker_res is not None \
         and ker_res["bytes"] == SIZE
     ref_done = ref_res is not None and ker_ref_res is not None and \
         ref_res["bytes"] == SIZE and ker_ref_res["bytes"] == SIZE
-    assert dev_done and ref_done, (
-        "transfer after MP_FAIL did not complete: kernel reference %s (receiver: %s; sender: "
-        "%s; receiver counters %s; sender counters %s); device %s (rc=%s, %s bytes, error %r; "
-        "kernel sender: %s; the kernel sent %d data segments after its MP_FAIL)"
-        % ("completed" if ref_done else "FAILED", ref_err or ref_res, ker_ref_err or ker_ref_res,
-           _nonzero(rcv_ref), _nonzero(ker_ref), "completed" if dev_done else "FAILED", rc,
-           res.get("bytes"), res.get("error"), ker_err or ker_res, after))
-    assert ref_res["sha256"] != ker_ref_res["sha256"]     # the altered byte was delivered
-    assert kernel_counter(rcv_ref, "MPTcpExtInfiniteMapRx") == 1, _nonzero(rcv_ref)
-    assert res["sha256"] != ker_res["sha256"]
-    assert res["mptcp"] is False and device_counter(res, "InfiniteMapRx") == 1, res
+    report = ("kernel reference %s (receiver: %s; sender: %s; receiver counters %s; sender "
+              "counters %s); device %s (rc=%s, %s bytes, error %r; kernel sender: %s; the "
+              "kernel sent %d data segments after its MP_FAIL)"
+              % ("completed" if ref_done else "stalled", ref_err or ref_res,
+                 ker_ref_err or ker_ref_res, _nonzero(rcv_ref), _nonzero(ker_ref),
+                 "completed" if dev_done else "stalled", rc, res.get("bytes"),
+                 res.get("error"), ker_err or ker_res, after))
+    if ref_done:
+        # the kernel completes the fallback with its own kind: so must the device, every
+        # byte, the altered one included
+        assert dev_done, "the device did not complete what the kernel reference did: " + report
+        assert ref_res["sha256"] != ker_ref_res["sha256"]     # the altered byte was delivered
+        assert kernel_counter(rcv_ref, "MPTcpExtInfiniteMapRx") == 1, _nonzero(rcv_ref)
+        assert res["sha256"] != ker_res["sha256"]
+        assert res["mptcp"] is False and device_counter(res, "InfiniteMapRx") == 1, res
+    else:
+        # The kernel as the sender stops after its MP_FAIL even towards a kernel receiver
+        # (6.18 here: its infinite mapping never goes out with data, InfiniteMapRx stays 0
+        # at the reference). The device cannot finish what the kernel does not send: the
+        # capture must show the kernel sent no data after its MP_FAIL, and the device must
+        # have waited for it (its receive timeout), neither reset nor crashed; when a kernel
+        # completes this, the branch above holds the device to it.
+        assert kernel_counter(rcv_ref, "MPTcpExtInfiniteMapRx") == 0, report
+        assert after == 0, "the kernel sent data after its MP_FAIL, the device did not finish: " \
+            + report
+        assert rc != 0 and "timed out" in str(res.get("error")), report
+        assert 0 < res["bytes"] < SIZE and not dev_done, report
+        print("kernel stalls after its own MP_FAIL (reference too); device matched it: " + report)
 
 
 def _kernel_data_after_mp_fail(pcap):

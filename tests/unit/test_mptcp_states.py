@@ -372,14 +372,30 @@ def test_data_without_dss_falls_back():
 
 
 def test_our_data_acked_without_dss_falls_back():
-    """Our data is ACKed but the peer never sent a DSS: options are stripped."""
+    """Client: our first data (MP_CAPABLE + data) is ACKed but the peer never sent a DSS:
+    options are stripped; fall back (RFC 8684 3.7)."""
+    t, c, s = _est_active()
+    write_all(c, b"abc")
+    s = recv(t)
+    assert s is not None and s.payload == b"abc" and "mpc" in s.opts, s
+    send(t, 1, 4, ACK)
+    assert not c.mptcp
+    assert t.ctr("DSSFallback") == 1
+    write_all(c, b"def")
+    expect(t, 4, 1, ACK | PSH, payload=b"def")
+
+
+def test_server_fully_established_does_not_fall_back_on_an_ack_without_dss():
+    """Server: after the MP_CAPABLE third ACK it is fully established (Linux); an ACK of
+    its data without a DSS (one stripped pure ACK) must not make it fall back alone."""
     t, c = _est()
     write_all(c, b"abc")
     expect(t, 1, 1, ACK | PSH, payload=b"abc", dss=Dss(ack=1, dsn=1, ssn=1, dll=3))
     send(t, 1, 4, ACK)
-    assert not c.mptcp
+    assert c.mptcp
+    assert t.ctr("DSSFallback") == 0
     write_all(c, b"def")
-    expect(t, 4, 1, ACK | PSH, payload=b"def")
+    expect(t, 4, 1, ACK | PSH, payload=b"def", dss=Dss(ack=1, dsn=4, ssn=4, dll=3))
 
 
 def test_infinite_mapping_received_falls_back():

@@ -291,18 +291,18 @@ def _bug_m(csum):
     state = {"done": False}
 
     def strip_first_data_ack(pkt, dst):
-        # the first ACK of b's data loses its DSS on the way: b, with no DATA_ACK yet,
-        # falls back (RFC 8684 3.7); a has already taken mapped data from b
-        if dst is b and not state["done"] and is_pure_ack(pkt) and ca.sf.rcv_nxt > 1:
+        # the first ACK of a's data loses its DSS on the way: a (the client, no DATA_ACK
+        # yet) falls back (RFC 8684 3.7); b has already taken mapped data from a
+        if dst is a and not state["done"] and is_pure_ack(pkt) and cb.sf.rcv_nxt > 1:
             state["done"] = True
             return strip_mptcp(pkt)
         return pkt
     link.fwd = strip_first_data_ack
-    pa = App(link, ca, 2000, 17)
-    pb = App(link, cb, 12000, 18)
-    pa.cap = 0              # a sends nothing (no DATA_ACK on data, no DATA_FIN) until then
+    pa = App(link, ca, 12000, 18)
+    pb = App(link, cb, 2000, 17)
+    pb.cap = 0              # b sends nothing (no DATA_ACK on data, no DATA_FIN) until then
     now = run(link, now, lambda: pa.step() or pb.step() or state["done"])
-    pa.cap = -1
+    pb.cap = -1
     finish(link, now, pa, pb)
     assert not ca.mptcp and not cb.mptcp
 
@@ -321,28 +321,29 @@ def test_bug_M_peer_falls_back_after_mapped_data_csum():
 
 # ---------------------------------------------------------------- O (fuzzer, issue 7)
 def test_bug_O_fallback_releases_data_acked_only_by_the_subflow():
-    """b falls back (its data acked without a DSS, RFC 8684 3.7) while a keeps MPTCP:
-    b's ACKs cover a's data but carry no DATA_ACK, so a's send ring fills. When a follows
-    (b's next data has no mapping) the subflow ACK is the delivery: the ring must be
-    released up to SND.UNA, not wait for ever for a DATA_ACK that cannot come."""
+    """a (the client) falls back (its data acked without a DSS, RFC 8684 3.7) while b
+    keeps MPTCP: a's ACKs cover b's data but carry no DATA_ACK, so b's send ring fills.
+    When b follows (a's next data has no mapping) the subflow ACK is the delivery: the
+    ring must be released up to SND.UNA, not wait for ever for a DATA_ACK that cannot
+    come."""
     a, b, link, now, ca, cb = conn_pair(True, False, 4096, 4096, 25)
     state = {"done": False}
 
     def strip_first_data_ack(pkt, dst):
-        if dst is b and not state["done"] and is_pure_ack(pkt) and ca.sf.rcv_nxt > 1:
+        if dst is a and not state["done"] and is_pure_ack(pkt) and cb.sf.rcv_nxt > 1:
             state["done"] = True
             return strip_mptcp(pkt)
         return pkt
     link.fwd = strip_first_data_ack
-    pa = App(link, ca, 12000, 19)
-    pb = App(link, cb, 4000, 20)
-    pa.cap = 0
-    pb.cap = 2000
-    now = run(link, now, lambda: pa.step() or pb.step() or (state["done"] and not cb.mptcp))
-    pa.cap = -1             # a's ring fills with data b acks without a DATA_ACK
+    pa = App(link, ca, 4000, 20)
+    pb = App(link, cb, 12000, 19)
+    pb.cap = 0
+    pa.cap = 1000           # within a's first segment (MP_CAPABLE + data): all mapped
+    now = run(link, now, lambda: pa.step() or pb.step() or (state["done"] and not ca.mptcp))
+    pb.cap = -1             # b's ring fills with data a acks without a DATA_ACK
     now = run(link, now, lambda: pa.step() or pb.step() or (
-        ca.snd.len == ca.snd.size and ca.sf.snd_una == ca.data_end()))
-    assert ca.mptcp
-    pb.cap = -1             # b's next data comes without a mapping: a falls back
+        cb.snd.len == cb.snd.size and cb.sf.snd_una == cb.data_end()))
+    assert cb.mptcp
+    pa.cap = -1             # a's next data comes without a mapping: b falls back
     finish(link, now, pa, pb)
-    assert not ca.mptcp
+    assert not cb.mptcp
