@@ -93,8 +93,9 @@ def _nonzero(delta):
 def test_device_detects_corruption_like_the_kernel(lab):
     """The kernel sends, the receiver sees the bad checksum. Differential: the same run
     with the kernel reference device (mplab-ref) as the receiver first, then the device.
-    Both must detect it, exchange MP_FAIL the same way, fall back to TCP and receive every
-    byte (the altered one included, so the SHA-256 differs from the sender's)."""
+    Both must detect it and exchange MP_FAIL the same way; the device must fall back to
+    TCP and receive every byte (the altered one included, so the SHA-256 differs from the
+    sender's), whether or not the kernel reference gets that far."""
     _prepare(lab)
     lab.sysctl("net.mptcp.checksum_enabled", 1, ns="mplab-ref")
     # 1. the kernel reference as the receiver
@@ -149,27 +150,20 @@ def test_device_detects_corruption_like_the_kernel(lab):
                  ker_ref_err or ker_ref_res, _nonzero(rcv_ref), _nonzero(ker_ref),
                  "completed" if dev_done else "stalled", rc, res.get("bytes"),
                  res.get("error"), ker_err or ker_res, after))
+    # The device must complete, every byte, the altered one included (the SHA-256 differs
+    # from the sender's), as plain TCP after the fallback. The kernel as the receiver
+    # (reference) stalls here (6.18: the kernel sender's infinite mapping never reaches it,
+    # InfiniteMapRx stays 0, and it drops the data that follows); the device follows the
+    # sender's fallback from the data itself (in-order data outside every mapping, as
+    # RFC 8684 3.7 allows), so it is held to completion whatever the reference does.
+    assert dev_done, "the device did not complete: " + report
+    assert res["sha256"] != ker_res["sha256"]             # the altered byte was delivered
+    assert res["mptcp"] is False, res
+    assert after > 0, report                              # the kernel did go on sending
     if ref_done:
-        # the kernel completes the fallback with its own kind: so must the device, every
-        # byte, the altered one included
-        assert dev_done, "the device did not complete what the kernel reference did: " + report
-        assert ref_res["sha256"] != ker_ref_res["sha256"]     # the altered byte was delivered
+        assert ref_res["sha256"] != ker_ref_res["sha256"]
         assert kernel_counter(rcv_ref, "MPTcpExtInfiniteMapRx") == 1, _nonzero(rcv_ref)
-        assert res["sha256"] != ker_res["sha256"]
-        assert res["mptcp"] is False and device_counter(res, "InfiniteMapRx") == 1, res
-    else:
-        # The kernel as the sender stops after its MP_FAIL even towards a kernel receiver
-        # (6.18 here: its infinite mapping never goes out with data, InfiniteMapRx stays 0
-        # at the reference). The device cannot finish what the kernel does not send: the
-        # capture must show the kernel sent no data after its MP_FAIL, and the device must
-        # have waited for it (its receive timeout), neither reset nor crashed; when a kernel
-        # completes this, the branch above holds the device to it.
-        assert kernel_counter(rcv_ref, "MPTcpExtInfiniteMapRx") == 0, report
-        assert after == 0, "the kernel sent data after its MP_FAIL, the device did not finish: " \
-            + report
-        assert rc != 0 and "timed out" in str(res.get("error")), report
-        assert 0 < res["bytes"] < SIZE and not dev_done, report
-        print("kernel stalls after its own MP_FAIL (reference too); device matched it: " + report)
+    print("MP_FAIL, kernel sending: " + report)
 
 
 def _kernel_data_after_mp_fail(pcap):
