@@ -347,3 +347,44 @@ def test_bug_O_fallback_releases_data_acked_only_by_the_subflow():
     pa.cap = -1             # a's next data comes without a mapping: b falls back
     finish(link, now, pa, pb)
     assert not cb.mptcp
+
+
+# ---------------------------------------------------------------- A (issue 7)
+def test_bug_A_infinite_mapping_on_a_duplicate_segment_is_followed():
+    """The peer's infinite mapping rides on a retransmission of data we already have
+    (RFC 8684 3.7: it fell back when it sent it). The duplicate's DSS must still be read:
+    fall back, then take the plain data that follows (before: dropped before its DSS was
+    read, then all plain data dropped as DSSNoMatchTCP)."""
+    from segtest import send, expect, read_all, ACK, Dss
+    from test_mptcp_states import _est
+    t, c = _est(csum=True)
+    send(t, 1, 1, ACK, payload=b"hello", dss=Dss(ack=1, dsn=1, ssn=1, dll=5, csum=0x1234))
+    expect(t, 1, 6, ACK, window=8187, dss=Dss(ack=6), mp_fail=1)
+    send(t, 6, 1, ACK, dss=Dss(ack=1), mp_fail=1)            # the echo
+    # a spurious retransmission of "hello" carries the infinite mapping
+    send(t, 1, 1, ACK, payload=b"hello", dss=Dss(ack=1, dsn=1, ssn=1, dll=0, csum=True))
+    assert not c.mptcp and t.ctr("InfiniteMapRx") == 1
+    send(t, 6, 1, ACK, payload=b"world")                     # plain TCP from now on
+    assert read_all(c) == b"helloworld"
+    assert t.ctr("DSSNoMatchTCP") == 0
+
+
+def test_bug_A_infinite_mapping_resent_with_its_segment():
+    """Our infinite mapping's segment is lost: its retransmission carries it again (the peer
+    falls back only when it sees it), although we fell back when we first sent it."""
+    from segtest import send, expect, at, write_all, ACK, PSH, Dss, T0
+    from test_mptcp_states import _est
+    t, c = _est()
+    send(t, 1, 1, ACK, payload=b"hello", dss=Dss(ack=1, dsn=1, ssn=1, dll=5))
+    send(t, 6, 1, ACK, dss=Dss(ack=1), mp_fail=1)
+    expect(t, 1, 6, ACK, window=8187, dss=Dss(ack=6), mp_fail=6)
+    write_all(c, b"abc")
+    expect(t, 1, 6, ACK | PSH, window=8187, payload=b"abc",
+           dss=Dss(ack=6, dsn=1, ssn=1, dll=0))
+    assert not c.mptcp
+    at(t, T0 + 3000)                                         # lost: the RTO resends it
+    expect(t, 1, 6, ACK | PSH, window=8187, payload=b"abc",
+           dss=Dss(ack=6, dsn=1, ssn=1, dll=0))
+    send(t, 6, 4, ACK)
+    write_all(c, b"def")
+    expect(t, 4, 6, ACK | PSH, window=8187, payload=b"def")  # beyond it: plain TCP
