@@ -482,3 +482,40 @@ def test_three_sack_blocks_fit_next_to_timestamps():
         assert s is not None and s.ack == 1 and s.payload == b"", s
     assert len(s.opts["sack"]) == 3, s
     assert s.opts["ts"] == (T0, 5001)
+
+
+def test_karn_retransmitting_the_segment_after_the_timed_one_keeps_the_sample():
+    """Karn / RFC 6298 3: only a retransmission of the timed segment (or of data before
+    it) makes its ACK ambiguous. During SACK recovery new segment S11 is timed; the hole
+    S12 right after it is resent: the ACK covering S11 100 ms later is still a sample
+    (SRTT 100, RTTVAR 37, RTO 248; timing only the new S14, sent 50 ms before that
+    ACK, would give SRTT 93, RTTVAR 50, RTO 293)."""
+    t = Peer(snd_buf=65536)
+    c = _flight_sack(t, 10)                   # RTT 100: SRTT 100, RTTVAR 50, RTO 300
+
+    def seg(i):
+        return 1 + (i - 1) * MSS              # start of segment i (S1 = 1)
+
+    def sent():
+        return [(s.seq, len(s.payload)) for s in drain(t)]
+
+    write_all(c, pattern(10 * MSS, 10 * MSS))
+    at(t, t.now + 10)
+    send(t, 1, 1, ACK, sack=[(seg(2), seg(5))])     # S1 lost (3 SACKed above)
+    assert sent() == [(seg(1), MSS)]
+    for i in range(2):                               # inflation: cwnd 9, 10 MSS
+        send(t, 1, 1, ACK, sack=[(seg(2), seg(5))])
+        assert sent() == []
+    send(t, 1, 1, ACK, sack=[(seg(2), seg(5))])
+    assert sent() == [(seg(11), MSS)]                # new data: timed
+    send(t, 1, 1, ACK, sack=[(seg(2), seg(5))])
+    assert sent() == [(seg(12), MSS)]
+    send(t, 1, 1, ACK, sack=[(seg(2), seg(5))])
+    assert sent() == [(seg(13), MSS)]
+    at(t, t.now + 50)
+    send(t, 1, 1, ACK, sack=[(seg(2), seg(12)), (seg(13), seg(14))])
+    assert sent() == [(seg(12), MSS), (seg(14), MSS)]   # the hole S12 resent
+    at(t, t.now + 50)
+    send(t, 1, seg(15), ACK)                         # everything: S11 timed 100 ms
+    assert sent() == [(seg(i), MSS) for i in range(15, 20)]   # cwnd = ssthresh 5 MSS
+    expect_deadline(t, t.now + 248)
