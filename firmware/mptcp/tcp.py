@@ -681,6 +681,10 @@ class Subflow:
             flight = self.snd_max - self.snd_una
             c.release(self.snd_una)
             self.sb.pop(self.snd_una)
+            if seg.sack_n and self.sb.n:
+                # the scoreboard is updated by every ACK carrying SACK blocks (RFC 6675 5),
+                # not only by duplicates: loss detection must not wait one more ACK
+                self.sb.on_sack(seg, self.iss_h, self.iss_l, self.snd_una, self.snd_max)
             if self.cc.on_ack(acked, self.snd_una, flight):
                 ctr[C.TcpPartialAcks] += 1
                 if self.snd_una >= self.rx_hi:

@@ -519,3 +519,23 @@ def test_karn_retransmitting_the_segment_after_the_timed_one_keeps_the_sample():
     send(t, 1, seg(15), ACK)                         # everything: S11 timed 100 ms
     assert sent() == [(seg(i), MSS) for i in range(15, 20)]   # cwnd = ssthresh 5 MSS
     expect_deadline(t, t.now + 248)
+
+
+def test_sack_on_an_ack_that_advances_snd_una_updates_the_scoreboard():
+    """RFC 6675 5: the scoreboard is updated by ANY ACK carrying SACK information. S1 is
+    acked, S2 lost, S3..S5 SACKed on the same ACK: three SACKed segments above the hole
+    (IsLost) start recovery at once with S2, not one duplicate ACK later."""
+    mss = 1460
+    t = Peer(snd_buf=65536)
+    passive_open(t, sackp=True)
+    at(t, t.now + 100)
+    send(t, 1, 1, ACK)
+    c = t.st.accept()
+    write_all(c, pattern(10 * mss))
+    drain(t)
+    s2 = 1 + mss
+    send(t, 1, s2, ACK, sack=[(1 + 2 * mss, 1 + 5 * mss)])
+    segs = drain(t)
+    assert segs and (segs[0].seq, len(segs[0].payload)) == (s2, mss), \
+        [(x.seq, len(x.payload)) for x in segs]
+    assert t.ctr("TcpFastRetrans") == 1
