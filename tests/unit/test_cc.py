@@ -3,7 +3,7 @@
 Each test pins one rule with exact numbers, boundaries included, so that an off-by-one
 or a flipped condition in cc.py shows (see `make mutants`).
 """
-from mptcp.cc import NewReno, Scoreboard
+from mptcp.cc import NewReno, Scoreboard, CWND_MAX
 from mptcp.tcpwire import TcpSegment
 
 MSS = 1000
@@ -199,9 +199,10 @@ def test_a_pushed_slot_starts_unsacked():
     sb.push(200)
     sb.on_sack(sack([(100, 200)]), 0, 0, 0, 200)
     assert marks(sb) == [0, 1]
-    sb.pop(100)
-    sb.push(300)                                         # reuses a (popped) slot
-    assert marks(sb) == [1, 0] and sb.sacked_count() == 1
+    sb.pop(200)
+    sb.push(300)
+    sb.push(400)                                         # reuses the SACKed slot
+    assert marks(sb) == [0, 0] and sb.sacked_count() == 0
 
 
 def test_sack_marks_only_whole_segments():
@@ -299,3 +300,63 @@ def test_next_hole_is_the_first_one():
     sb.on_sack(sack([(200, 300)]), 0, 0, 0, 300)
     assert sb.next_hole(0, 0) == 0                       # not 100: the lowest hole first
     assert sb.next_hole(0, 1) == 100
+
+
+def test_cwnd_is_capped_so_it_stays_a_small_int():
+    """cwnd grows while the receive window limits the sender: capped at CWND_MAX (16 MiB,
+    DESIGN 2.3), exactly."""
+    assert CWND_MAX == 0x1000000
+    cc = NewReno(1460)
+    cc.ssthresh = 2920
+    cc.cwnd = CWND_MAX - 1
+    cc.on_ack(1460, 100, 0)
+    assert cc.cwnd == CWND_MAX
+    cc.on_ack(1460, 200, 0)
+    assert cc.cwnd == CWND_MAX
+    cc.cwnd = CWND_MAX
+    cc.in_recovery = True
+    cc.on_dupack(0, 100, 100)                            # no inflation past the cap either
+    assert cc.cwnd == CWND_MAX
+
+
+def test_congestion_avoidance_grows_by_one_byte_when_mss_squared_over_cwnd_is_zero():
+    cc = NewReno(1460)
+    cc.ssthresh = 2920
+    cc.cwnd = 3000000                                    # 1460 * 1460 // 3e6 == 0
+    cc.on_ack(1460, 100, 0)
+    assert cc.cwnd == 3000001
+
+
+def test_rebase_moves_the_recovery_point_and_clamps_it_at_zero():
+    cc = NewReno(1460)
+    cc.recover = 5000
+    cc.rebase(1000)
+    assert cc.recover == 4000
+    cc.rebase(4000)
+    assert cc.recover == 0                              # behind snd_una: clamped, not negative
+    cc.rebase(1000)
+    assert cc.recover == 0
+
+
+def test_scoreboard_rebase_moves_every_end():
+    sb = board([1100, 1200, 1300], popped=2)
+    sb.rebase(1000)
+    assert sb.end_after(0) == 100 and sb.end_after(150) == 200 and sb.end_after(250) == 300
+    sb.rebase(-1000)
+    assert sb.end_after(1150) == 1200
+
+
+def test_three_sack_blocks_all_marked():
+    sb = board([100, 200, 300, 400, 500, 600], slots=8)
+    sb.on_sack(sack([(100, 200), (300, 400), (500, 600)]), 0, 0, 0, 600)
+    assert marks(sb) == [0, 1, 0, 1, 0, 1]
+
+
+def test_go_back_resends_a_sacked_segment_at_snd_una():
+    """RFC 2018 8 (bug H): after an RTO the segment at SND.UNA is resent even if it was
+    SACKed earlier (the receiver may have reneged); SACKed segments above it are skipped."""
+    sb = board([100, 200, 300, 400])
+    sb.on_sack(sack([(100, 300)]), 0, 0, 0, 400)         # segments 2 and 3 SACKed
+    sb.pop(100)                                          # then SND.UNA reached segment 2
+    assert sb.skip_sacked(100, 100) == 100               # at SND.UNA: not skipped
+    assert sb.skip_sacked(200, 100) == 300               # above it: skipped
