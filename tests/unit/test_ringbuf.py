@@ -114,6 +114,7 @@ def test_byte_loop_copy_clamps_like_the_others():
         assert f(dst, 0, b"ab", 1, 5) == 1 and dst[0] == ord("b")
         assert f(dst, -1, b"ab", 0, 1) == 0 and f(dst, 0, b"ab", -1, 1) == 0
         assert f(dst, 0, b"ab", 0, 0) == 0
+        assert f(dst, 3, b"q", 0, 1) == 1 and dst[3] == ord("q")   # one byte is copied
 
 
 def test_clear_empties_the_ring():
