@@ -6,12 +6,12 @@ and tokens (RFC 8684 3.1), connect/accept, round-robin output and next_deadline.
 One device Stack, exact packets in and out (tests/unit/segtest.py).
 """
 import hashlib
-from tutil import raises
+from tutil import raises, NotApplicable
 from mptcp.stack import Stack, EPHEMERAL_LO
 from mptcp import tcpwire as W
 from mptcp import ipv4
 from mptcp import checksum
-from segtest import (Peer, Mpc, build, inject, send, recv, expect, expect_nothing, drain,
+from segtest import (Peer, Mpc, Dss, build, inject, send, recv, expect, expect_nothing, drain,
                      expect_deadline, at, passive_open, establish_passive, active_open,
                      write_all, DEV_ADDR, PEER_ADDR, IFX, DEV_PORT, PEER_ISN, T0, SYN, ACK,
                      FIN, RST, PSH, MP)
@@ -291,6 +291,29 @@ def test_short_mptcp_option_in_a_syn_is_not_a_join():
     assert t.ctr("MPJoinSynRx") == 0
 
 
+def test_subflow_keeps_four_out_of_order_islands():
+    """SUBFLOW_OOO_SLOTS: with checksums the data level holds no islands of its own (data
+    waits in the ring for its mapping's sum), so the subflow's four slots are the limit: a
+    fifth island is dropped (TcpOFODrop) and the peer retransmits it."""
+    t = Peer()
+    passive_open(t, mptcp=True, csum=True)
+    send(t, 1, 1, ACK, mpc=Mpc(MP.CAP_H | MP.CAP_A, t.peer_key, t.dev_key))
+    c = t.st.accept()
+    assert c.csum
+    d = bytes(range(100))
+    for seq in (11, 31, 51, 71, 91):
+        send(t, seq, 1, ACK, payload=d[seq - 1:seq + 9],
+             dss=Dss(ack=1, dsn=seq, ssn=seq, dll=10, csum=True))
+    assert _ctrs(t, "TcpOFOQueue", "TcpOFODrop") == (4, 1)
+    drain(t)
+    for seq in (1, 21, 41, 61, 81):
+        send(t, seq, 1, ACK, payload=d[seq - 1:seq + 9],
+             dss=Dss(ack=1, dsn=seq, ssn=seq, dll=10, csum=True))
+    assert _ctrs(t, "DataCsumErr", "TcpOFODrop") == (0, 1)
+    b = bytearray(200)
+    assert c.readinto(b) == 90 and bytes(b[:90]) == d[:90]
+
+
 # ---------------------------------------------------------------- input checks and counters
 def test_every_ip_packet_is_counted_in():
     t = Peer()
@@ -368,6 +391,16 @@ def test_rst_for_a_segment_without_ack():
         send(t, 0xFFFFFFFE, None, flags, payload=pay, abs_seq=True)
         p = _raw_out(t.st, t.now)
         assert p[6:9] == (0, (0xFFFFFFFE + ln) & 0xFFFFFFFF, RST | ACK), (flags, p)
+
+
+def test_rst_fields_do_not_leak_from_the_previous_rst():
+    t = Peer()
+    send(t, 0x500, None, SYN, abs_seq=True)
+    assert _raw_out(t.st, t.now)[6:9] == (0, 0x501, RST | ACK)
+    send(t, 0x600, 0x9000, ACK, abs_seq=True)
+    assert _raw_out(t.st, t.now)[6:9] == (0x9000, 0, RST)
+    send(t, 0x700, None, FIN, abs_seq=True)
+    assert _raw_out(t.st, t.now)[6:9] == (0, 0x701, RST | ACK)
 
 
 def test_no_rst_for_a_rst():
@@ -466,6 +499,24 @@ def test_input_never_raises_unless_strict():
     assert st.counters.get("IpInReceives") == 2        # counted before the failure
     st = Stack(seed=1, strict=True)
     raises(TypeError, st.input, IFX, None, 40, T0)
+    assert st.counters.get("InternalErrors") == 1
+
+
+def test_a_device_is_not_strict_by_default():
+    """Stack.strict is False unless a test runner sets it (tests/conftest.py, mpy_run.py
+    flip the class attribute): a device counts an internal error and keeps running. A
+    fresh copy of the class, from the module source, shows the default."""
+    import mptcp.stack
+    fn = getattr(mptcp.stack, "__file__", None)
+    if fn is None or not fn.endswith(".py"):
+        raise NotApplicable("mptcp.stack is not loaded from source (frozen or .mpy)")
+    with open(fn) as f:
+        src = f.read()
+    ns = {"__name__": "fresh_stack"}
+    exec(src, ns)
+    assert ns["Stack"].strict is False
+    st = ns["Stack"](seed=1)
+    st.input(IFX, None, 40, T0)
     assert st.counters.get("InternalErrors") == 1
 
 
