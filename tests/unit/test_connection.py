@@ -1,0 +1,726 @@
+"""mptcp.connection, the data level on its own: the receive ring (place, deliver,
+DATA_FIN), the send ring (DATA_ACK, release), checksummed mappings (RFC 8684 3.3),
+MP_FAIL and fallback (RFC 8684 3.7) and the rebasing of relative sequence numbers
+(DESIGN 2.3). The subflow is a stand-in that records what the connection asks of it,
+so each rule is checked with exact values, independent of tcp.py.
+
+DSNs are relative: the first data byte has DSN 1 (rcv_read = rcv_nxt = 1 at start).
+"""
+from mptcp.stack import Stack
+from mptcp.connection import Connection, MAP_SLOTS, FAIL_TIMEOUT_MS
+from mptcp import mpopts as MP
+from mptcp import checksum
+from mptcp.ticks import MASK as TMASK
+
+M64 = 0xFFFFFFFFFFFFFFFF
+PEER_IDSN = 0x0123456789ABCDEF
+LOCAL_IDSN = 0xFEDCBA9876543210
+
+
+class _Sf:
+    """Stands in for the Subflow: the fields and calls the Connection uses."""
+
+    def __init__(self):
+        self.grew = []
+        self.aborts = 0
+        self.map_dsn = 0
+        self.adv_data = 0
+        self.snd_una = 1
+        self.roff_h = 0
+
+    def window_opened(self, grew):
+        self.grew.append(grew)
+
+    def abort(self):
+        self.aborts += 1
+
+    def state_name(self):
+        return "ESTABLISHED"
+
+    def is_closed(self):
+        return False
+
+
+def _conn(rcv=64, snd=64, mptcp=True, csum=False, sf=True):
+    st = Stack(seed=1)
+    c = Connection(st, snd, rcv, mptcp, csum)
+    c.csum = csum
+    c.set_local_idsn(LOCAL_IDSN)
+    c.set_peer_idsn(PEER_IDSN)
+    if sf:
+        c.sf = _Sf()
+    return st, c
+
+
+def _ctr(st, name):
+    return st.counters.get(name)
+
+
+def _data(n, start=0):
+    return bytes(((start + i) * 7 + 3) % 251 for i in range(n))
+
+
+def _read(c, n=4096):
+    b = bytearray(n)
+    k = c.readinto(memoryview(b))
+    return bytes(b[:k])
+
+
+def _csum(dsn, ssn, data, dll=None):
+    """The DSS checksum the peer puts on a mapping (RFC 8684 3.3): DSN is relative to
+    PEER_IDSN, ssn the relative subflow sequence number as on the wire."""
+    if dll is None:
+        dll = len(data)
+    return checksum.dss_checksum((PEER_IDSN + dsn) & M64, ssn & 0xFFFFFFFF, dll, data, 0,
+                                 len(data))
+
+
+# ---------------------------------------------------------------- app API
+def test_new_connection_without_subflow_is_closed_and_refuses_writes():
+    st = Stack(seed=1)
+    c = Connection(st, 32, 48, True, False)
+    assert c.sf is None and c.state == "CLOSED" and c.closed
+    assert not c.eof and not c.accepted and c.error is None
+    assert c.write(b"abc") == 0
+    assert c.data_end() == 1 and c.rcv_window() == 48
+    assert _read(c) == b""
+    c.abort()                       # no subflow: nothing to abort, no error
+    c.close()
+    assert c.fin_queued and c.app_closed and c.error is None
+
+
+def test_state_and_closed_follow_the_subflow():
+    st, c = _conn()
+    assert c.state == "ESTABLISHED" and not c.closed
+
+
+def test_write_takes_what_fits_until_shutdown_or_error():
+    st, c = _conn(snd=8)
+    assert c.write(b"hello") == 5
+    assert c.write(b"world") == 3           # the ring holds 8
+    assert c.data_end() == 9
+    st, c = _conn()
+    c.shutdown_write()
+    assert c.fin_queued and c.write(b"x") == 0
+    st, c = _conn()
+    c.error = "reset"
+    assert c.write(b"x") == 0
+
+
+def test_readinto_advances_and_reports_the_window_growth():
+    """The app reading n bytes moves the window's right edge by n: the subflow is told
+    (it decides whether a window update is worth sending)."""
+    st, c = _conn(rcv=16)
+    d = _data(10)
+    assert c.place(1, d, 0, 10)
+    assert c.rcv_window() == 6
+    assert _read(c, 4) == d[:4]
+    assert c.rcv_read == 5 and c.rcv_window() == 10 and c.sf.grew == [4]
+    assert _read(c) == d[4:]
+    assert c.rcv_read == 11 and c.sf.grew == [4, 6]
+    assert _read(c) == b""
+    assert c.sf.grew == [4, 6]              # nothing read: no call
+
+
+def test_eof_needs_the_data_fin_and_an_empty_ring():
+    st, c = _conn()
+    assert c.place(1, b"ab", 0, 2)
+    c.peer_fin = 3
+    c.check_fin()
+    assert c.fin_rcvd and not c.eof         # two bytes still to read
+    assert _read(c) == b"ab"
+    assert c.eof
+    st, c = _conn()
+    assert not c.eof                        # empty ring, no DATA_FIN
+
+
+def test_close_with_unread_data_aborts_the_subflow():
+    """As Linux: close() with data unread resets (the peer must not take it for success)."""
+    st, c = _conn()
+    assert c.place(1, b"xyz", 0, 3)
+    c.close()
+    assert c.sf.aborts == 1 and c.fin_queued and c.app_closed
+
+
+def test_close_with_everything_read_does_not_abort():
+    st, c = _conn()
+    assert c.place(1, b"xyz", 0, 3)
+    assert _read(c) == b"xyz"
+    c.close()
+    assert c.sf.aborts == 0 and c.fin_queued and c.app_closed
+
+
+def test_abort_goes_to_the_subflow():
+    st, c = _conn()
+    c.abort()
+    assert c.sf.aborts == 1
+
+
+# ---------------------------------------------------------------- send side
+def test_data_ack_frees_the_send_ring():
+    st, c = _conn(snd=16)
+    assert c.write(_data(10)) == 10             # DSNs 1..10, data_end 11
+    c.on_data_ack(6, 11)
+    assert c.data_ack == 6 and c.snd_base == 6 and c.snd.len == 5
+    c.on_data_ack(11, 11)
+    assert c.data_ack == 11 and c.snd_base == 11 and c.snd.len == 0
+
+
+def test_data_ack_beyond_the_data_or_backwards_is_ignored():
+    st, c = _conn(snd=16)
+    c.write(_data(10))
+    c.on_data_ack(12, 11)                       # acks a byte never written
+    assert c.data_ack == 1 and c.snd_base == 1 and c.snd.len == 10
+    c.on_data_ack(5, 11)
+    c.on_data_ack(3, 11)                        # older than the last one
+    assert c.data_ack == 5 and c.snd_base == 5 and c.snd.len == 6
+
+
+def test_data_ack_is_bounded_by_the_subflow_ack():
+    """With MPTCP the ring keeps what the subflow has not acked, whatever the DATA_ACK."""
+    st, c = _conn(snd=16)
+    c.write(_data(10))
+    c.on_data_ack(9, 4)
+    assert c.data_ack == 9 and c.snd_base == 4 and c.snd.len == 7
+
+
+def test_data_ack_of_the_data_fin():
+    """The DATA_FIN takes one DSN after the data: a DATA_ACK one past the data acks it."""
+    st, c = _conn(snd=16)
+    c.write(_data(4))                           # data_end 5, DATA_FIN at DSN 5
+    c.on_data_ack(6, 5)                         # not sent yet: out of range
+    assert c.data_ack == 1 and not c.dfin_acked
+    c.dfin_sent = True
+    c.dfin_deadline = 777
+    c.on_data_ack(6, 5)
+    assert c.data_ack == 6 and c.dfin_acked and c.dfin_deadline == -1
+    assert c.snd.len == 0 and c.snd_base == 5
+
+
+def test_data_ack_of_the_data_only_leaves_the_data_fin_pending():
+    st, c = _conn(snd=16)
+    c.write(_data(4))
+    c.dfin_sent = True
+    c.dfin_deadline = 777
+    c.on_data_ack(5, 5)
+    assert c.data_ack == 5 and not c.dfin_acked and c.dfin_deadline == 777
+
+
+def test_release_after_fallback_follows_the_subflow_ack_alone():
+    st, c = _conn(snd=16)
+    c.write(_data(10))
+    c.mptcp = False
+    c.release(8)                                # no DATA_ACK (still 1): TCP rules
+    assert c.snd_base == 8 and c.snd.len == 3
+
+
+def test_release_never_passes_the_written_data():
+    st, c = _conn(snd=16)
+    c.write(_data(10))
+    c.mptcp = False
+    c.release(12)                               # the FIN's sequence number
+    assert c.snd_base == 11 and c.snd.len == 0
+    c.release(5)                                # behind: nothing
+    assert c.snd_base == 11
+
+
+# ---------------------------------------------------------------- rebasing (DESIGN 2.3)
+def test_rebase_snd_moves_the_send_space_and_its_base():
+    by = 0x10000
+    st, c = _conn()
+    c.snd_base = by + 7
+    c.data_ack = by + 1
+    c.inf_seq = by
+    c.rebase_snd(by)
+    assert c.snd_base == 7 and c.data_ack == 1 and c.inf_seq == 0
+    assert c.lidsn4 == MP.limbs64((LOCAL_IDSN + by) & M64)
+    st, c = _conn()
+    c.data_ack = by - 1                         # behind the new base: 0
+    c.inf_seq = by - 1                          # the infinite mapping is forgotten
+    c.rebase_snd(by)
+    assert c.data_ack == 0 and c.inf_seq == -1
+    st, c = _conn()
+    c.inf_seq = by + 9
+    c.rebase_snd(by)
+    assert c.inf_seq == 9
+    c.inf_seq = -1
+    c.rebase_snd(by)
+    assert c.inf_seq == -1
+
+
+def test_rebase_sf_rcv_moves_the_pending_mappings():
+    by = 0x10000
+    st, c = _conn(csum=True)
+    c.map_delta = 5
+    assert c.add_pending_map(by + 1, 1, 10, 10, 0, True)
+    assert c.add_pending_map(by + 11, 11, 10, 10, 0, False)
+    c.rebase_sf_rcv(by)
+    assert c.map_delta == by + 5
+    assert c.m_ssn[:2] == [1, 11] and c.m_dsn[:2] == [1, 11]
+
+
+def test_rebase_rcv_moves_every_receive_side_value():
+    by = 0x10000
+    st, c = _conn(csum=True)
+    c.rcv_read = by + 3
+    c.rcv_nxt = by + 5
+    c.peer_fin = by + 9
+    c.fail_dsn = by + 4
+    c.map_delta = 2
+    assert c.add_pending_map(20, by + 5, 4, 4, 0, True)
+    c.sf.map_dsn = by + 6
+    c.sf.adv_data = by + 8
+    c.rebase_rcv(by)
+    assert (c.rcv_read, c.rcv_nxt, c.peer_fin, c.fail_dsn) == (3, 5, 9, 4)
+    assert c.map_delta == 2 - by
+    assert c.m_dsn[0] == 5 and c.m_ssn[0] == 20
+    assert c.sf.map_dsn == 6 and c.sf.adv_data == 8
+    assert c.pidsn4 == MP.limbs64((PEER_IDSN + by) & M64)
+    assert c.lidsn4 == MP.limbs64(LOCAL_IDSN)       # the send side does not move
+
+
+def test_rebase_rcv_unknown_or_stale_values():
+    by = 0x10000
+    st, c = _conn(sf=False)
+    c.rcv_read = c.rcv_nxt = by + 1
+    c.fail_dsn = by - 1                     # an MP_FAIL DSN below the base: 0
+    c.rebase_rcv(by)                        # (no subflow: nothing else to move)
+    assert c.peer_fin == -1 and c.fail_dsn == 0 and c.rcv_nxt == 1
+    st, c = _conn()
+    c.rcv_read = c.rcv_nxt = by + 1
+    c.peer_fin = 0                          # below the new base: no longer known
+    c.rebase_rcv(by)
+    assert c.peer_fin < 0
+
+
+# ---------------------------------------------------------------- pending (checksummed) mappings
+def test_add_pending_map_ignores_an_exact_repeat_only():
+    st, c = _conn(csum=True)
+    assert c.add_pending_map(1, 1, 10, 10, 0x1234, True)
+    assert c.add_pending_map(1, 1, 10, 10, 0x1234, True)
+    assert c.m_n == 1
+    assert c.add_pending_map(1, 101, 10, 10, 0, True)      # same ssn, another DSN
+    assert c.add_pending_map(1, 1, 9, 9, 0, True)          # same start, shorter
+    assert c.add_pending_map(2, 1, 10, 10, 0, True)        # same DSN, another ssn
+    assert c.m_n == 4
+    assert (c.m_ssn[0], c.m_dsn[0], c.m_len[0], c.m_dll[0], c.m_csum[0]) == (1, 1, 10, 10,
+                                                                            0x1234)
+    assert (c.m_ssn[1], c.m_dsn[1], c.m_len[1]) == (1, 101, 10)
+
+
+def test_add_pending_map_keeps_the_last_slot_for_in_order_data():
+    """Out-of-order mappings can never block the connection: the last slot is for the
+    mapping of in-order data."""
+    st, c = _conn(csum=True)
+    for i in range(MAP_SLOTS - 1):
+        assert c.add_pending_map(100 + 10 * i, 100 + 10 * i, 10, 10, 0, False)
+    assert c.m_n == MAP_SLOTS - 1
+    assert not c.add_pending_map(500, 500, 10, 10, 0, False)
+    assert c.m_n == MAP_SLOTS - 1
+    assert c.add_pending_map(1, 1, 10, 10, 0, True)
+    assert c.m_n == MAP_SLOTS
+    assert not c.add_pending_map(11, 11, 10, 10, 0, True)  # full, even in order
+    assert c.m_n == MAP_SLOTS
+    assert c.add_pending_map(1, 1, 10, 10, 0, True)        # a repeat is still fine
+
+
+# ---------------------------------------------------------------- place / deliver
+def test_place_in_order_is_readable_at_once():
+    st, c = _conn()
+    d = _data(5)
+    assert c.place(1, d, 0, 5)
+    assert c.rcv_nxt == 6 and c.rcv.len == 5
+    assert _read(c) == d
+
+
+def test_place_trims_what_is_already_delivered():
+    st, c = _conn()
+    d = _data(12)
+    assert c.place(1, d, 0, 5)
+    assert c.place(1, d, 0, 8)              # 5 bytes again, 3 new
+    assert c.rcv_nxt == 9 and c.rcv.len == 8
+    assert c.place(3, d, 2, 9)              # 6 again, 3 new (src offset follows)
+    assert c.rcv_nxt == 12 and _read(c) == d[:11]
+
+
+def test_place_all_duplicate_changes_nothing():
+    st, c = _conn()
+    d = _data(8)
+    assert c.place(1, d, 0, 8)
+    assert c.place(2, b"XXXX", 0, 4)        # all below rcv_nxt
+    assert c.rcv_nxt == 9 and _read(c) == d
+
+
+def test_place_duplicate_of_data_read_already():
+    st, c = _conn()
+    d = _data(8)
+    assert c.place(1, d, 0, 8)
+    assert _read(c, 3) == d[:3]             # rcv_read 4, 5 bytes in the ring
+    assert c.place(1, b"ZZZZZZZZZZ", 0, 10)  # DSN 1..10: 8 old, 2 new
+    assert c.rcv_nxt == 11 and _read(c) == d[3:] + b"ZZ"
+
+
+def test_place_clamps_to_the_ring_end():
+    st, c = _conn(rcv=16)
+    d = _data(30)
+    assert c.place(10, d, 9, 12)            # DSN 10..21: only 10..16 fit
+    assert c.rcv_nxt == 1 and c.rcv.len == 0
+    assert c.place(1, d, 0, 9)              # fills the hole: 16 bytes readable
+    assert c.rcv_nxt == 17 and c.rcv.len == 16
+    assert _read(c) == d[:16]
+
+
+def test_place_wholly_beyond_the_ring_is_ignored():
+    st, c = _conn(rcv=16)
+    assert c.place(17, b"abcd", 0, 4)       # not dropped for lack of a slot
+    assert c.place(30, b"abcd", 0, 4)
+    assert c.rcv_nxt == 1 and c.asm.n == 0 and _ctr(st, "TcpOFODrop") == 0
+
+
+def test_place_out_of_order_until_the_slots_run_out():
+    """Four islands fit (OOO_SLOTS); a fifth apart from them is dropped (TcpOFODrop, the
+    peer retransmits); one touching an island merges into it."""
+    st, c = _conn(rcv=64)
+    assert c.place(1, b"abc", 0, 3)         # rcv_nxt 4: islands are counted from there
+    for dsn in (6, 16, 26, 36):
+        assert c.place(dsn, b"i", 0, 1)
+    assert c.asm.n == 4 and c.rcv_nxt == 4
+    assert not c.place(46, b"j", 0, 1)
+    assert _ctr(st, "TcpOFODrop") == 1
+    assert not c.place(46, b"j", 0, 1)
+    assert _ctr(st, "TcpOFODrop") == 2
+    assert c.place(7, b"k", 0, 1)           # touches the island at DSN 6
+    assert c.asm.n == 4 and _ctr(st, "TcpOFODrop") == 2
+    assert c.place(4, b"hh", 0, 2)          # fills DSN 4..5: 4..7 readable
+    assert c.rcv_nxt == 8 and _read(c) == b"abchhik"
+
+
+def test_place_in_order_with_all_slots_used():
+    """In-order data needs no slot: it is accepted whatever the islands."""
+    st, c = _conn(rcv=64)
+    for dsn in (3, 13, 23, 33):
+        assert c.place(dsn, b"i", 0, 1)
+    assert c.place(1, b"a", 0, 1)
+    assert c.rcv_nxt == 2 and _ctr(st, "TcpOFODrop") == 0
+
+
+def test_place_with_checksums_waits_for_verification():
+    st, c = _conn(csum=True)
+    assert c.place(1, b"hello", 0, 5)
+    assert c.rcv_nxt == 1 and c.rcv.len == 0
+    assert c.deliver(1, 5)
+    assert c.rcv_nxt == 6 and _read(c) == b"hello"
+
+
+def test_deliver_trims_what_is_delivered_already():
+    st, c = _conn(csum=True)
+    d = _data(12)
+    c.place(1, d, 0, 12)
+    assert c.deliver(1, 4)
+    assert c.deliver(1, 4)                  # all old
+    assert c.rcv_nxt == 5
+    assert c.deliver(2, 4)                  # 3 old, DSN 5 new
+    assert c.rcv_nxt == 6 and c.rcv.len == 5
+    assert c.deliver(3, 6)                  # DSN 3..8: 6..8 new
+    assert c.rcv_nxt == 9 and c.rcv.len == 8
+    assert _read(c) == d[:8]
+
+
+def test_deliver_out_of_order_then_the_hole():
+    st, c = _conn(csum=True)
+    d = _data(10)
+    c.place(1, d, 0, 10)
+    assert c.deliver(5, 3)                  # DSN 5..7: waits for 1..4
+    assert c.rcv_nxt == 1 and c.rcv.len == 0 and c.asm.n == 1
+    assert c.deliver(1, 4)                  # 1..7 now
+    assert c.rcv_nxt == 8 and c.rcv.len == 7 and c.asm.n == 0
+    assert c.deliver(8, 1)
+    assert c.rcv_nxt == 9 and c.rcv.len == 8
+    assert _read(c) == d[:8]
+
+
+def test_deliver_partly_beyond_an_island():
+    st, c = _conn(csum=True)
+    c.place(1, _data(20), 0, 20)
+    assert c.deliver(5, 2)                  # island 5..6
+    assert c.deliver(1, 8)                  # 1..8 covers it
+    assert c.rcv_nxt == 9 and c.asm.n == 0
+
+
+def test_deliver_out_of_order_until_the_slots_run_out():
+    st, c = _conn(csum=True)
+    c.place(1, _data(60), 0, 60)
+    for dsn in (5, 15, 25, 35):
+        assert c.deliver(dsn, 2)
+    assert not c.deliver(45, 2)
+    assert _ctr(st, "TcpOFODrop") == 1 and c.rcv_nxt == 1
+    assert c.deliver(7, 1)                  # merges with 5..6
+    assert _ctr(st, "TcpOFODrop") == 1
+
+
+# ---------------------------------------------------------------- DATA_FIN
+def test_data_fin_consumed_when_the_data_before_it_is_delivered():
+    st, c = _conn()
+    c.peer_fin = 6                          # 5 bytes, then the DATA_FIN
+    assert c.place(1, b"abc", 0, 3)
+    assert not c.fin_rcvd and c.rcv_nxt == 4
+    assert c.place(4, b"de", 0, 2)
+    assert c.fin_rcvd and c.rcv_nxt == 7    # the DATA_FIN takes one DSN
+    assert _ctr(st, "DataFinRx") == 1
+    assert _read(c) == b"abcde" and c.eof
+
+
+def test_check_fin_counts_the_data_fin_once():
+    st, c = _conn()
+    c.peer_fin = 1                          # a DATA_FIN with no data
+    c.check_fin()
+    c.check_fin()
+    assert c.fin_rcvd and c.rcv_nxt == 2 and _ctr(st, "DataFinRx") == 1
+
+
+def test_check_fin_waits_for_its_position():
+    st, c = _conn()
+    c.check_fin()                           # unknown (-1)
+    assert not c.fin_rcvd and c.rcv_nxt == 1
+    c.peer_fin = 3
+    c.check_fin()
+    assert not c.fin_rcvd and c.rcv_nxt == 1 and _ctr(st, "DataFinRx") == 0
+
+
+# ---------------------------------------------------------------- checksums (RFC 8684 3.3)
+def _held(c, ssn, dsn, data, good=True, put=True):
+    """The peer's mapping [dsn, dsn+len) at subflow seq ssn, its data in the ring."""
+    cs = _csum(dsn, ssn, data)
+    if not good:
+        cs ^= 0x0100
+    if put:
+        assert c.place(dsn, data, 0, len(data))
+    assert c.add_pending_map(ssn, dsn, len(data), len(data), cs, True)
+
+
+def test_verify_maps_delivers_a_good_mapping_when_complete():
+    st, c = _conn(csum=True)
+    d = _data(10)
+    _held(c, 1, 1, d)
+    c.verify_maps(6, 5000)                  # the subflow has only half of it
+    assert c.m_n == 1 and c.rcv_nxt == 1
+    c.verify_maps(11, 5000)
+    assert c.m_n == 0 and c.rcv_nxt == 11 and _read(c) == d
+    assert _ctr(st, "DataCsumErr") == 0 and not c.fail_tx and c.fail_deadline == -1
+
+
+def test_verify_maps_bad_checksum_answers_mp_fail_and_keeps_the_data():
+    """As Linux on its single subflow: MP_FAIL with the mapping's DSN, the data is
+    delivered, and the answer is awaited FAIL_TIMEOUT_MS."""
+    st, c = _conn(csum=True)
+    d = _data(10)
+    _held(c, 1, 1, d[:4])
+    _held(c, 5, 5, d[4:], good=False)
+    c.verify_maps(11, 5000)
+    assert _ctr(st, "DataCsumErr") == 1
+    assert c.fail_tx and c.fail_dsn == 5 and c.fail_deadline == 5000 + FAIL_TIMEOUT_MS
+    assert c.rcv_nxt == 11 and _read(c) == d and c.m_n == 0
+
+
+def test_verify_maps_second_bad_mapping_keeps_the_first_mp_fail():
+    st, c = _conn(csum=True)
+    d = _data(10)
+    _held(c, 1, 1, d[:4], good=False)
+    c.verify_maps(5, 5000)
+    c.fail_tx = False                       # MP_FAIL sent; its answer is awaited
+    _held(c, 5, 5, d[4:], good=False)
+    c.verify_maps(11, 6000)
+    assert _ctr(st, "DataCsumErr") == 2
+    assert not c.fail_tx and c.fail_dsn == 1 and c.fail_deadline == 5000 + FAIL_TIMEOUT_MS
+
+
+def test_verify_maps_mp_fail_deadline_on_tick_zero_is_running():
+    """A deadline that falls on tick 0 (the clock wraps) is a running timer (-1 is none)."""
+    now = TMASK + 1 - FAIL_TIMEOUT_MS
+    st, c = _conn(csum=True)
+    d = _data(10)
+    _held(c, 1, 1, d[:4], good=False)
+    c.verify_maps(5, now)
+    assert c.fail_deadline == 0 and c.fail_dsn == 1
+    c.fail_tx = False
+    _held(c, 5, 5, d[4:], good=False)
+    c.verify_maps(11, now + 10)
+    assert not c.fail_tx and c.fail_dsn == 1 and c.fail_deadline == 0
+
+
+def test_verify_maps_fallen_back_counts_but_sends_no_mp_fail():
+    st, c = _conn(csum=True)
+    d = _data(6)
+    _held(c, 1, 1, d, good=False)
+    c.mptcp = False
+    c.verify_maps(7, 5000)
+    assert _ctr(st, "DataCsumErr") == 1 and not c.fail_tx and c.fail_deadline == -1
+    assert _read(c) == d
+
+
+def test_verify_maps_completes_mappings_in_any_order():
+    """The table is compacted as mappings complete; the ones left keep their fields."""
+    st, c = _conn(csum=True)
+    d = _data(30)
+    c.place(1, d, 0, 30)
+    _held(c, 1, 1, d[0:10], put=False)
+    _held(c, 21, 21, d[20:30], put=False)
+    _held(c, 11, 11, d[10:20], put=False)
+    c.verify_maps(11, 5000)                 # the first one only
+    assert c.m_n == 2 and c.rcv_nxt == 11
+    c.verify_maps(31, 5000)
+    assert c.m_n == 0 and c.rcv_nxt == 31
+    assert _ctr(st, "DataCsumErr") == 0
+    assert _read(c) == d
+
+
+def test_verify_maps_a_mapping_with_only_a_data_fin():
+    """A DATA_FIN alone is a mapping with no data bytes: nothing to sum or deliver."""
+    st, c = _conn(csum=True)
+    assert c.add_pending_map(1, 1, 0, 1, 0, True)
+    c.peer_fin = 1
+    c.verify_maps(2, 5000)
+    assert c.m_n == 0 and _ctr(st, "DataCsumErr") == 0 and c.rcv_nxt == 1
+
+
+def test_verify_maps_a_reinjected_mapping_below_the_read_position():
+    """Bytes the app has read already cannot be summed: not checked, not counted."""
+    st, c = _conn(csum=True)
+    d = _data(8)
+    _held(c, 1, 1, d)
+    c.verify_maps(9, 5000)
+    assert _read(c) == d
+    assert c.add_pending_map(9, 1, 8, 8, 0xBAD, True)     # same data, other subflow seq
+    c.verify_maps(17, 5000)
+    assert c.m_n == 0 and _ctr(st, "DataCsumErr") == 0 and c.rcv_nxt == 9
+
+
+def test_checksum_uses_the_subflow_sequence_above_64k():
+    """The pseudo-header has the 32-bit relative subflow sequence number: its high half
+    (plus what rebasing took off, roff_h) counts."""
+    st, c = _conn(csum=True)
+    d = _data(6)
+    _held(c, 0x10005, 1, d)
+    c.verify_maps(0x1000B, 5000)
+    assert _ctr(st, "DataCsumErr") == 0 and c.rcv_nxt == 7
+    st, c = _conn(csum=True)
+    c.sf.roff_h = 2                         # rebased by 2 * 2**16: wire ssn 0x20005
+    assert c.place(1, d, 0, 6)
+    assert c.add_pending_map(5, 1, 6, 6, _csum(1, 0x20005, d), True)
+    c.verify_maps(11, 5000)
+    assert _ctr(st, "DataCsumErr") == 0 and c.rcv_nxt == 7
+
+
+def test_checksum_of_a_mapping_across_the_ring_end():
+    """A mapping split by the ring's end is summed in two parts, the second at an odd
+    offset when the first part is odd."""
+    for first in (7, 8):
+        st, c = _conn(rcv=16, csum=True)
+        lead = _data(16 - first)
+        assert c.place(1, lead, 0, len(lead))
+        assert c.deliver(1, len(lead))
+        assert _read(c) == lead             # rcv_read at ring position 16 - first
+        d = _data(12, 40)
+        _held(c, 100, 1 + len(lead), d)
+        c.verify_maps(112, 5000)
+        assert _ctr(st, "DataCsumErr") == 0, first
+        assert _read(c) == d
+        _held(c, 112, 13 + len(lead), d[:4], good=False)
+        c.verify_maps(116, 5000)
+        assert _ctr(st, "DataCsumErr") == 1, first
+
+
+def test_checksum_of_a_mapping_ending_at_the_ring_end():
+    st, c = _conn(rcv=16, csum=True)
+    d = _data(16)
+    _held(c, 1, 1, d)
+    c.verify_maps(17, 5000)
+    assert _ctr(st, "DataCsumErr") == 0 and _read(c) == d
+
+
+def test_checksum_covers_the_data_level_length():
+    """dll (on the wire) is in the pseudo-header: a DATA_FIN mapping sums dll = len + 1."""
+    st, c = _conn(csum=True)
+    d = _data(5)
+    assert c.place(1, d, 0, 5)
+    assert c.add_pending_map(1, 1, 5, 6, _csum(1, 1, d, dll=6), True)
+    c.verify_maps(7, 5000)
+    assert _ctr(st, "DataCsumErr") == 0 and c.rcv_nxt == 6
+    st, c = _conn(csum=True)
+    assert c.place(1, d, 0, 5)
+    assert c.add_pending_map(1, 1, 5, 6, _csum(1, 1, d, dll=5), True)
+    c.verify_maps(7, 5000)
+    assert _ctr(st, "DataCsumErr") == 1
+
+
+# ---------------------------------------------------------------- MP_FAIL / fallback (RFC 8684 3.7)
+def test_on_mp_fail_from_the_peer_is_echoed_with_an_infinite_mapping():
+    st, c = _conn()
+    c.rcv_nxt = 42
+    c.on_mp_fail()
+    assert c.fail_tx and c.fail_dsn == 42 and c.infinite_tx
+
+
+def test_on_mp_fail_answering_ours_stops_the_timer_only():
+    for dl in (0, 5000):                    # tick 0 is a running deadline too
+        st, c = _conn()
+        c.fail_deadline = dl
+        c.on_mp_fail()
+        assert c.fail_deadline == -1 and not c.fail_tx and not c.infinite_tx
+
+
+def test_on_mp_fail_after_fallback_is_ignored():
+    st, c = _conn()
+    c.mptcp = False
+    c.on_mp_fail()
+    assert not c.fail_tx and not c.infinite_tx
+
+
+def test_fall_back_ends_the_mp_fail_exchange():
+    st, c = _conn()
+    c.fail_tx = True
+    c.infinite_tx = True
+    c.fail_deadline = 9000
+    c.fall_back(17, 1)
+    assert not c.mptcp and c.map_delta == 17
+    assert not c.fail_tx and not c.infinite_tx and c.fail_deadline == -1
+
+
+def test_fall_back_delivers_the_in_order_part_of_pending_mappings():
+    """Checksummed mappings the subflow already has in order are delivered (as far as it
+    has them); the table is dropped and checksums end."""
+    st, c = _conn(csum=True)
+    d = _data(20)
+    c.place(1, d, 0, 20)
+    assert c.add_pending_map(1, 1, 10, 10, 0, True)
+    assert c.add_pending_map(11, 11, 10, 10, 0, False)
+    c.fall_back(0, 7)                       # the subflow has 1..6
+    assert c.rcv_nxt == 7 and c.rcv.len == 6
+    assert c.m_n == 0 and not c.csum
+    assert _read(c) == d[:6]
+
+
+def test_fall_back_delivers_a_mapping_the_subflow_has_whole():
+    st, c = _conn(csum=True)
+    d = _data(20)
+    c.place(1, d, 0, 20)
+    assert c.add_pending_map(1, 1, 10, 10, 0, True)
+    assert c.add_pending_map(11, 11, 10, 10, 0, False)
+    c.fall_back(0, 15)
+    assert c.rcv_nxt == 15 and _read(c) == d[:14]
+
+
+def test_fall_back_releases_what_only_the_subflow_acked():
+    st, c = _conn(snd=16)
+    c.write(_data(10))
+    c.sf.snd_una = 9
+    c.release(9)                            # MPTCP: the DATA_ACK (1) holds the data
+    assert c.snd_base == 1
+    c.fall_back(0, 1)
+    assert c.snd_base == 9 and c.snd.len == 2
+
+
+def test_fall_back_without_subflow():
+    st, c = _conn(sf=False)
+    c.fall_back(3, 1)
+    assert not c.mptcp and c.map_delta == 3
