@@ -93,9 +93,9 @@ def _nonzero(delta):
 def test_device_detects_corruption_like_the_kernel(lab):
     """The kernel sends, the receiver sees the bad checksum. Differential: the same run
     with the kernel reference device (mplab-ref) as the receiver first, then the device.
-    Both must detect it and exchange MP_FAIL the same way; the device must fall back to
-    TCP and receive every byte (the altered one included, so the SHA-256 differs from the
-    sender's), whether or not the kernel reference gets that far."""
+    Both must detect it and exchange MP_FAIL the same way; the device must then fall back
+    to TCP and receive every byte the kernel goes on sending (the altered one included, so
+    the SHA-256 differs from the sender's); see below for the kernel's own stall."""
     _prepare(lab)
     lab.sysctl("net.mptcp.checksum_enabled", 1, ns="mplab-ref")
     # 1. the kernel reference as the receiver
@@ -150,16 +150,21 @@ def test_device_detects_corruption_like_the_kernel(lab):
                  ker_ref_err or ker_ref_res, _nonzero(rcv_ref), _nonzero(ker_ref),
                  "completed" if dev_done else "stalled", rc, res.get("bytes"),
                  res.get("error"), ker_err or ker_res, after))
-    # The device must complete, every byte, the altered one included (the SHA-256 differs
-    # from the sender's), as plain TCP after the fallback. The kernel as the receiver
-    # (reference) stalls here (6.18: the kernel sender's infinite mapping never reaches it,
-    # InfiniteMapRx stays 0, and it drops the data that follows); the device follows the
-    # sender's fallback from the data itself (in-order data outside every mapping, as
-    # RFC 8684 3.7 allows), so it is held to completion whatever the reference does.
-    assert dev_done, "the device did not complete: " + report
-    assert res["sha256"] != ker_res["sha256"]             # the altered byte was delivered
-    assert res["mptcp"] is False, res
-    assert after > 0, report                              # the kernel did go on sending
+    # What follows depends on the kernel as the sender (6.18 here), which varies from run
+    # to run: sometimes it goes on after its MP_FAIL (the device must then complete: every
+    # byte, the altered one included, so the SHA-256 differs from the sender's, as plain
+    # TCP; it follows the fallback from the data itself, RFC 8684 3.7), sometimes it sends
+    # no data at all after its MP_FAIL, as it does towards the kernel reference (whose
+    # InfiniteMapRx stays 0). Then nobody can complete: the capture must prove the kernel
+    # sent nothing, and the device must have waited for it (its receive timeout), neither
+    # reset nor crashed.
+    if after > 0:
+        assert dev_done, "the kernel went on sending, the device did not complete: " + report
+        assert res["sha256"] != ker_res["sha256"]         # the altered byte was delivered
+        assert res["mptcp"] is False, res
+    else:
+        assert rc != 0 and "timed out" in str(res.get("error")), report
+        assert 0 < res["bytes"] < SIZE and not dev_done, report
     if ref_done:
         assert ref_res["sha256"] != ker_ref_res["sha256"]
         assert kernel_counter(rcv_ref, "MPTcpExtInfiniteMapRx") == 1, _nonzero(rcv_ref)
