@@ -87,6 +87,21 @@ def test_new_connection_without_subflow_is_closed_and_refuses_writes():
     c.abort()                       # no subflow: nothing to abort, no error
     c.close()
     assert c.fin_queued and c.app_closed and c.error is None
+    assert c.subflows == []
+
+
+def test_new_connection_has_no_keys_and_zero_idsns():
+    """Until the handshake gives keys: none, and the IDSN bases (also as 16-bit limbs,
+    the form the data path uses) are 0."""
+    st = Stack(seed=1)
+    c = Connection(st, 32, 48, True, False)
+    assert c.local_key is None and c.peer_key is None and c.token == 0
+    assert c.local_idsn == 0 and c.lidsn4 == MP.limbs64(0)
+    assert c.peer_idsn == 0 and c.pidsn4 == MP.limbs64(0)
+    c.set_local_idsn(LOCAL_IDSN)
+    c.set_peer_idsn(PEER_IDSN)
+    assert c.local_idsn == LOCAL_IDSN and c.lidsn4 == [0xFEDC, 0xBA98, 0x7654, 0x3210]
+    assert c.peer_idsn == PEER_IDSN and c.pidsn4 == [0x0123, 0x4567, 0x89AB, 0xCDEF]
 
 
 def test_state_and_closed_follow_the_subflow():
@@ -140,6 +155,14 @@ def test_close_with_unread_data_aborts_the_subflow():
     assert c.place(1, b"xyz", 0, 3)
     c.close()
     assert c.sf.aborts == 1 and c.fin_queued and c.app_closed
+
+
+def test_close_with_one_byte_unread_aborts():
+    st, c = _conn()
+    assert c.place(1, b"xy", 0, 2)
+    assert _read(c, 1) == b"x"
+    c.close()
+    assert c.sf.aborts == 1
 
 
 def test_close_with_everything_read_does_not_abort():
@@ -286,6 +309,10 @@ def test_rebase_rcv_unknown_or_stale_values():
     c.fail_dsn = by - 1                     # an MP_FAIL DSN below the base: 0
     c.rebase_rcv(by)                        # (no subflow: nothing else to move)
     assert c.peer_fin == -1 and c.fail_dsn == 0 and c.rcv_nxt == 1
+    st, c = _conn(sf=False)
+    c.fail_dsn = by + 1
+    c.rebase_rcv(by)
+    assert c.fail_dsn == 1
     st, c = _conn()
     c.rcv_read = c.rcv_nxt = by + 1
     c.peer_fin = 0                          # below the new base: no longer known
@@ -309,10 +336,11 @@ def test_add_pending_map_ignores_an_exact_repeat_only():
 
 
 def test_add_pending_map_keeps_the_last_slot_for_in_order_data():
-    """Out-of-order mappings can never block the connection: the last slot is for the
-    mapping of in-order data."""
+    """Eight mappings are held (MAP_SLOTS); out-of-order ones can never block the
+    connection: the last slot is for the mapping of in-order data."""
+    assert MAP_SLOTS == 8
     st, c = _conn(csum=True)
-    for i in range(MAP_SLOTS - 1):
+    for i in range(7):
         assert c.add_pending_map(100 + 10 * i, 100 + 10 * i, 10, 10, 0, False)
     assert c.m_n == MAP_SLOTS - 1
     assert not c.add_pending_map(500, 500, 10, 10, 0, False)
@@ -375,6 +403,24 @@ def test_place_wholly_beyond_the_ring_is_ignored():
     assert c.place(17, b"abcd", 0, 4)       # not dropped for lack of a slot
     assert c.place(30, b"abcd", 0, 4)
     assert c.rcv_nxt == 1 and c.asm.n == 0 and _ctr(st, "TcpOFODrop") == 0
+
+
+def test_place_keeps_the_byte_that_fits_at_the_ring_end():
+    st, c = _conn(rcv=16)
+    d = _data(16)
+    assert c.place(16, b"XY", 0, 2)         # one byte fits: DSN 16; 17 is cut
+    assert c.asm.n == 1
+    assert c.place(1, d, 0, 15)
+    assert c.rcv_nxt == 17 and _read(c) == d[:15] + b"X"
+
+
+def test_place_at_the_ring_end_with_every_slot_used():
+    """Data wholly beyond the ring is cut, not counted as an out-of-order drop."""
+    st, c = _conn(rcv=16)
+    for dsn in (3, 6, 9, 12):
+        assert c.place(dsn, b"i", 0, 1)
+    assert c.place(17, b"abc", 0, 3)
+    assert _ctr(st, "TcpOFODrop") == 0 and c.asm.n == 4
 
 
 def test_place_out_of_order_until_the_slots_run_out():
@@ -504,6 +550,8 @@ def test_verify_maps_delivers_a_good_mapping_when_complete():
     _held(c, 1, 1, d)
     c.verify_maps(6, 5000)                  # the subflow has only half of it
     assert c.m_n == 1 and c.rcv_nxt == 1
+    c.verify_maps(10, 5000)                 # all but its last byte
+    assert c.m_n == 1 and c.rcv_nxt == 1
     c.verify_maps(11, 5000)
     assert c.m_n == 0 and c.rcv_nxt == 11 and _read(c) == d
     assert _ctr(st, "DataCsumErr") == 0 and not c.fail_tx and c.fail_deadline == -1
@@ -520,6 +568,26 @@ def test_verify_maps_bad_checksum_answers_mp_fail_and_keeps_the_data():
     assert _ctr(st, "DataCsumErr") == 1
     assert c.fail_tx and c.fail_dsn == 5 and c.fail_deadline == 5000 + FAIL_TIMEOUT_MS
     assert c.rcv_nxt == 11 and _read(c) == d and c.m_n == 0
+
+
+def test_verify_maps_one_byte_mapping_is_checked():
+    st, c = _conn(csum=True)
+    _held(c, 1, 1, b"z", good=False)
+    c.verify_maps(2, 5000)
+    assert _ctr(st, "DataCsumErr") == 1 and c.fail_tx and c.fail_dsn == 1
+    assert _read(c) == b"z"
+
+
+def test_verify_maps_mapping_longer_than_the_ring_is_bad():
+    """A mapping that cannot be held in the ring whole cannot be summed: it counts as a
+    checksum failure even if its sum is right (here its last 4 bytes repeat its first 4,
+    so a sum that wrapped around the ring would come out right)."""
+    st, c = _conn(rcv=16, csum=True)
+    d = b"wxyz" + _data(12) + b"wxyz"
+    assert c.place(1, d, 0, 20)             # 16 bytes stored
+    assert c.add_pending_map(1, 1, 20, 20, _csum(1, 1, d), True)
+    c.verify_maps(21, 5000)
+    assert _ctr(st, "DataCsumErr") == 1 and c.fail_tx and c.fail_dsn == 1
 
 
 def test_verify_maps_second_bad_mapping_keeps_the_first_mp_fail():
@@ -708,6 +776,29 @@ def test_fall_back_delivers_a_mapping_the_subflow_has_whole():
     assert c.add_pending_map(11, 11, 10, 10, 0, False)
     c.fall_back(0, 15)
     assert c.rcv_nxt == 15 and _read(c) == d[:14]
+
+
+def test_fall_back_delivers_no_more_than_a_mapping_covers():
+    """The peer's next mapping jumps ahead at the data level (DSN 31 after 10): the
+    subflow bytes past the first mapping belong to the second, not to DSN 11..14."""
+    st, c = _conn(csum=True)
+    d = _data(40)
+    c.place(1, d, 0, 10)
+    c.place(31, d, 30, 10)
+    assert c.add_pending_map(1, 1, 10, 10, 0, True)
+    assert c.add_pending_map(11, 31, 10, 10, 0, False)
+    c.fall_back(20, 15)                     # subflow has ssn 1..14
+    assert c.rcv_nxt == 11 and _read(c) == d[:10]
+    assert c.asm.n == 1                     # DSN 31..34 waits for 11..30
+
+
+def test_fall_back_delivers_a_single_byte():
+    st, c = _conn(csum=True)
+    d = _data(10)
+    c.place(1, d, 0, 10)
+    assert c.add_pending_map(1, 1, 10, 10, 0, True)
+    c.fall_back(0, 2)
+    assert c.rcv_nxt == 2 and _read(c) == d[:1]
 
 
 def test_fall_back_releases_what_only_the_subflow_acked():

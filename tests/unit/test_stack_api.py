@@ -116,6 +116,21 @@ def test_passive_connection_key_from_the_prng():
     assert c.token == int.from_bytes(_sha(t.dev_key)[:4], "big")
 
 
+# ---------------------------------------------------------------- defaults
+def test_defaults():
+    """Stack(): 32 KiB rings each way, two connections, MSS 1460, nothing due."""
+    st = Stack(seed=1)
+    assert st.next_deadline() == -1
+    st.add_netif(IFX, DEV_ADDR)
+    c = st.connect(T0, PEER_ADDR, 80)
+    assert c.snd.size == 32768 and c.rcv.size == 32768
+    assert c.subflows == [c.sf]
+    assert st.connect(T0, PEER_ADDR, 80) is not None
+    assert st.connect(T0, PEER_ADDR, 80) is None
+    p = _raw_out(st, T0)
+    assert p[8] == SYN and p[10][:4] == bytes([2, 4, 0x05, 0xB4])     # MSS 1460
+
+
 # ---------------------------------------------------------------- interfaces, connect, ports
 def test_connect_default_ifindex_is_the_first_interface():
     st = Stack(seed=1, max_conns=3)
@@ -131,6 +146,25 @@ def test_connect_default_ifindex_is_the_first_interface():
     assert p[0] == IFX and p[1] == DEV_ADDR
     c = st.connect(T0, PEER_ADDR, 80, ifindex=9)      # unknown: the first address
     assert c.sf.ifindex == 9 and c.sf.laddr == OTHER_ADDR
+
+
+def test_connect_reaps_a_closed_connection_for_its_slot():
+    t = Peer(max_conns=1)
+    c = establish_passive(t)
+    send(t, 1, 1, RST)
+    assert c.state == "CLOSED" and len(t.st.conns) == 1     # not reaped yet
+    c2 = t.st.connect(t.now, PEER_ADDR, 80)
+    assert c2 is not None and t.st.conns == [c2]
+
+
+def test_passive_open_reaps_a_closed_connection_for_its_slot():
+    t = Peer(max_conns=1)
+    c = establish_passive(t)
+    send(t, 1, 1, RST)
+    t.peer_port = 40001
+    send(t, 0, None, SYN, mss=1460)
+    assert t.ctr("ListenOverflows") == 0 and t.ctr("TcpPassiveOpens") == 2
+    assert len(t.st.conns) == 1 and t.st.conns[0].sf.rport == 40001
 
 
 def test_connect_needs_an_interface_and_a_free_slot():
@@ -195,6 +229,41 @@ def test_listen_again_changes_the_listener():
     assert s.opts["mpc"].flags == MP.CAP_H | MP.CAP_A
     c = t.st.conns[0]
     assert c.mptcp and c.csum and c.want_csum
+
+
+def test_mp_capable_syn_is_found_after_other_options():
+    """The subtype is read from the option itself, whatever precedes it (here an MSS
+    whose high byte is 0x20)."""
+    t = Peer()
+    t.st.listen(DEV_PORT, mptcp=True)
+    send(t, 0, None, SYN, mss=8192, mpc=Mpc(MP.CAP_H))
+    s = recv(t)
+    assert s.flags == SYN | ACK and "mpc" in s.opts
+    assert t.st.conns[0].mptcp and t.ctr("MPCapableSYNRX") == 1
+
+
+def test_mp_capable_syn_with_a_key_is_not_accepted():
+    """RFC 8684 3.1: MP_CAPABLE in a SYN is 4 bytes (v1 sends no key there); a 12-byte
+    one is not a v1 SYN option: plain TCP, as Linux."""
+    t = Peer()
+    t.st.listen(DEV_PORT, mptcp=True)
+    send(t, 0, None, SYN, mss=1460,
+         raw_opts=[30, 12, 0x01, MP.CAP_H, 1, 2, 3, 4, 5, 6, 7, 8])
+    expect(t, 0, 1, SYN | ACK, window=8192, mss=1460)
+    assert not t.st.conns[0].mptcp and t.ctr("MPCapableSYNRX") == 0
+
+
+def test_other_4_byte_mptcp_option_in_a_syn_is_not_mp_capable():
+    """Only MP_CAPABLE opens MPTCP: a SYN with a 4-byte DSS (and no MP_CAPABLE) gets a
+    plain SYN/ACK, also after an MP_CAPABLE SYN was parsed."""
+    t = Peer()
+    passive_open(t, mptcp=True)
+    assert t.st.conns[0].mptcp
+    t.peer_port = 40001
+    send(t, 0, None, SYN, mss=1460, raw_opts=[30, 4, 0x20, 0])
+    s = recv(t)
+    assert s.flags == SYN | ACK and s.opts == {"mss": 1460}
+    assert not t.st.conns[1].mptcp and t.ctr("MPCapableSYNRX") == 1
 
 
 def test_second_listener_on_another_port():
@@ -474,6 +543,29 @@ def test_challenge_acks_are_limited_per_second():
     assert _ctrs(t, "ChallengeAcks", "ChallengeAcksLimited") == (11, 2)
 
 
+def test_challenge_ack_window_at_tick_zero():
+    """Tick 0 is a time like any other: a window that starts there limits too."""
+    t = Peer(now=0)
+    establish_passive(t)
+    for i in range(11):
+        send(t, 1, 1, SYN)
+    assert _ctrs(t, "ChallengeAcks", "ChallengeAcksLimited") == (10, 1)
+
+
+def test_challenge_ack_first_window_starts_at_the_first_challenge():
+    t = Peer(now=100)
+    establish_passive(t)
+    at(t, 500)
+    for i in range(10):
+        send(t, 1, 1, SYN)
+    at(t, 1100)
+    send(t, 1, 1, SYN)                      # 600 ms into the window
+    assert _ctrs(t, "ChallengeAcks", "ChallengeAcksLimited") == (10, 1)
+    at(t, 1500)
+    send(t, 1, 1, SYN)
+    assert _ctrs(t, "ChallengeAcks", "ChallengeAcksLimited") == (11, 1)
+
+
 def test_challenge_ack_window_starts_at_the_first_one():
     t = Peer()
     establish_passive(t)
@@ -557,6 +649,33 @@ def test_next_deadline_is_the_earliest_connection_timer():
     assert st.next_deadline() == T0 + 400
     assert _raw_out(st, T0 + 400)[8] == ACK
     assert st.next_deadline() == T0 + 1300              # c0 has no timer left
+
+
+def test_next_deadline_now_is_the_last_output_time():
+    """What is due at once is due at the latest `now` given to output (or input)."""
+    t = Peer()
+    establish_passive(t)
+    at(t, T0 + 100)
+    send(t, 1, 1, SYN)                      # a challenge ACK to send
+    send(t, 1, 0x1234, ACK, abs_seq=True, sport=40077)     # and a RST (no socket)
+    expect_deadline(t, T0 + 100)
+    at(t, T0 + 300)
+    p = _raw_out(t.st, t.now)
+    assert p[8] == RST and p[5] == 40077
+    expect_deadline(t, T0 + 300)            # the ACK, due since T0 + 100
+    expect(t, 1, 1, ACK, window=8192)
+
+
+def test_input_reuses_its_view_of_the_runtime_buffer():
+    """The runtime gives every packet in one buffer: one memoryview of it, made once."""
+    t = Peer()
+    establish_passive(t)
+    mv = t.st._in_mv
+    assert mv is not None
+    send(t, 1, 1, ACK | PSH, payload=b"ab")
+    send(t, 3, 1, ACK | PSH, payload=b"cd")
+    assert t.st._in_mv is mv
+    assert t.conn.rcv.len == 4
 
 
 def test_pending_rst_is_due_now():
