@@ -13,15 +13,21 @@ out-of-order data beyond the readable bytes without making it readable;
 import sys
 
 
-def _copy_slices(dst, doff, src, soff, n):
-    """copy() by slice assignment (CPython; MicroPython without native code)."""
+def _fit(dst, doff, src, soff, n):
+    """How many of n bytes can go from src[soff:] to dst[doff:] (0 for bad offsets)."""
     if n <= 0 or doff < 0 or soff < 0:
         return 0
     if doff + n > len(dst):
         n = len(dst) - doff
     if soff + n > len(src):
         n = len(src) - soff
-    if n <= 0:
+    return n if n > 0 else 0
+
+
+def _copy_slices(dst, doff, src, soff, n):
+    """copy() by slice assignment (CPython)."""
+    n = _fit(dst, doff, src, soff, n)
+    if n == 0:
         return 0
     if soff == 0 and n == len(src):
         dst[doff:doff + n] = src
@@ -33,14 +39,7 @@ def _copy_slices(dst, doff, src, soff, n):
 def _copy_bytes(dst, doff, src, soff, n):
     """copy() one byte at a time: MicroPython without native code (e.g. the WebAssembly
     port), where a memoryview slice would allocate on every packet. Slow, allocation-free."""
-    if n <= 0 or doff < 0 or soff < 0:
-        return 0
-    if doff + n > len(dst):
-        n = len(dst) - doff
-    if soff + n > len(src):
-        n = len(src) - soff
-    if n <= 0:
-        return 0
+    n = _fit(dst, doff, src, soff, n)
     k = soff - doff
     for i in range(doff, doff + n):
         dst[i] = src[i + k]

@@ -239,7 +239,8 @@ class Subflow:
         self.rcv_wscale = s
 
     def _ts_at(self, now):
-        """Advance our TS clock (32-bit, in 16-bit halves) to tick `now`."""
+        """Advance our TS clock (32 bits, in 16-bit halves) to tick `now`: it keeps counting
+        when `now` wraps (the peer's PAWS needs it monotonic)."""
         d = (now - self.ts_now) & TMASK
         x = self.ts_l + (d & 0xFFFF)      # (ts_l + d could pass the small-int range)
         self.ts_now = now
@@ -575,18 +576,25 @@ class Subflow:
                     self._check_infinite(buf, mo)
                 return
 
+    def _peer_ssn(self, mo):
+        """The relative subflow sequence number of the mapping in `mo` (a parsed DSS)."""
+        return T.rel32(mo.ssn_h, mo.ssn_l, self.roff_h, 0, self.rcv_nxt)
+
+    def _peer_dsn(self, buf, mo):
+        """The relative DSN of the mapping in `mo`: 8-byte from the packet, 4-byte from its
+        halves, both against the peer's IDSN base (small ints only)."""
+        c = self.conn
+        if mo.dsn8:
+            return MP.get_rel64(buf, mo.dsn_off, c.pidsn4)
+        return T.rel32(mo.dsn_h, mo.dsn_l, c.pidsn4[2], c.pidsn4[3], c.rcv_nxt)
+
     def _check_infinite(self, buf, mo):
-        """Fall back if `mo` (a parsed DSS) is an infinite mapping."""
+        """Fall back if `mo` (a parsed DSS) is an infinite mapping (RFC 8684 3.7)."""
         c = self.conn
         if not c.mptcp or not (mo.dss_flags & MP.DSS_MAP) or mo.dll != 0:
             return
-        m_ssn = T.rel32(mo.ssn_h, mo.ssn_l, self.roff_h, 0, self.rcv_nxt)
-        if mo.dsn8:
-            m_dsn = MP.get_rel64(buf, mo.dsn_off, c.pidsn4)
-        else:
-            m_dsn = T.rel32(mo.dsn_h, mo.dsn_l, c.pidsn4[2], c.pidsn4[3], c.rcv_nxt)
         self.ctr[C.InfiniteMapRx] += 1
-        c.fall_back(m_dsn - m_ssn, self.rcv_nxt)
+        c.fall_back(self._peer_dsn(buf, mo) - self._peer_ssn(mo), self.rcv_nxt)
 
     def _rst_opts(self, buf, seg):
         mo = self.stack.mo2
@@ -846,11 +854,8 @@ class Subflow:
                 if not c.confirmed and not self.client:
                     c.confirmed = True
             elif have_dss and (mo.dss_flags & MP.DSS_MAP):
-                m_ssn = T.rel32(mo.ssn_h, mo.ssn_l, self.roff_h, 0, self.rcv_nxt)
-                if mo.dsn8:
-                    m_dsn = MP.get_rel64(buf, mo.dsn_off, c.pidsn4)
-                else:
-                    m_dsn = T.rel32(mo.dsn_h, mo.dsn_l, c.pidsn4[2], c.pidsn4[3], c.rcv_nxt)
+                m_ssn = self._peer_ssn(mo)
+                m_dsn = self._peer_dsn(buf, mo)
                 m_dll = mo.dll
                 m_len = mo.dll
                 m_csum = mo.csum if mo.csum is not None else 0
@@ -858,9 +863,7 @@ class Subflow:
                     fin = True
                     m_len -= 1
                 if m_dll == 0:
-                    # infinite mapping: fall back to plain TCP (RFC 8684 3.7)
-                    ctr[C.InfiniteMapRx] += 1
-                    c.fall_back(m_dsn - m_ssn, self.rcv_nxt)
+                    self._check_infinite(buf, mo)
             else:
                 have_dss = False
             if c.mptcp:
@@ -964,10 +967,7 @@ class Subflow:
         c = self.conn
         if not (mo.dss_flags & MP.DSS_MAP) or mo.dll != 1:
             return
-        if mo.dsn8:
-            d = MP.get_rel64(buf, mo.dsn_off, c.pidsn4)
-        else:
-            d = T.rel32(mo.dsn_h, mo.dsn_l, c.pidsn4[2], c.pidsn4[3], c.rcv_nxt)
+        d = self._peer_dsn(buf, mo)
         if c.peer_fin < 0 and d >= c.rcv_nxt - 1:
             c.peer_fin = d
         c.check_fin()
@@ -1215,13 +1215,7 @@ class Subflow:
         psum = -1
         if self.ts_ok:
             o += T.put_nops(buf, o, 2)
-            # our TS clock: 32 bits in halves, advanced by tick differences, so it keeps
-            # counting when `now` wraps (the peer's PAWS needs it monotonic)
-            d = (now - self.ts_now) & TMASK
-            x = self.ts_l + (d & 0xFFFF)
-            self.ts_now = now
-            self.ts_l = x & 0xFFFF
-            self.ts_h = (self.ts_h + (d >> 16) + (x >> 16)) & 0xFFFF
+            self._ts_at(now)
             o += T.put_ts_hh(buf, o, self.ts_h, self.ts_l, self.tsr_h, self.tsr_l)
         # the segment that carried our infinite mapping is resent with it (it may have been
         # lost: the peer falls back only when it sees it), even though we fell back

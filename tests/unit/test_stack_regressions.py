@@ -287,18 +287,24 @@ def test_bug_L_third_ack_without_mp_capable_csum():
 
 
 # ---------------------------------------------------------------- M (fuzzer, issue 7)
-def _bug_m(csum):
-    a, b, link, now, ca, cb = conn_pair(True, csum, 8192, 8192, 23)
+def _strip_first_data_ack(link, a, cb):
+    """The first pure ACK of a's data loses its MPTCP options on the way: a (the client, no
+    DATA_ACK yet) falls back (RFC 8684 3.7) while b has already taken mapped data from a.
+    Returns the state dict; state["done"] once it happened."""
     state = {"done": False}
 
-    def strip_first_data_ack(pkt, dst):
-        # the first ACK of a's data loses its DSS on the way: a (the client, no DATA_ACK
-        # yet) falls back (RFC 8684 3.7); b has already taken mapped data from a
+    def strip(pkt, dst):
         if dst is a and not state["done"] and is_pure_ack(pkt) and cb.sf.rcv_nxt > 1:
             state["done"] = True
             return strip_mptcp(pkt)
         return pkt
-    link.fwd = strip_first_data_ack
+    link.fwd = strip
+    return state
+
+
+def _bug_m(csum):
+    a, b, link, now, ca, cb = conn_pair(True, csum, 8192, 8192, 23)
+    state = _strip_first_data_ack(link, a, cb)
     pa = App(link, ca, 12000, 18)
     pb = App(link, cb, 2000, 17)
     pb.cap = 0              # b sends nothing (no DATA_ACK on data, no DATA_FIN) until then
@@ -328,14 +334,7 @@ def test_bug_O_fallback_releases_data_acked_only_by_the_subflow():
     ring must be released up to SND.UNA, not wait for ever for a DATA_ACK that cannot
     come."""
     a, b, link, now, ca, cb = conn_pair(True, False, 4096, 4096, 25)
-    state = {"done": False}
-
-    def strip_first_data_ack(pkt, dst):
-        if dst is a and not state["done"] and is_pure_ack(pkt) and cb.sf.rcv_nxt > 1:
-            state["done"] = True
-            return strip_mptcp(pkt)
-        return pkt
-    link.fwd = strip_first_data_ack
+    state = _strip_first_data_ack(link, a, cb)
     pa = App(link, ca, 4000, 20)
     pb = App(link, cb, 12000, 19)
     pb.cap = 0
