@@ -171,3 +171,9 @@ def test_mutation_fuzz_never_raises():
             ok += 1
             assert 20 <= s.hlen <= end and s.data_off + s.data_len == end
     assert ok > 300
+
+
+def test_write_header_clears_checksum_and_urgent_pointer():
+    b = bytearray(b"\xff" * 20)
+    tw.write_header(b, 0, 1, 2, 3, 4, tw.ACK, 5, 0)
+    assert bytes(b[16:20]) == b"\0\0\0\0"

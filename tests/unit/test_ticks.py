@@ -31,3 +31,15 @@ def test_earlier():
     assert ticks.earlier(-1, -1) == -1
     assert ticks.earlier(7, 5) == 5
     assert ticks.earlier(3, ticks.MASK) == ticks.MASK    # MASK comes before 3 (wrapped)
+
+
+def test_boundaries_exactly():
+    """The edges of each branch (found by make mutants): no value leaves [0, PERIOD)."""
+    assert ticks.add(ticks.MASK - 5, 5) == ticks.MASK       # t + ms == MASK: no wrap yet
+    assert ticks.add(ticks.MASK - 5, 6) == 0
+    assert ticks.add(5, -5) == 0                            # t + ms == 0: no wrap
+    assert ticks.add(5, -6) == ticks.MASK
+    assert ticks.diff(0, ticks.HALF) == -ticks.HALF         # -HALF is in range
+    assert ticks.earlier(5, 0) == 0                         # tick 0 is a real deadline
+    assert ticks.earlier(0, 5) == 0
+    assert ticks.earlier(ticks.HALF, 0) == ticks.HALF       # as diff(HALF, 0) == -HALF
