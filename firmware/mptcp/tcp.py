@@ -1259,7 +1259,6 @@ class Subflow:
                 if dss & MP.DSS_MAP:
                     if dss & MP.DSS_FIN:
                         drel = c.data_end()
-                        ssn = 0
                         dll = 1
                     else:
                         drel = seq
