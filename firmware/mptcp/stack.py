@@ -61,7 +61,7 @@ class Stack:
         self.counters = Counters()
         self.ctr = self.counters.v
         self.prng = _Prng(seed) if seed is not None else None
-        self.netifs = []            # [ifindex, addr4]
+        self.netifs = []            # [ifindex, addr4, up]
         self.conns = []
         self.listeners = []         # [port, mptcp, csum]
         self.accept_q = []
@@ -111,8 +111,16 @@ class Stack:
         for nf in self.netifs:
             if nf[0] == ifindex:
                 nf[1] = bytes(addr4)
+                nf[2] = True
                 return
-        self.netifs.append([ifindex, bytes(addr4)])
+        self.netifs.append([ifindex, bytes(addr4), True])
+
+    def netif_down(self, ifindex):
+        """A link says it went down (PPP lost carrier, Wi-Fi disassociated): its subflows
+        are failed at once, without waiting for an RTO. `add_netif` brings it back."""
+        for nf in self.netifs:
+            if nf[0] == ifindex:
+                nf[2] = False
 
     def _addr_of(self, ifindex):
         for nf in self.netifs:

@@ -59,6 +59,8 @@ class Loop:
         """A link came up or went down (e.g. PPP's IPCP opened): the stack learns its address."""
         if name == "up":
             self.stack.add_netif(nif.ifindex, nif.addr)
+        elif name == "down":
+            self.stack.netif_down(nif.ifindex)
         if self.on_link_event is not None:
             self.on_link_event(name, nif)
 

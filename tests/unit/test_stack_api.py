@@ -179,7 +179,7 @@ def test_connect_needs_an_interface_and_a_free_slot():
 def test_add_netif_again_replaces_the_address():
     t = Peer()
     t.st.add_netif(IFX, OTHER_ADDR)
-    assert t.st.netifs == [[IFX, OTHER_ADDR]]
+    assert t.st.netifs == [[IFX, OTHER_ADDR, True]]
     t.st.listen(DEV_PORT)
     send(t, 0, None, SYN, mss=1460)              # to DEV_ADDR: not ours any more
     assert t.ctr("IpInAddrErrors") == 1 and t.ctr("TcpInSegs") == 0
