@@ -185,7 +185,7 @@ def test_add_netif_again_replaces_the_address():
     assert t.ctr("IpInAddrErrors") == 1 and t.ctr("TcpInSegs") == 0
     t.st.add_netif(IFX, DEV_ADDR)
     t.st.add_netif(7, OTHER_ADDR)
-    assert t.st.netifs == [[IFX, DEV_ADDR], [7, OTHER_ADDR]]
+    assert t.st.netifs == [[IFX, DEV_ADDR, True], [7, OTHER_ADDR, True]]
     send(t, 0, None, SYN, mss=1460)
     expect(t, 0, 1, SYN | ACK, window=8192, mss=1460)
 
