@@ -102,26 +102,56 @@ class NewReno:
 
 class Scoreboard:
     """Ends (relative seq) of the segments in flight, oldest first, in a ring,
-    with a SACKed flag each. A segment starts where the previous one ended
+    with a SACKed flag each and the segment's mapping: DSN - seq (relative DSN of
+    its bytes minus their relative subflow seq), so that a retransmission carries
+    the original data and mapping. A segment starts where the previous one ended
     (the first at snd_una)."""
 
     def __init__(self, slots):
         self.cap = slots
         self.end = [0] * slots
+        self.delta = [0] * slots
         self.sacked = bytearray(slots)
         self.head = 0
         self.n = 0
 
     def rebase(self, by):
-        """The sequence space dropped by `by` (Subflow._rebase_snd)."""
+        """The subflow's sequence space dropped by `by` (Subflow._rebase_snd)."""
         for i in range(self.cap):
             self.end[i] -= by
+            self.delta[i] += by
 
-    def push(self, end):
+    def rebase_dsn(self, by):
+        """The connection's data sequence space dropped by `by` (Connection.rebase_snd)."""
+        for i in range(self.cap):
+            self.delta[i] -= by
+
+    def push(self, end, delta=0):
         i = (self.head + self.n) % self.cap
         self.end[i] = end
+        self.delta[i] = delta
         self.sacked[i] = 0
         self.n += 1
+
+    def max_dsn_end(self):
+        """Highest relative DSN + 1 of the data in flight (-1 if none)."""
+        cap = self.cap
+        hi = -1
+        for i in range(self.n):
+            j = (self.head + i) % cap
+            e = self.end[j] + self.delta[j]
+            if e > hi:
+                hi = e
+        return hi
+
+    def delta_at(self, seq, dflt):
+        """DSN - seq of the segment holding seq (dflt if none does)."""
+        cap = self.cap
+        for i in range(self.n):
+            j = (self.head + i) % cap
+            if self.end[j] > seq:
+                return self.delta[j]
+        return dflt
 
     def pop(self, una):
         """Forget the segments the cumulative ACK covers."""

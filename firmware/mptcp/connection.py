@@ -1,10 +1,15 @@
 """One MPTCP connection: data sequence space, DSS mappings, DATA_ACK, DATA_FIN.
 
 The connection owns the send and receive rings (allocated once, here) and the
-data-level state; its `Subflow` (mptcp.tcp) owns the TCP state. All sequence
+data-level state; its subflows (mptcp.tcp) own the TCP state. All sequence
 numbers are RELATIVE: data byte k of our stream has DSN IDSN+1+k, i.e. the
-relative DSN 1+k; with one subflow our relative subflow sequence number of a
-byte equals its relative DSN, so a sent mapping is (dsn=rel, ssn=rel, len).
+relative DSN 1+k. The send side hands chunks of the ring to the subflows the
+scheduler picks (`chunk`/`took`); each subflow remembers the DSN of every
+segment it has in flight, so a retransmission resends the original mapping. The
+ring is released up to the DATA_ACK and no further than any subflow still needs
+for a retransmission (`release`). A subflow that fails has its unacknowledged
+data queued for reinjection on the others (`reinject`); when the last one fails
+the connection waits CLOSE_TIMEOUT_MS for a new one (break-before-make).
 Received mappings are arbitrary (the peer may re-inject), so the receive side
 maps each segment through its mapping into the receive ring.
 
@@ -22,12 +27,15 @@ from mptcp.assembler import Assembler
 from mptcp import checksum
 from mptcp import counters as C
 from mptcp import mpopts as MP
-from mptcp.ticks import add as tadd
+from mptcp.ticks import add as tadd, MASK as TMASK, HALF as THALF
 
 M64 = 0xFFFFFFFFFFFFFFFF
 MAP_SLOTS = const(8)     # pending (checksummed) mappings per connection
 FAIL_TIMEOUT_MS = const(120000)   # wait for the MP_FAIL response (Linux: TCP_RTO_MAX)
 OOO_SLOTS = const(4)     # out-of-order islands per connection
+CLOSE_TIMEOUT_MS = const(60000)   # without any subflow, wait this long (Linux's close_timeout)
+MAX_RETRIES = const(12)
+RTO_MAX = const(60000)
 
 
 class Connection:
@@ -57,6 +65,21 @@ class Connection:
         # send side (relative DSN; ring head is snd_base)
         self.snd_base = 1
         self.data_ack = 1           # highest DATA_ACK from the peer (relative)
+        self.snd_nxt = 1            # next DSN no subflow has been given yet
+        self.wnd_end = 1            # right edge of the peer's data-level window
+        self.rtx_nxt = 0            # [rtx_nxt, rtx_end): DSNs to reinject on other subflows
+        self.rtx_end = 0
+        self.ch_dsn = 0             # the chunk `chunk()` offered: its DSN ...
+        self.ch_rtx = False         # ... and whether it comes from the reinjection range
+        self.orphan_deadline = -1   # no subflow left: the connection ends then (tick)
+        self.peer_token = 0
+        self.client = False
+        self.sched = None           # mptcp.sched.Scheduler (set by the stack)
+        self.out_rr = 0             # the subflow the stack's output() asks first
+        self.last_tx = None         # the subflow the round-robin scheduler picked last
+        self.pm_due = -1            # the path manager looks at this connection then (tick)
+        self.pm_backoff = 1000      # ms before re-creating a lost subflow (pm.py doubles it)
+        self.ever_lost = False      # a subflow was lost (a new join is a re-creation)
         self.fin_queued = False     # shutdown_write called
         self.dfin_sent = False
         self.dfin_acked = False
@@ -80,6 +103,7 @@ class Connection:
         self.m_len = [0] * MAP_SLOTS    # data bytes (excluding a DATA_FIN)
         self.m_dll = [0] * MAP_SLOTS    # data-level length on the wire
         self.m_csum = [0] * MAP_SLOTS
+        self.m_sf = [None] * MAP_SLOTS  # the subflow whose sequence space m_ssn is in
         self.m_n = 0
         # app-level
         self.app_closed = False
@@ -97,14 +121,115 @@ class Connection:
         self.peer_idsn = v
         self.pidsn4 = MP.limbs64(v)
 
+    # ------------------------------------------------------------ subflows
+    def live(self):
+        """A subflow that is not closed (the initial one first), or None."""
+        for sf in self.subflows:
+            if not sf.is_closed():
+                return sf
+        return None
+
+    def live_count(self):
+        n = 0
+        for sf in self.subflows:
+            if not sf.is_closed():
+                n += 1
+        return n
+
+    def usable_other(self, sf):
+        """Another subflow that could carry data now (no RTO outstanding)."""
+        for s in self.subflows:
+            if s is not sf and s.can_carry() and s.tries == 0:
+                return True
+        return False
+
+    def reinject(self, sf):
+        """Queue what `sf` sent and the peer has not DATA_ACKed for the other subflows, and
+        stop holding the ring for `sf`'s retransmissions (it is failed or stale)."""
+        sf.released = True
+        if self.mptcp and sf.snd_max > sf.snd_una:
+            lo = self.data_ack
+            hi = sf.sb.max_dsn_end()
+            if hi > self.snd_nxt:
+                hi = self.snd_nxt
+            if hi > lo:
+                if self.rtx_end <= self.rtx_nxt:
+                    self.rtx_nxt = lo
+                    self.rtx_end = hi
+                else:
+                    if lo < self.rtx_nxt:
+                        self.rtx_nxt = lo
+                    if hi > self.rtx_end:
+                        self.rtx_end = hi
+        self.release()
+
+    def subflow_gone(self, sf, now):
+        """`sf` closed: without any other subflow the connection waits for a new one
+        (the path manager re-creates it) until CLOSE_TIMEOUT_MS."""
+        st = self.stack
+        self.ever_lost = True
+        if st.last is sf:
+            st.last = None
+        if self.error is None and self.mptcp and self.live() is None \
+                and not (self.fin_rcvd and self.dfin_acked):
+            self.orphan_deadline = tadd(now, CLOSE_TIMEOUT_MS)
+        st.pm.subflow_gone(self, sf, now)
+
+    def subflow_up(self, sf):
+        self.orphan_deadline = -1
+        self.stack.pm.subflow_up(self, sf)
+
+    def kill(self, why):
+        """The connection ends with an error: every subflow is reset."""
+        if self.error is None:
+            self.error = why
+        self.orphan_deadline = -1
+        for sf in self.subflows:
+            if sf.state != 0:
+                sf.rst_pending = True
+
+    # ------------------------------------------------------------ timers
+    def next_deadline(self):
+        d = self.dfin_deadline
+        if d < 0 or (self.fail_deadline >= 0 and ((self.fail_deadline - d) & TMASK) >= THALF):
+            d = self.fail_deadline
+        o = self.orphan_deadline
+        if d < 0 or (o >= 0 and ((o - d) & TMASK) >= THALF):
+            d = o
+        return d
+
+    def timers(self, now):
+        if self.fail_deadline >= 0 and ((now - self.fail_deadline) & TMASK) < THALF:
+            # our MP_FAIL got no answer (RFC 8684 3.7): reset, as Linux does
+            self.fail_deadline = -1
+            self.kill("MP_FAIL not answered")
+        if self.dfin_deadline >= 0 and ((now - self.dfin_deadline) & TMASK) < THALF:
+            self.dfin_tries += 1
+            self.dfin_deadline = -1
+            if self.dfin_tries > MAX_RETRIES:
+                self.kill("timeout")
+            else:
+                self.dfin_sent = False      # a subflow's output() sends it again
+                self.ctr[C.MPTCPRetrans] += 1
+        if self.orphan_deadline >= 0 and ((now - self.orphan_deadline) & TMASK) < THALF:
+            self.orphan_deadline = -1
+            self.ctr[C.OrphanTimeout] += 1
+            if self.error is None:
+                self.error = "timeout"
+
     # ------------------------------------------------------------ app API
     @property
     def state(self):
+        sf = self.live()
+        if sf is not None:
+            return sf.state_name()
+        if self.orphan_deadline >= 0:
+            return "ESTABLISHED"        # between subflows (break-before-make)
         return self.sf.state_name() if self.sf is not None else "CLOSED"
 
     @property
     def closed(self):
-        return self.sf is None or self.sf.is_closed()
+        return self.orphan_deadline < 0 and self.live() is None
 
     @property
     def eof(self):
@@ -122,7 +247,7 @@ class Connection:
         n = r.readinto(mv)
         if n:
             self.rcv_read += n
-            sf = self.sf
+            sf = self.live()
             if sf is not None:
                 sf.window_opened(self.rcv_read + r.size - old_right)
         return n
@@ -135,12 +260,14 @@ class Connection:
         (RST, MP_FASTCLOSE with MPTCP) so the peer cannot take the close for a success."""
         self.fin_queued = True
         self.app_closed = True
-        if self.rcv.len > 0 and self.sf is not None:
-            self.sf.abort()
+        if self.rcv.len > 0:
+            self.abort()
 
     def abort(self):
-        if self.sf is not None:
-            self.sf.abort()
+        """Reset every subflow (with MP_FASTCLOSE under MPTCP)."""
+        self.orphan_deadline = -1
+        for sf in self.subflows:
+            sf.abort()
 
     # ------------------------------------------------------------ send side
     def data_end(self):
@@ -149,6 +276,35 @@ class Connection:
 
     def rcv_window(self):
         return self.rcv.size - self.rcv.len
+
+    def chunk(self):
+        """Bytes a subflow may take for new data: from the reinjection range first, then
+        unsent data; the DSN is left in ch_dsn (no tuple: no allocation)."""
+        if self.rtx_end > self.rtx_nxt:
+            lo = self.rtx_nxt
+            if lo < self.snd_base:
+                lo = self.snd_base
+            if lo < self.rtx_end:
+                self.ch_dsn = lo
+                self.ch_rtx = True
+                return self.rtx_end - lo
+            self.rtx_nxt = 0
+            self.rtx_end = 0
+        self.ch_dsn = self.snd_nxt
+        self.ch_rtx = False
+        return self.data_end() - self.snd_nxt
+
+    def took(self, dsn, n):
+        """A subflow sent [dsn, dsn+n) as new subflow data."""
+        e = dsn + n
+        if self.ch_rtx:
+            self.rtx_nxt = e
+            self.ctr[C.MPTCPReinject] += 1
+        if e > self.snd_nxt:
+            self.snd_nxt = e
+
+    def all_handed_out(self):
+        return self.snd_nxt >= self.data_end() and self.rtx_end <= self.rtx_nxt
 
     def on_data_ack(self, rel, sf_una):
         """Peer's DATA_ACK (relative). Frees the send ring up to it."""
@@ -162,13 +318,16 @@ class Connection:
         if self.dfin_sent and rel == end + 1 and not self.dfin_acked:
             self.dfin_acked = True
             self.dfin_deadline = -1
-        self.release(sf_una)
+        self.release()
 
-    def release(self, sf_una):
-        """Drop acknowledged bytes from the send ring."""
-        lim = sf_una
-        if self.mptcp and self.data_ack < lim:
-            lim = self.data_ack
+    def release(self, sf_una=0):
+        """Drop acknowledged bytes from the send ring: up to the DATA_ACK (fallen back: what
+        the subflow acknowledged), and not past what a subflow may still retransmit."""
+        lim = self.data_ack if self.mptcp else self.snd_nxt
+        for sf in self.subflows:
+            h = sf.hold()
+            if 0 <= h < lim:
+                lim = h
         end = self.data_end()
         if lim > end:
             lim = end
@@ -178,21 +337,31 @@ class Connection:
 
     # ------------------------------------------------------------ rebasing (DESIGN 2.3)
     def rebase_snd(self, by):
-        """Our data-level send space drops by `by` with the subflow's (Subflow._rebase_snd):
-        with one subflow a relative DSN equals the relative subflow sequence number."""
+        """Our data-level send space drops by `by`; its base (IDSN limbs) grows. The
+        subflows' segment mappings (DSN - seq) follow."""
         MP.limbs_add(self.lidsn4, by)
         self.snd_base -= by
+        self.snd_nxt -= by
+        self.wnd_end -= by
         x = self.data_ack - by
-        self.data_ack = x if x > 0 else 0       # (not maintained once fallen back)
-        if self.inf_seq >= 0:
-            x = self.inf_seq - by
-            self.inf_seq = x if x >= 0 else -1
+        self.data_ack = x if x > 0 else 0
+        if self.rtx_end > self.rtx_nxt:
+            self.rtx_nxt -= by
+            self.rtx_end -= by
+        else:
+            self.rtx_nxt = 0
+            self.rtx_end = 0
+        for sf in self.subflows:
+            sf.sb.rebase_dsn(by)
+            sf.tx_delta -= by
 
-    def rebase_sf_rcv(self, by):
-        """The subflow's receive space dropped by `by`: mappings held in it follow."""
-        self.map_delta += by
+    def rebase_sf_rcv(self, sf, by):
+        """Subflow `sf`'s receive space dropped by `by`: mappings held in it follow."""
+        if sf is self.sf:
+            self.map_delta += by
         for i in range(self.m_n):
-            self.m_ssn[i] -= by
+            if self.m_sf[i] is sf:
+                self.m_ssn[i] -= by
 
     def rebase_rcv(self, by):
         """The peer's data-level space drops by `by`; its base (IDSN limbs) grows."""
@@ -206,13 +375,12 @@ class Connection:
         self.map_delta -= by
         for i in range(self.m_n):
             self.m_dsn[i] -= by
-        sf = self.sf
-        if sf is not None:
+        for sf in self.subflows:
             sf.map_dsn -= by
             sf.adv_data -= by
 
     # ------------------------------------------------------------ receive side
-    def add_pending_map(self, ssn, dsn, dlen, dll, csum, in_order):
+    def add_pending_map(self, sf, ssn, dsn, dlen, dll, csum, in_order):
         """Remember a checksummed mapping; False if the table is full.
 
         The last slot is kept for the mapping of in-order data, so that
@@ -220,7 +388,8 @@ class Connection:
         """
         n = self.m_n
         for i in range(n):
-            if self.m_ssn[i] == ssn and self.m_dsn[i] == dsn and self.m_len[i] == dlen:
+            if self.m_ssn[i] == ssn and self.m_dsn[i] == dsn and self.m_len[i] == dlen \
+                    and self.m_sf[i] is sf:
                 return True
         if n >= MAP_SLOTS or (n >= MAP_SLOTS - 1 and not in_order):
             return False
@@ -229,6 +398,7 @@ class Connection:
         self.m_len[n] = dlen
         self.m_dll[n] = dll
         self.m_csum[n] = csum
+        self.m_sf[n] = sf
         self.m_n = n + 1
         return True
 
@@ -294,10 +464,13 @@ class Connection:
             self.fin_rcvd = True
             self.ctr[C.DataFinRx] += 1
 
-    def verify_maps(self, sf_rcv_nxt, now):
-        """Check every pending mapping the subflow now has completely."""
+    def verify_maps(self, sf, sf_rcv_nxt, now):
+        """Check every pending mapping subflow `sf` now has completely."""
         i = 0
         while i < self.m_n:
+            if self.m_sf[i] is not sf:
+                i += 1
+                continue
             end = self.m_ssn[i] + self.m_len[i]
             if end - sf_rcv_nxt > 0:
                 i += 1
@@ -321,6 +494,8 @@ class Connection:
             self.m_len[i] = self.m_len[n]
             self.m_dll[i] = self.m_dll[n]
             self.m_csum[i] = self.m_csum[n]
+            self.m_sf[i] = self.m_sf[n]
+            self.m_sf[n] = None
             self.m_n = n
 
     def fall_back(self, delta, sf_rcv_nxt):
@@ -341,10 +516,9 @@ class Connection:
                     self.deliver(self.m_dsn[i], k)
             self.m_n = 0
             self.csum = False
-        if self.sf is not None:
-            # plain TCP: the subflow ACK is the delivery; what it covered while we
-            # waited for a DATA_ACK is released now (no later ACK may come to do it)
-            self.release(self.sf.snd_una)
+        # plain TCP: the subflow ACK is the delivery; what it covered while we
+        # waited for a DATA_ACK is released now (no later ACK may come to do it)
+        self.release()
 
     def on_mp_fail(self):
         """The peer sent MP_FAIL: the answer to ours, or a checksum failure it saw in our data."""
@@ -365,7 +539,7 @@ class Connection:
             return False
         ssn = self.m_ssn[i]
         acc = MP.dss_pseudo_rel(self.pidsn4, self.m_dsn[i],
-                                (self.sf.roff_h + (ssn >> 16)) & 0xFFFF, ssn & 0xFFFF,
+                                (self.m_sf[i].roff_h + (ssn >> 16)) & 0xFFFF, ssn & 0xFFFF,
                                 self.m_dll[i])
         acc += self.m_csum[i]
         p = r.pos(off)

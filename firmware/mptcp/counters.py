@@ -26,6 +26,21 @@ NAMES = (
     "ChallengeAcks", "ChallengeAcksLimited", "ListenOverflows", "InternalErrors",
     "DSSFallback", "IpInNotV4", "MPJoinSynRx",
     "TcpAckSkipped", "TcpInOldSegs", "TcpRstIgnored",
+    # multipath (kernel MPTcpExt names, then our own)
+    "MPJoinSynTx",
+    "MPJoinSynAckRx",
+    "MPJoinSynAckHMacFailure",
+    "MPJoinAckRx",
+    "MPJoinAckHMacFailure",
+    "MPJoinNoTokenFound",
+    "MPJoinRejected",
+    "SubflowStale",
+    "SubflowRecover",
+    "RmSubflow",
+    "MPTCPReinject",
+    "LinkDown",
+    "SubflowRecreate",
+    "OrphanTimeout",
 )
 
 MPCapableSYNRX = const(0)
@@ -91,7 +106,21 @@ MPJoinSynRx = const(59)
 TcpAckSkipped = const(60)    # an out-of-window / bad-ACK answer not sent (rate limit, Linux's TCPACKSkipped*)
 TcpInOldSegs = const(61)     # segments entirely below RCV.NXT (duplicates), answered with a dup ACK
 TcpRstIgnored = const(62)    # RST in TIME-WAIT or after a completed close: no error (RFC 1337 spirit)
-COUNT = const(63)
+MPJoinSynTx = const(63)    # MP_JOIN SYNs sent (each try)
+MPJoinSynAckRx = const(64) # MP_JOIN SYN/ACKs received with a good HMAC
+MPJoinSynAckHMacFailure = const(65) # MP_JOIN SYN/ACK with a wrong HMAC: subflow reset (MP_TCPRST)
+MPJoinAckRx = const(66)    # MP_JOIN third ACKs received with a good HMAC (passive join established)
+MPJoinAckHMacFailure = const(67) # MP_JOIN third ACK with a wrong HMAC: subflow reset (MP_TCPRST)
+MPJoinNoTokenFound = const(68) # MP_JOIN SYN with an unknown token: refused (RST + MP_TCPRST)
+MPJoinRejected = const(69) # MP_JOIN SYN refused: the connection has its maximum of subflows
+SubflowStale = const(70)   # a subflow marked stale (RTOs without progress) while others could carry
+SubflowRecover = const(71) # a stale subflow acknowledged new data again
+RmSubflow = const(72)      # subflows closed (link down, reset, peer's FIN without DATA_FIN, ...)
+MPTCPReinject = const(73)  # segments sent from the reinjection range (another subflow's data)
+LinkDown = const(74)       # link-down signals received (Stack.netif_down)
+SubflowRecreate = const(75) # joins opened by the path manager to replace a lost subflow
+OrphanTimeout = const(76)  # connections ended because no subflow came back within close_timeout
+COUNT = const(77)
 
 
 class Counters:

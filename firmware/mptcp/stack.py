@@ -15,12 +15,15 @@ from mptcp.counters import Counters
 from mptcp.errors import E_NOTV4, E_BADOPT
 from mptcp.assembler import Assembler
 from mptcp.connection import Connection, M64
-from mptcp.tcp import Subflow, CLOSED, SYN_SENT
+from mptcp.tcp import Subflow, CLOSED, SYN_SENT, ESTABLISHED
 from mptcp.ticks import MASK as TMASK, earlier
+from mptcp.sched import by_name as sched_by_name
+from mptcp.pm import PathManager
 
 EPHEMERAL_LO = const(49152)
 CHALLENGE_PER_SEC = const(10)
 SUBFLOW_OOO_SLOTS = const(4)
+MAX_SUBFLOWS = const(4)        # per connection, like Linux's `ip mptcp limits subflows`
 
 
 class _Prng:
@@ -51,9 +54,12 @@ class Stack:
     strict = False
 
     def __init__(self, snd_buf=32768, rcv_buf=32768, max_conns=2, seed=None, mss=1460,
-                 strict=None):
+                 strict=None, max_subflows=MAX_SUBFLOWS, scheduler="minrtt"):
         if strict is not None:
             self.strict = strict
+        self.max_subflows = max_subflows
+        self.sched = sched_by_name(scheduler)
+        self.pm = PathManager(self)
         self.snd_buf = snd_buf
         self.rcv_buf = rcv_buf
         self.max_conns = max_conns
@@ -61,7 +67,7 @@ class Stack:
         self.counters = Counters()
         self.ctr = self.counters.v
         self.prng = _Prng(seed) if seed is not None else None
-        self.netifs = []            # [ifindex, addr4, up]
+        self.netifs = []            # [ifindex, addr4, up, backup]
         self.conns = []
         self.listeners = []         # [port, mptcp, csum]
         self.accept_q = []
@@ -89,6 +95,7 @@ class Stack:
         self.rst_seq = 0
         self.rst_ack = 0
         self.rst_flags = 0
+        self.rst_reason = -1        # MP_TCPRST reason on it (-1: none)
 
     # ------------------------------------------------------------ setup
     def _rand32(self):
@@ -107,20 +114,57 @@ class Stack:
             b[4 + i] = (c >> (8 * i)) & 0xFF
         return bytes(b)
 
-    def add_netif(self, ifindex, addr4):
+    def add_netif(self, ifindex, addr4, backup=False):
+        """A link with an address (again: up, maybe with a new address after a re-dial).
+        backup: subflows on it are joined with the B flag (used only when no other can)."""
+        addr4 = bytes(addr4)
         for nf in self.netifs:
             if nf[0] == ifindex:
-                nf[1] = bytes(addr4)
+                if nf[1] != addr4:
+                    self._fail_subflows(ifindex, nf[1])   # the old address is gone
+                nf[1] = addr4
                 nf[2] = True
+                nf[3] = backup
+                self._set_link(ifindex, True)
+                self.pm.link_up(ifindex, self.now)
                 return
-        self.netifs.append([ifindex, bytes(addr4), True])
+        self.netifs.append([ifindex, addr4, True, backup])
+        self.pm.link_up(ifindex, self.now)
 
     def netif_down(self, ifindex):
-        """A link says it went down (PPP lost carrier, Wi-Fi disassociated): its subflows
-        are failed at once, without waiting for an RTO. `add_netif` brings it back."""
+        """A link says it went down (PPP lost carrier, Wi-Fi disassociated): its MPTCP
+        subflows are failed at once and their data goes to the other subflows, without
+        waiting for an RTO. `add_netif` brings it back (the path manager re-joins)."""
         for nf in self.netifs:
             if nf[0] == ifindex:
                 nf[2] = False
+                self.ctr[C.LinkDown] += 1
+                self._set_link(ifindex, False)
+                self._fail_subflows(ifindex, None)
+
+    def _set_link(self, ifindex, up):
+        for c in self.conns:
+            for sf in c.subflows:
+                if sf.ifindex == ifindex:
+                    sf.link_up = up
+
+    def _fail_subflows(self, ifindex, addr):
+        """Lose the established MPTCP subflows on ifindex (with local address addr if
+        given). Plain TCP connections keep theirs: they may survive a short outage."""
+        now = self.now
+        for c in self.conns:
+            if not c.mptcp or c.peer_key is None:
+                continue
+            for sf in c.subflows:
+                if sf.ifindex == ifindex and sf.state != CLOSED and (addr is None or sf.laddr == addr) \
+                        and (sf.state >= ESTABLISHED or sf.join):
+                    sf.lost(now, False)
+
+    def is_up(self, ifindex):
+        for nf in self.netifs:
+            if nf[0] == ifindex:
+                return nf[2]
+        return False
 
     def _addr_of(self, ifindex):
         for nf in self.netifs:
@@ -143,13 +187,69 @@ class Stack:
             return c
         return None
 
-    def _new_conn(self, mptcp, csum, ifindex, laddr, raddr, lport, rport, client, now):
-        c = Connection(self, self.snd_buf, self.rcv_buf, mptcp, csum)
+    def _new_subflow(self, c, ifindex, laddr, raddr, lport, rport, client):
         sf = Subflow(c, self, ifindex, laddr, raddr, lport, rport, self._rand32(), self.mss, client)
         sf.ooo = Assembler(SUBFLOW_OOO_SLOTS)
         sf.set_rcv_wscale(self.rcv_buf)
-        c.sf = sf
+        sf.link_up = self.is_up(ifindex)
         c.subflows.append(sf)
+        return sf
+
+    def _nonce(self):
+        x = self._rand32()
+        return bytes([(x >> 24) & 0xFF, (x >> 16) & 0xFF, (x >> 8) & 0xFF, x & 0xFF])
+
+    def _addr_id(self, c, ifindex, laddr):
+        """Address id of a local address in c: 0 for the initial subflow's (RFC 8684 3.2),
+        else the netif's position + 1."""
+        if laddr == c.sf.laddr:
+            return 0
+        for i in range(len(self.netifs)):
+            if self.netifs[i][0] == ifindex:
+                return i + 1
+        return len(self.netifs) + 1
+
+    def _is_backup(self, ifindex):
+        for nf in self.netifs:
+            if nf[0] == ifindex:
+                return nf[3]
+        return False
+
+    def join(self, c, ifindex, now):
+        """Open an MP_JOIN subflow of connection c from link ifindex (the path manager)."""
+        laddr = self._addr_of(ifindex)
+        self._drop_closed(c)
+        sf = self._new_subflow(c, ifindex, laddr, c.sf.raddr, self._free_port(c.sf.raddr, c.sf.rport),
+                               c.sf.rport, True)
+        sf.join = True
+        sf.lnonce = self._nonce()
+        sf.addr_id = self._addr_id(c, ifindex, laddr)
+        sf.backup = self._is_backup(ifindex)
+        self.ctr[C.TcpActiveOpens] += 1
+        return sf
+
+    def _drop_closed(self, c):
+        """Forget c's closed subflows (not the initial one: tests and the app read it)."""
+        subs = c.subflows
+        i = 1
+        while i < len(subs):
+            sf = subs[i]
+            if sf.state == CLOSED and not sf.rst_pending:
+                if sf is self.last:
+                    self.last = None
+                if sf is c.last_tx:
+                    c.last_tx = None
+                subs.pop(i)
+            else:
+                i += 1
+
+    def _new_conn(self, mptcp, csum, ifindex, laddr, raddr, lport, rport, client, now):
+        c = Connection(self, self.snd_buf, self.rcv_buf, mptcp, csum)
+        c.client = client
+        c.sched = self.sched
+        sf = self._new_subflow(c, ifindex, laddr, raddr, lport, rport, client)
+        c.sf = sf
+        sf.backup = self._is_backup(ifindex)
         if mptcp:
             c.local_key = self._new_key()
             c.token = crypto.key_token(c.local_key)
@@ -160,6 +260,7 @@ class Stack:
     def set_peer_key(self, c, key):
         c.peer_key = bytes(key)
         c.set_peer_idsn(crypto.key_idsn(c.peer_key))
+        c.peer_token = crypto.key_token(c.peer_key)
 
     def connect(self, now, dst4, dport, ifindex=0, mptcp=True, csum=False):
         if not self.netifs:
@@ -181,9 +282,9 @@ class Stack:
             self.next_port = p + 1 if p < 65535 else EPHEMERAL_LO
             used = False
             for c in self.conns:
-                if c.sf.lport == p:
-                    used = True
-                    break
+                for sf in c.subflows:
+                    if sf.lport == p:
+                        used = True
             if not used:
                 return p
         return self.next_port
@@ -236,20 +337,23 @@ class Stack:
                 ctr[C.TcpInErrsBadOpt] += 1
             return
         ctr[C.TcpInSegs] += 1
-        # demux: the last connection that got a segment first (bulk transfers)
-        c = self.last
-        if c is None or not _owns(c.sf, buf, seg, laddr):
-            c = None
+        # demux over every subflow: the last one that got a segment first (bulk transfers)
+        sf = self.last
+        if sf is None or not _owns(sf, buf, seg, laddr):
+            sf = None
             for x in self.conns:
-                if _owns(x.sf, buf, seg, laddr):
-                    c = x
-                    self.last = x
+                for y in x.subflows:
+                    if _owns(y, buf, seg, laddr):
+                        sf = y
+                        self.last = y
+                        break
+                if sf is not None:
                     break
-        if c is not None:
+        if sf is not None:
             if buf is not self._in_buf:     # the runtime reuses one buffer
                 self._in_buf = buf
                 self._in_mv = memoryview(buf)
-            c.sf.input(buf, self._in_mv, seg, now)
+            sf.input(buf, self._in_mv, seg, now)
             return
         flags = seg.flags
         if (flags & (T.SYN | T.ACK | T.RST)) == T.SYN:
@@ -261,22 +365,59 @@ class Stack:
         if not (flags & T.RST):
             self.send_rst_for(buf, seg, None, ifindex)
 
+    def _passive_join(self, ifindex, buf, seg, laddr, k, now):
+        """An MP_JOIN SYN (RFC 8684 3.2): a new subflow of the connection its token names,
+        or a RST with MP_TCPRST (unknown token, too many subflows, bad option)."""
+        ctr = self.ctr
+        ctr[C.MPJoinSynRx] += 1
+        mo = self.mo
+        c = None
+        if seg.mp_len[k] == 12 and MP.parse(buf, seg.mp_off[k], 12, mo) == 0:
+            for x in self.conns:
+                if x.token == mo.token and x.mptcp and x.peer_key is not None and x.error is None:
+                    c = x
+                    break
+            if c is None:
+                ctr[C.MPJoinNoTokenFound] += 1
+                self.send_rst_for(buf, seg, None, ifindex, MP.RST_MPTCP)
+                return
+        else:
+            ctr[C.TcpInErrsBadMptcp] += 1
+            self.send_rst_for(buf, seg, None, ifindex, MP.RST_MPTCP)
+            return
+        if c.live_count() >= self.max_subflows or not c.mptcp:
+            ctr[C.MPJoinRejected] += 1
+            self.send_rst_for(buf, seg, None, ifindex, MP.RST_RESOURCES)
+            return
+        self._drop_closed(c)
+        sf = self._new_subflow(c, ifindex, laddr, bytes(buf[12:16]), seg.dport, seg.sport, False)
+        sf.join = True
+        sf.rnonce = mo.nonce
+        sf.peer_addr_id = mo.addr_id
+        sf.peer_backup = mo.backup
+        sf.lnonce = self._nonce()
+        sf.addr_id = self._addr_id(c, ifindex, laddr)
+        sf.backup = self._is_backup(ifindex)
+        sf.jhmac = sf._join_hmac(8)
+        sf.take_syn(seg)
+        ctr[C.TcpPassiveOpens] += 1
+
     def _passive_open(self, ifindex, buf, seg, laddr, l, now):
         ctr = self.ctr
-        self._reap()
-        if len(self.conns) >= self.max_conns:
-            ctr[C.ListenOverflows] += 1
-            return
         mptcp = False
         csum = l[2]
         mo = self.mo
         for i in range(seg.mp_n):
             if seg.mp_len[i] >= 3 and buf[seg.mp_off[i] + 2] >> 4 == MP.MP_JOIN:
-                # a join needs a path manager this core does not have yet:
-                # refuse it rather than open a plain connection (RFC 8684 3.2)
-                ctr[C.MPJoinSynRx] += 1
-                self.send_rst_for(buf, seg, None, ifindex)
+                if l[1]:
+                    self._passive_join(ifindex, buf, seg, laddr, i, now)
+                else:
+                    self.send_rst_for(buf, seg, None, ifindex)
                 return
+        self._reap()
+        if len(self.conns) >= self.max_conns:
+            ctr[C.ListenOverflows] += 1
+            return
         if l[1]:
             for i in range(seg.mp_n):
                 off = seg.mp_off[i]
@@ -295,11 +436,13 @@ class Stack:
         ctr[C.TcpPassiveOpens] += 1
 
     # ------------------------------------------------------------ RST / challenge ACK
-    def send_rst_for(self, buf, seg, sf, ifindex=0):
-        """Queue a RST answering segment `seg` (RFC 9293 3.10.7.1)."""
+    def send_rst_for(self, buf, seg, sf, ifindex=0, reason=-1):
+        """Queue a RST answering segment `seg` (RFC 9293 3.10.7.1); with MP_TCPRST when
+        reason >= 0."""
         if self.rst:
             return
         self.rst = True
+        self.rst_reason = reason
         self.rst_if = sf.ifindex if sf is not None else ifindex
         self.rst_src = bytes(buf[16:20])
         self.rst_dst = bytes(buf[12:16])
@@ -333,33 +476,48 @@ class Stack:
 
     def _out_rst(self, out):
         self.rst = False
+        ol = 0
+        if self.rst_reason >= 0:
+            ol = MP.put_mp_tcprst(out, 40, self.rst_reason)
+            self.ctr[C.MPRstTx] += 1
         T.write_header(out, 20, self.rst_sport, self.rst_dport, self.rst_seq, self.rst_ack,
-                       self.rst_flags, 0, 0)
-        ps = ipv4.pseudo_sum(self.rst_src, self.rst_dst, 6, 20)
-        T.set_csum(out, 20, checksum.inet_checksum(out, 20, 40, ps))
+                       self.rst_flags, 0, ol)
+        tl = 20 + ol
+        ps = ipv4.pseudo_sum(self.rst_src, self.rst_dst, 6, tl)
+        T.set_csum(out, 20, checksum.inet_checksum(out, 20, 20 + tl, ps))
         self.ident = (self.ident + 1) & 0xFFFF
-        ipv4.write(out, 0, self.rst_src, self.rst_dst, 6, 20, self.ident)
+        ipv4.write(out, 0, self.rst_src, self.rst_dst, 6, tl, self.ident)
         self.ctr[C.TcpOutRsts] += 1
         self.ctr[C.TcpOutSegs] += 1
         self.out_ifindex = self.rst_if
-        return 40
+        return 20 + tl
 
     # ------------------------------------------------------------ output / timers
     def _reap(self):
         i = 0
         cs = self.conns
         while i < len(cs):
-            sf = cs[i].sf
-            if sf.state == CLOSED and not sf.rst_pending:
-                if cs[i] is self.last:
-                    self.last = None
+            c = cs[i]
+            gone = c.orphan_deadline < 0
+            if gone:
+                for sf in c.subflows:
+                    if sf.state != CLOSED or sf.rst_pending:
+                        gone = False
+                        break
+            if gone:
+                for sf in c.subflows:
+                    if sf is self.last:
+                        self.last = None
                 cs.pop(i)
             else:
                 i += 1
 
     def timers(self, now):
         for c in self.conns:
-            c.sf.timers(now)
+            c.timers(now)
+            for sf in c.subflows:
+                sf.timers(now)
+        self.pm.poll(now)
 
     def output(self, now, out):
         """Write one packet into out (a bytearray/memoryview of >= MTU bytes)."""
@@ -382,12 +540,17 @@ class Stack:
         self.timers(now)
         for i in range(k):
             j = (self.rr + i) % k
-            sf = cs[j].sf
-            n = sf.output(now, out)
-            if n:
-                self.rr = j + 1
-                self.out_ifindex = sf.ifindex
-                return n
+            c = cs[j]
+            subs = c.subflows
+            m = len(subs)
+            for h in range(m):
+                sf = subs[(c.out_rr + h) % m]
+                n = sf.output(now, out)
+                if n:
+                    self.rr = j + 1
+                    c.out_rr = (c.out_rr + h + 1) % m
+                    self.out_ifindex = sf.ifindex
+                    return n
         self._reap()
         return 0
 
@@ -397,7 +560,9 @@ class Stack:
         now = self.now
         if self.rst:
             return now
-        d = -1
+        d = self.pm.next_deadline()
         for c in self.conns:
-            d = earlier(d, c.sf.next_deadline(now))
+            d = earlier(d, c.next_deadline())
+            for sf in c.subflows:
+                d = earlier(d, sf.next_deadline(now))
         return d

@@ -18,6 +18,7 @@ from mptcp import ringbuf
 from mptcp import counters as C
 from mptcp.cc import NewReno, Scoreboard
 from mptcp.connection import M64
+from mptcp import crypto
 from mptcp.ticks import MASK as TMASK, HALF as THALF, earlier, add as tadd
 
 CLOSED = const(0)
@@ -55,6 +56,7 @@ REBASE_AT = const(0x20000000)
 REBASE_BY = const(0x10000000)
 MIB = const(0x100000)      # byte statistics are kept as MiB + bytes (small ints for ever)
 OOW_RATE_MS = const(500)   # out-of-window ACK answers, like net.ipv4.tcp_invalid_ratelimit
+STALE_RTOS = const(4)      # RTOs in a row that make a subflow stale (Linux's stale_loss_cnt)
 
 
 class Subflow:
@@ -148,6 +150,22 @@ class Subflow:
         self.ts_h = 0              # our TS clock (ms, 32 bits) as 16-bit halves ...
         self.ts_l = 0
         self.ts_now = 0            # ... at this tick
+        # multipath
+        self.tx_delta = 0          # DSN - seq of the last segment sent (mapping of new data)
+        self.released = False      # its data was reinjected: it no longer holds the send ring
+        self.stale = False         # STALE_RTOS RTOs without progress
+        self.link_up = True
+        self.join = False          # an MP_JOIN subflow (not the MP_CAPABLE one)
+        self.join_acked = True     # MP_JOIN initiator: the third ACK was acknowledged
+        self.addr_id = 0           # our address id on this subflow
+        self.peer_addr_id = 0
+        self.backup = False        # we asked the peer to use it as backup (B flag)
+        self.peer_backup = False   # the peer asked us to (its B flag / MP_PRIO)
+        self.lnonce = None
+        self.rnonce = None
+        self.jhmac = None          # MP_JOIN HMAC this side sends (SYN/ACK: 8, third ACK: 20)
+        self.rst_reason = -1       # MP_TCPRST reason on our next RST (-1: none)
+        self.sub_close = False     # close this subflow alone (FIN) when its data is out
 
     # ------------------------------------------------------------ helpers
     @property
@@ -180,7 +198,11 @@ class Subflow:
         self.rexmit_at = x if x > 0 else 0
         self.sb.rebase(by)
         self.cc.rebase(by)
-        self.conn.rebase_snd(by)
+        self.tx_delta += by
+        c = self.conn
+        if c.inf_seq >= 0 and c.sf is self:
+            x = c.inf_seq - by
+            c.inf_seq = x if x >= 0 else -1
 
     def _rebase_rcv(self, by):
         """The peer's sequence space on this subflow drops by `by` (see _rebase_snd)."""
@@ -195,7 +217,7 @@ class Subflow:
             self.map_len = 0                    # a mapping that far behind is stale
             x = 0
         self.map_ssn = x
-        self.conn.rebase_sf_rcv(by)
+        self.conn.rebase_sf_rcv(self, by)
 
     def set_irs(self, v):
         self.irs = v
@@ -225,9 +247,49 @@ class Subflow:
             self.tsr_l = seg.tsv_l
         self.snd_wnd = seg.window
         self.snd_right = 1 + seg.window
+        if not self.join:
+            self.conn.wnd_end = 1 + seg.window
 
     def state_name(self):
         return STATE_NAMES[self.state]
+
+    # ------------------------------------------------------------ multipath
+    def hold(self):
+        """DSN of the oldest byte this subflow may still retransmit, -1 if none."""
+        if self.released or self.state == CLOSED or self.snd_una >= self.snd_max:
+            return -1
+        return self.snd_una + self.sb.delta_at(self.snd_una, self.tx_delta)
+
+    def can_carry(self):
+        """Established, joined, on a live link: the scheduler may give it data."""
+        st = self.state
+        return (st == ESTABLISHED or st == CLOSE_WAIT) and self.join_acked and self.link_up \
+            and not self.rst_pending and not self.fin_sent
+
+    def has_room(self):
+        """Congestion window (with limited transmit) and scoreboard have room for a new
+        segment. (The send window is the connection's, the same for every subflow.)"""
+        return self.snd_max - self.snd_una < self.cc.cwnd + self.cc.limited() \
+            and self.sb.n < SEG_SLOTS
+
+    def lost(self, now, send_rst):
+        """This subflow is gone (link down, reset, too many RTOs); the connection is not:
+        its data goes to the other subflows."""
+        c = self.conn
+        self.ctr[C.RmSubflow] += 1
+        c.reinject(self)
+        self._to_closed()
+        self.rst_pending = send_rst
+        c.subflow_gone(self, now)
+
+    def _join_hmac(self, n):
+        """Our MP_JOIN HMAC (RFC 8684 3.2): HMAC(our key || peer key, our nonce || its nonce)."""
+        c = self.conn
+        return crypto.join_hmac(c.local_key, c.peer_key, self.lnonce, self.rnonce)[:n]
+
+    def _peer_join_hmac(self, n):
+        c = self.conn
+        return crypto.join_hmac(c.peer_key, c.local_key, self.rnonce, self.lnonce)[:n]
 
     def is_closed(self):
         return self.state == CLOSED or self.state == TIME_WAIT
@@ -292,7 +354,7 @@ class Subflow:
             self._to_closed()
             return
         self.rst_pending = True
-        self.fastclose = c.mptcp and c.peer_key is not None
+        self.fastclose = c.mptcp and c.peer_key is not None and self.state >= ESTABLISHED
 
     def _to_closed(self):
         self.state = CLOSED
@@ -300,9 +362,12 @@ class Subflow:
         self.ack_deadline = -1
         self.persist_deadline = -1
         self.tw_deadline = -1
-        self.conn.dfin_deadline = -1
+        c = self.conn
+        if c.live() is None:
+            c.dfin_deadline = -1
 
-    def _reset_by_peer(self):
+    def _reset_by_peer(self, fatal=False):
+        """A RST (fatal: with MP_FASTCLOSE, the whole connection) from the peer."""
         c = self.conn
         self.ctr[C.TcpInRsts] += 1
         if self.state == TIME_WAIT or (self.fin_rcvd and self.fin_seq >= 0
@@ -317,21 +382,27 @@ class Subflow:
             return
         if self.state >= ESTABLISHED:
             self.ctr[C.TcpEstabResets] += 1
+        if not fatal and (self.join or (c.mptcp and c.peer_key is not None
+                                        and self.state >= ESTABLISHED and c.error is None)):
+            # a subflow reset: as Linux, the connection goes on (other subflows, or a
+            # new one within close_timeout); MP_FASTCLOSE ends it (_parse_mp)
+            self.lost(self.stack.now, False)
+            return
         if c.error is None:
             c.error = "refused" if self.state == SYN_SENT else "reset"
         self._to_closed()
+        for sf in c.subflows:
+            if sf is not self and sf.state != CLOSED:
+                sf.rst_pending = True
 
     # ------------------------------------------------------------ timers
     def next_deadline(self, now):
         """The earliest timer (a tick), `now` when something is to be sent, -1 for none."""
         if self.ack_now or self.rst_pending or self.rexmit:
             return now
-        c = self.conn
         d = earlier(self.rto_deadline, self.ack_deadline)
         d = earlier(d, self.persist_deadline)
-        d = earlier(d, self.tw_deadline)
-        d = earlier(d, c.dfin_deadline)
-        return earlier(d, c.fail_deadline)
+        return earlier(d, self.tw_deadline)
 
     def timers(self, now):
         if self.tw_deadline >= 0 and ((now - self.tw_deadline) & TMASK) < THALF:
@@ -347,39 +418,34 @@ class Subflow:
             self.persist_deadline = -1
             self.force_one = True
             self.ctr[C.TcpZeroWindowProbes] += 1
-        c = self.conn
-        if c.fail_deadline >= 0 and ((now - c.fail_deadline) & TMASK) < THALF:
-            # our MP_FAIL got no answer (RFC 8684 3.7): reset, as Linux does
-            c.fail_deadline = -1
-            if c.error is None:
-                c.error = "MP_FAIL not answered"
-            self.rst_pending = True
-        if c.dfin_deadline >= 0 and ((now - c.dfin_deadline) & TMASK) < THALF:
-            c.dfin_tries += 1
-            if c.dfin_tries > MAX_RETRIES:
-                c.error = "timeout"
-                self.rst_pending = True
-                c.dfin_deadline = -1
-            else:
-                c.dfin_sent = False     # output() sends it again
-                c.dfin_deadline = -1
-                self.ctr[C.MPTCPRetrans] += 1
 
     def _on_rto(self, now):
         self.rto_deadline = -1
         self.tries += 1
         limit = SYN_RETRIES if self.state <= SYN_RCVD else MAX_RETRIES
+        c = self.conn
         if self.tries > limit:
-            c = self.conn
+            if self.state == SYN_SENT:
+                self.ctr[C.TcpAttemptFails] += 1
+            if self.join or (c.mptcp and c.peer_key is not None and self.state >= ESTABLISHED
+                             and c.error is None):
+                self.lost(now, self.state != SYN_SENT)
+                return
             if c.error is None:
                 c.error = "timeout"
             if self.state == SYN_SENT:
-                self.ctr[C.TcpAttemptFails] += 1
                 self._to_closed()
             else:
                 self.rst_pending = True
             return
         self.ctr[C.TcpRTOs] += 1
+        if self.state == ESTABLISHED and c.mptcp and len(c.subflows) > 1:
+            # a silent failure: the others take its data now, not after more backoff
+            if not self.released and self.snd_max > self.snd_una and c.usable_other(self):
+                c.reinject(self)
+            if self.tries >= STALE_RTOS and not self.stale:
+                self.stale = True
+                self.ctr[C.SubflowStale] += 1
         if self.snd_wnd == 0 and self.state > SYN_RCVD and self.persist_backoff:
             # an unanswered zero-window probe: the persist backoff grows (RFC 1122
             # 4.2.2.17, Linux's icsk_backoff), the RTO itself has no new information
@@ -391,6 +457,9 @@ class Subflow:
                 self.rto = RTO_MAX
         if self.state <= SYN_RCVD:
             self.syn_sent = False
+            return
+        if not self.join_acked:
+            self.ack_now = True         # resend the MP_JOIN third ACK (RFC 8684 3.2)
             return
         flight = self.snd_max - self.snd_una
         self.cc.on_rto(flight, self.snd_max)
@@ -446,8 +515,7 @@ class Subflow:
         # 2. RST (RFC 5961 3.2)
         if flags & T.RST:
             if seq == self.rcv_nxt:
-                self._rst_opts(buf, seg)
-                self._reset_by_peer()
+                self._reset_by_peer(self._rst_opts(buf, seg))
             else:
                 self.stack.challenge_ack(self, now)
             return
@@ -483,7 +551,10 @@ class Subflow:
                 return
         # SYN_RCVD -> ESTABLISHED
         if self.state == SYN_RCVD:
-            if c.mptcp:
+            if self.join:
+                if not self._join_third_ack(buf, seg):
+                    return
+            elif c.mptcp:
                 if have_mpc and mo.skey is not None and mo.rkey is not None:
                     if mo.rkey != c.local_key:
                         ctr[C.TcpInErrsBadMptcp] += 1
@@ -497,6 +568,11 @@ class Subflow:
             self._established(now)
             self.snd_wnd = seg.window << self.snd_wscale
             self.snd_right = ack + self.snd_wnd
+        elif not self.join_acked:
+            self.join_acked = True      # the peer answered our MP_JOIN third ACK
+            if self.snd_max == self.snd_una:
+                self.rto_deadline = -1
+                self.tries = 0
         # 5. ACK processing
         if c.mptcp and have_dss and (mo.dss_flags & MP.DSS_ACK):
             self._data_ack(buf, mo)
@@ -526,8 +602,15 @@ class Subflow:
                 if not c.mptcp or not c.established:
                     c.fin_rcvd = True
                 elif c.peer_fin < 0:
-                    # the only subflow closed without DATA_FIN: nothing more can come
-                    c.fin_rcvd = True
+                    if self._others_live():
+                        # the peer closes this subflow only: its data goes to the others,
+                        # and we close our side of it
+                        c.reinject(self)
+                        self.ctr[C.RmSubflow] += 1
+                        self.sub_close = True
+                    else:
+                        # the only subflow closed without DATA_FIN: nothing more can come
+                        c.fin_rcvd = True
                 st = self.state
                 if st == ESTABLISHED or st == SYN_RCVD:
                     self.state = CLOSE_WAIT
@@ -549,6 +632,36 @@ class Subflow:
             self._rebase_rcv(REBASE_BY)
         if c.rcv_nxt >= REBASE_AT:
             c.rebase_rcv(REBASE_BY)
+        if c.snd_base >= REBASE_AT:
+            c.rebase_snd(REBASE_BY)
+
+    def _others_live(self):
+        for sf in self.conn.subflows:
+            if sf is not self and not sf.is_closed():
+                return True
+        return False
+
+    def _find_join(self, buf, seg, ln, mo):
+        """Parse the MP_JOIN option of length ln into mo; False if there is none."""
+        for i in range(seg.mp_n):
+            off = seg.mp_off[i]
+            if seg.mp_len[i] == ln and buf[off + 2] >> 4 == MP.MP_JOIN:
+                return MP.parse(buf, off, ln, mo) == 0
+        return False
+
+    def _join_third_ack(self, buf, seg):
+        """Passive MP_JOIN: the third ACK must carry the initiator's 160-bit HMAC."""
+        mo = self.stack.mo2
+        if not self._find_join(buf, seg, 24, mo) or mo.hmac != self._peer_join_hmac(20):
+            self.ctr[C.MPJoinAckHMacFailure] += 1
+            self.rst_reason = MP.RST_MPTCP
+            self.rst_pending = True
+            self._to_closed()
+            return False
+        self.ctr[C.MPJoinAckRx] += 1
+        self.ack_now = True             # the fourth ACK: the initiator may send data
+        self.conn.subflow_up(self)
+        return True
 
     def _oow_ack(self, now, dlen):
         """Answer an unacceptable segment or an ACK of unsent data with an ACK (RFC 9293),
@@ -597,13 +710,18 @@ class Subflow:
         c.fall_back(self._peer_dsn(buf, mo) - self._peer_ssn(mo), self.rcv_nxt)
 
     def _rst_opts(self, buf, seg):
+        """Count the MPTCP options of a RST; True if it carries MP_FASTCLOSE with our key
+        (the connection ends, not only this subflow)."""
         mo = self.stack.mo2
+        fatal = False
         for i in range(seg.mp_n):
             if MP.parse(buf, seg.mp_off[i], seg.mp_len[i], mo) == 0:
                 if mo.subtype == MP.MP_FASTCLOSE:
                     self.ctr[C.MPFastcloseRx] += 1
+                    fatal = mo.rkey == self.conn.local_key
                 elif mo.subtype == MP.MP_TCPRST:
                     self.ctr[C.MPRstRx] += 1
+        return fatal
 
     def _parse_mp(self, buf, seg, mo):
         """Parse the MPTCP options; DSS / MP_CAPABLE land in `mo`.
@@ -634,7 +752,7 @@ class Subflow:
                 mo2 = self.stack.mo2
                 if MP.parse(buf, off, ln, mo2) == 0 and mo2.rkey == self.conn.local_key:
                     self.ctr[C.MPFastcloseRx] += 1
-                    self._reset_by_peer()
+                    self._reset_by_peer(True)
                     self.rst_pending = True     # answer with a RST (RFC 8684 3.5)
                     self.fastclose = False
                     return 0
@@ -654,6 +772,7 @@ class Subflow:
             rel = T.rel32(mo.data_ack_h, mo.data_ack_l, c.lidsn4[2], c.lidsn4[3], c.data_ack)
         if not c.confirmed:
             c.confirmed = True
+            self.stack.pm.confirmed(c, self.stack.now)
         c.dss_seen = True
         c.on_data_ack(rel, self.snd_una)
 
@@ -681,13 +800,16 @@ class Subflow:
                 self._rtt_sample((now - self.rtt_time) & TMASK)
                 self.rtt_seq = -1
             self.tries = 0
+            if self.stale:
+                self.stale = False
+                ctr[C.SubflowRecover] += 1
             # (the RTO is recomputed only from an RTT sample: Karn keeps the backoff)
             if self.snd_una >= self.snd_max:
                 self.rto_deadline = -1
             else:
                 self.rto_deadline = tadd(now, self.rto)
             flight = self.snd_max - self.snd_una
-            c.release(self.snd_una)
+            c.release()
             self.sb.pop(self.snd_una)
             if seg.sack_n and self.sb.n:
                 # the scoreboard is updated by every ACK carrying SACK blocks (RFC 6675 5),
@@ -741,10 +863,11 @@ class Subflow:
         # window update (not from old ACKs)
         if ack >= una:
             self.snd_wnd = seg.window << self.snd_wscale
-            base = ack
-            if c.mptcp and have_dss and c.data_ack < ack:
-                base = c.data_ack       # MPTCP: the window is relative to DATA_ACK
-            self.snd_right = base + self.snd_wnd
+            self.snd_right = ack + self.snd_wnd
+            if c.mptcp and have_dss:
+                c.wnd_end = c.data_ack + self.snd_wnd   # MPTCP: relative to DATA_ACK
+            elif not self.join:
+                c.wnd_end = ack + self.sb.delta_at(ack, self.tx_delta) + self.snd_wnd
             if self.snd_wnd > 0:
                 self.persist_deadline = -1
 
@@ -788,6 +911,28 @@ class Subflow:
         if self.rtt_seq >= 0:
             self._rtt_sample((now - self.rtt_time) & TMASK)
             self.rtt_seq = -1
+        if self.join:
+            mo = self.stack.mo
+            ok = self._find_join(buf, seg, 16, mo)
+            if ok:
+                self.rnonce = mo.nonce
+                ok = mo.hmac == self._peer_join_hmac(8)
+                if not ok:
+                    ctr[C.MPJoinSynAckHMacFailure] += 1
+            if not ok:
+                # no MP_JOIN or a wrong HMAC: this subflow cannot be (RFC 8684 3.2)
+                self.rst_reason = MP.RST_MPTCP
+                self.lost(now, True)
+                return
+            ctr[C.MPJoinSynAckRx] += 1
+            self.peer_addr_id = mo.addr_id
+            self.peer_backup = mo.backup
+            self.jhmac = self._join_hmac(20)
+            self.join_acked = False
+            self._established(now)
+            self.ack_now = True
+            c.subflow_up(self)
+            return
         if c.mptcp:
             mo = self.stack.mo
             got = False
@@ -880,7 +1025,7 @@ class Subflow:
                     self.map_len = m_len
                     if fin:
                         c.peer_fin = m_dsn + m_len
-                    if c.csum and not c.add_pending_map(m_ssn, m_dsn, m_len, m_dll, m_csum,
+                    if c.csum and not c.add_pending_map(self, m_ssn, m_dsn, m_len, m_dll, m_csum,
                                                        m_ssn <= self.rcv_nxt):
                         ctr[C.TcpOFODrop] += 1
                         return
@@ -949,7 +1094,7 @@ class Subflow:
                 elif self.ack_deadline < 0:
                     self.ack_deadline = tadd(now, DELACK_MS)
             if c.csum and c.mptcp:
-                c.verify_maps(self.rcv_nxt, now)
+                c.verify_maps(self, self.rcv_nxt, now)
                 if c.fail_tx:
                     self.ack_now = True
         else:
@@ -997,6 +1142,13 @@ class Subflow:
             if self.ack_now:
                 self.ack_now = False
             return 0
+        if not self.join_acked:
+            # MP_JOIN initiator: only the third ACK until the peer acknowledges it
+            if self.ack_now:
+                if self.rto_deadline < 0:
+                    self.rto_deadline = tadd(now, self.rto)
+                return self._out_seg(now, buf, self.snd_max, 0, T.ACK)
+            return 0
         if c.fail_tx and c.mptcp and c.established and (c.confirmed or not self.client):
             return self._out_seg(now, buf, self.snd_max, 0, T.ACK)    # carries MP_FAIL
         # retransmission at snd_una (fast retransmit / partial ACK)
@@ -1007,48 +1159,68 @@ class Subflow:
                 at = self.snd_una
             n = self._data_len_at(at)
             if n > 0:
+                dsn = at + self.sb.delta_at(at, self.tx_delta)
+                if dsn < c.snd_base:
+                    return self._give_up(now, buf)
                 self.retrans += 1
                 self.ctr[C.TcpRetransSegs] += 1
                 if at + n > self.rx_hi:
                     self.rx_hi = at + n
                 nxt = self.snd_nxt
-                r = self._out_seg(now, buf, at, n, T.ACK)
+                r = self._out_seg(now, buf, at, n, T.ACK, dsn)
                 if nxt > self.snd_nxt:
                     self.snd_nxt = nxt      # one segment resent; new data goes on from nxt
                 return r
-        end = c.data_end()
         nxt = self.snd_nxt
         if nxt < self.snd_max and self.sb.n:
             nxt = self.sb.skip_sacked(nxt, self.snd_una)
             self.snd_nxt = nxt
-        if nxt < end and (c.confirmed or not c.mptcp or not self.client or nxt == 1):
-            if c.mptcp and self.client and not c.confirmed and nxt == 1 and self.snd_max > 1 \
-                    and self.rto_deadline >= 0:
-                pass    # first segment in flight; wait for its ACK or the RTO
-            else:
-                n = self._send_room(nxt, end)
-                if n > 0:
-                    if nxt < self.snd_max:
-                        self.retrans += 1
-                        self.ctr[C.TcpRetransSegs] += 1
-                    return self._out_seg(now, buf, nxt, n, T.ACK)
-                if self.snd_max == self.snd_una and self.persist_deadline < 0 \
-                        and self.snd_right <= nxt:
-                    b = self.persist_backoff
-                    t = self.rto << b
-                    if t > RTO_MAX:
-                        t = RTO_MAX
-                    self.persist_deadline = tadd(now, t)
-                    if b < 6:
-                        self.persist_backoff = b + 1
+        if nxt < self.snd_max:
+            # go-back-N after an RTO: the original segments with their mappings
+            n = self._data_len_at(nxt)
+            if n > 0:
+                wnd = self.snd_right - nxt
+                cw = self.snd_una + self.cc.cwnd - nxt
+                if cw < wnd:
+                    wnd = cw
+                if n <= wnd or nxt == self.snd_una:
+                    dsn = nxt + self.sb.delta_at(nxt, self.tx_delta)
+                    if dsn < c.snd_base:
+                        return self._give_up(now, buf)
+                    self.retrans += 1
+                    self.ctr[C.TcpRetransSegs] += 1
+                    return self._out_seg(now, buf, nxt, n, T.ACK, dsn)
+        elif self.can_carry() and (not c.mptcp or not self.client or c.confirmed
+                                   or self.snd_max <= 1):
+            # new data (an MP_CAPABLE client sends one segment until the peer confirms)
+            avail = c.chunk()
+            if avail > 0:
+                dsn = c.ch_dsn
+                if c.sched is None or c.sched.allows(c, self):
+                    n = self._send_room(nxt, dsn, avail)
+                    if n > 0:
+                        c.took(dsn, n)
+                        return self._out_seg(now, buf, nxt, n, T.ACK, dsn)
+                    if self.snd_max == self.snd_una and self.persist_deadline < 0 \
+                            and (self.snd_right <= nxt or c.wnd_end <= dsn):
+                        b = self.persist_backoff
+                        t = self.rto << b
+                        if t > RTO_MAX:
+                            t = RTO_MAX
+                        self.persist_deadline = tadd(now, t)
+                        if b < 6:
+                            self.persist_backoff = b + 1
         # FIN (fallen back: after the data; MPTCP: when both DATA_FINs are done)
-        if not self.fin_sent and nxt == end and c.fin_queued and st != LAST_ACK \
+        if not self.fin_sent and nxt == self.snd_max and st != LAST_ACK \
                 and st != FIN_WAIT_2 and st != CLOSING:
-            if not c.mptcp or (c.dfin_acked and c.fin_rcvd):
-                return self._out_fin(now, buf, end)
+            if self.sub_close:
+                return self._out_fin(now, buf, nxt)
+            if c.fin_queued and c.all_handed_out() and (not c.mptcp or (c.dfin_acked and c.fin_rcvd)):
+                return self._out_fin(now, buf, nxt)
         if not self.fin_sent and self.fin_seq >= 0 and nxt == self.fin_seq:
             return self._out_fin(now, buf, self.fin_seq)
-        if c.mptcp and c.fin_queued and not c.dfin_sent and nxt >= end and c.established:
+        if c.mptcp and c.fin_queued and not c.dfin_sent and c.all_handed_out() and c.established \
+                and self.can_carry():
             c.dfin_sent = True
             b = c.dfin_tries if c.dfin_tries < 8 else 8
             t = self.rto << b
@@ -1063,6 +1235,13 @@ class Subflow:
             self.rto_deadline = tadd(now, self.rto)
         return 0
 
+    def _give_up(self, now, buf):
+        """A retransmission needs data the ring no longer holds (it was reinjected and
+        DATA_ACKed on another subflow): this subflow cannot go on; reset it alone."""
+        self.rst_reason = MP.RST_UNSPEC
+        self.lost(now, True)
+        return self._out_rst(buf)
+
     def _next_hole(self):
         h = self.sb.next_hole(self.snd_una, self.rx_hi)
         if h >= 0:
@@ -1075,41 +1254,34 @@ class Subflow:
 
     def _data_len_at(self, seq):
         """Length of a retransmission starting at seq: to the end of the original
-        segment, never past what was sent (snd_max) and never more than one MSS.
-
-        The scoreboard may hold no segment for seq (e.g. a fast retransmit was
-        armed and a full ACK came in the same batch): the length must still be
-        bounded, or unsent ring data would go out as one oversized packet."""
-        end = self.conn.data_end()
-        if self.snd_max < end:
-            end = self.snd_max
+        segment (never past what was sent) and never more than one MSS; 0 when no
+        segment in flight holds seq (e.g. a fast retransmit was armed and a full ACK
+        came in the same batch, or only a FIN is left)."""
         e = self.sb.end_after(seq)
-        if 0 <= e < end:
-            end = e
-        n = end - seq
+        if e < 0:
+            return 0
+        if e > self.snd_max:
+            e = self.snd_max
+        n = e - seq
         mss = self.mss - self._mp_room(seq)
         if n > mss:
             n = mss
         return n
 
-    def _send_room(self, nxt, end):
+    def _send_room(self, nxt, dsn, avail):
+        """Bytes of new data (avail from DSN dsn) a segment at nxt may carry now: MSS,
+        congestion window, the subflow's and the connection's send windows, SWS."""
         c = self.conn
         mss = self.mss - self._mp_room(nxt)
-        if nxt < self.snd_max:
-            n = self._data_len_at(nxt)
-            wnd = self.snd_right - nxt
-            cw = self.snd_una + self.cc.cwnd - nxt
-            if cw < wnd:
-                wnd = cw
-            if n <= wnd or nxt == self.snd_una:
-                return n          # go-back-N after an RTO: original segments
-            return 0
         if self.sb.n >= SEG_SLOTS:
             return 0
-        n = end - nxt
+        n = avail
         if n > mss:
             n = mss
         wnd = self.snd_right - nxt
+        w2 = c.wnd_end - dsn
+        if w2 < wnd:
+            wnd = w2
         cw = self.snd_una + self.cc.cwnd + self.cc.limited() - nxt
         if cw < wnd:
             wnd = cw
@@ -1153,7 +1325,15 @@ class Subflow:
                 o += T.put_ts_hh(buf, o, self.ts_h, self.ts_l, 0, 0)
             else:
                 o += T.put_ts_hh(buf, o, self.ts_h, self.ts_l, self.tsr_h, self.tsr_l)
-        if c.mptcp:
+        if self.join:
+            if self.client:
+                o += MP.put_mp_join_syn(buf, o, self.addr_id, c.peer_token, self.lnonce,
+                                        self.backup)
+                self.ctr[C.MPJoinSynTx] += 1
+            else:
+                o += MP.put_mp_join_synack(buf, o, self.addr_id, self.jhmac, self.lnonce,
+                                           self.backup)
+        elif c.mptcp:
             if self.client:
                 f = MP.CAP_H | (MP.CAP_A if c.want_csum else 0)
                 o += MP.put_mp_capable(buf, o, f)
@@ -1197,14 +1377,19 @@ class Subflow:
         if self.fastclose and c.peer_key is not None:
             o += MP.put_mp_fastclose(buf, o, c.peer_key)
             self.ctr[C.MPFastcloseTx] += 1
+        elif self.rst_reason >= 0:
+            o += MP.put_mp_tcprst(buf, o, self.rst_reason)
+            self.ctr[C.MPRstTx] += 1
         self.fastclose = False
+        self.rst_reason = -1
         self.ctr[C.TcpOutRsts] += 1
         n = self._finish(buf, o, self.snd_nxt, T.RST | T.ACK, 0, 0)
         self._to_closed()
         return n
 
-    def _out_seg(self, now, buf, seq, n, flags):
-        """A segment in a synchronized state: n payload bytes from seq (relative).
+    def _out_seg(self, now, buf, seq, n, flags, dsn=0):
+        """A segment in a synchronized state: n payload bytes from seq (relative) carrying
+        the data of DSN dsn (relative).
 
         Segments without data or FIN go out with seq = SND.MAX, the highest sequence
         sent (Linux's snd_nxt): after an RTO rewound snd_nxt, a pure ACK carrying
@@ -1213,6 +1398,7 @@ class Subflow:
         o = _OPT
         dss = 0
         psum = -1
+        fb = False
         if self.ts_ok:
             o += T.put_nops(buf, o, 2)
             self._ts_at(now)
@@ -1220,16 +1406,19 @@ class Subflow:
         # the segment that carried our infinite mapping is resent with it (it may have been
         # lost: the peer falls back only when it sees it), even though we fell back
         reinf = n > 0 and seq == c.inf_seq
-        if (c.mptcp and c.established) or reinf:
-            if self.client and not c.confirmed and not (n == 0 and c.dfin_sent) and not reinf:
+        if not self.join_acked:
+            o += MP.put_mp_join_ack(buf, o, self.jhmac)    # the MP_JOIN third ACK
+        elif (c.mptcp and c.established) or reinf:
+            if self.client and not c.confirmed and not (n == 0 and c.dfin_sent) and not reinf \
+                    and not self.join:
                 if n > 0:
                     # first data: MP_CAPABLE with both keys and the data-level length
                     mpc_len = 24 if c.csum else 22
                     pay = o + 24
-                    c.snd.copy_out(seq - c.snd_base, buf, n, pay)
+                    c.snd.copy_out(dsn - c.snd_base, buf, n, pay)
                     cs = None
                     if c.csum:
-                        cs = checksum.dss_checksum((c.local_idsn + seq) & M64, seq, n, buf, pay, pay + n)
+                        cs = checksum.dss_checksum((c.local_idsn + dsn) & M64, seq, n, buf, pay, pay + n)
                     MP.put_mp_capable(buf, o, MP.CAP_H | (MP.CAP_A if c.csum else 0),
                                       c.local_key, c.peer_key, n, cs)
                     o += mpc_len
@@ -1250,7 +1439,7 @@ class Subflow:
                 pad = (4 - (ln & 3)) & 3
                 pay = o + ln + pad
                 if n > 0:
-                    c.snd.copy_out(seq - c.snd_base, buf, n, pay)
+                    c.snd.copy_out(dsn - c.snd_base, buf, n, pay)
                 drel = 0
                 ssn_h = 0
                 ssn_l = 0
@@ -1261,7 +1450,7 @@ class Subflow:
                         drel = c.data_end()
                         dll = 1
                     else:
-                        drel = seq
+                        drel = dsn
                         # the DSS's relative SSN: seq + what rebasing took off, in halves
                         ssn_h = (self.soff_h + (seq >> 16)) & 0xFFFF
                         ssn_l = seq & 0xFFFF
@@ -1287,9 +1476,9 @@ class Subflow:
                     self.ctr[C.InfiniteMapTx] += 1
                     c.inf_seq = seq
                     c.inf_csum = c.csum
-                    c.fall_back(self._peer_delta(), self.rcv_nxt)
+                    fb = True       # (after the segment is in the scoreboard: it holds the ring)
         elif n > 0:
-            c.snd.copy_out(seq - c.snd_base, buf, n, o)
+            c.snd.copy_out(dsn - c.snd_base, buf, n, o)
         if n == 0 and self.sack_ok and self.ooo.n and not (flags & T.FIN):
             room = (_OPT + 40 - o - 4) >> 3
             k = self.ooo.n
@@ -1309,7 +1498,8 @@ class Subflow:
         if n > 0:
             end = seq + n
             if seq >= self.snd_max:
-                self.sb.push(end)
+                self.tx_delta = dsn - seq
+                self.sb.push(end, self.tx_delta)
             if end > self.snd_max:
                 if self.rtt_seq < 0 and seq >= self.snd_max:
                     self.rtt_seq = end
@@ -1330,7 +1520,9 @@ class Subflow:
                     if t > RTO_MAX:
                         t = RTO_MAX
                 self.rto_deadline = tadd(now, t)
-            flags |= T.PSH if end == c.data_end() else 0
+            flags |= T.PSH if dsn + n == c.data_end() else 0
+        if fb:
+            c.fall_back(self._peer_delta(), self.rcv_nxt)
         if flags & T.FIN:
             e = seq + 1
             if e > self.snd_max:

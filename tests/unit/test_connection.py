@@ -27,6 +27,14 @@ class _Sf:
         self.adv_data = 0
         self.snd_una = 1
         self.roff_h = 0
+        self.hold_dsn = -1          # what hold() answers: the DSN it may still retransmit
+        self.tx_delta = 0
+        self.sb = _Sb()
+        self.released = False
+        self.snd_max = 1
+
+    def hold(self):
+        return self.hold_dsn
 
     def window_opened(self, grew):
         self.grew.append(grew)
@@ -41,6 +49,17 @@ class _Sf:
         return False
 
 
+class _Sb:
+    def __init__(self):
+        self.rebased = 0
+
+    def rebase_dsn(self, by):
+        self.rebased += by
+
+    def max_dsn_end(self):
+        return -1
+
+
 def _conn(rcv=64, snd=64, mptcp=True, csum=False, sf=True):
     st = Stack(seed=1)
     c = Connection(st, snd, rcv, mptcp, csum)
@@ -49,6 +68,7 @@ def _conn(rcv=64, snd=64, mptcp=True, csum=False, sf=True):
     c.set_peer_idsn(PEER_IDSN)
     if sf:
         c.sf = _Sf()
+        c.subflows.append(c.sf)
     return st, c
 
 
@@ -200,9 +220,10 @@ def test_data_ack_beyond_the_data_or_backwards_is_ignored():
 
 
 def test_data_ack_is_bounded_by_the_subflow_ack():
-    """With MPTCP the ring keeps what the subflow has not acked, whatever the DATA_ACK."""
+    """With MPTCP the ring keeps what a subflow may still retransmit, whatever the DATA_ACK."""
     st, c = _conn(snd=16)
     c.write(_data(10))
+    c.sf.hold_dsn = 4
     c.on_data_ack(9, 4)
     assert c.data_ack == 9 and c.snd_base == 4 and c.snd.len == 7
 
@@ -233,7 +254,9 @@ def test_release_after_fallback_follows_the_subflow_ack_alone():
     st, c = _conn(snd=16)
     c.write(_data(10))
     c.mptcp = False
-    c.release(8)                                # no DATA_ACK (still 1): TCP rules
+    c.snd_nxt = 11
+    c.sf.hold_dsn = 8
+    c.release()                                 # no DATA_ACK (still 1): TCP rules
     assert c.snd_base == 8 and c.snd.len == 3
 
 
@@ -241,43 +264,47 @@ def test_release_never_passes_the_written_data():
     st, c = _conn(snd=16)
     c.write(_data(10))
     c.mptcp = False
-    c.release(12)                               # the FIN's sequence number
+    c.snd_nxt = 12                              # (as if) the FIN's sequence number
+    c.release()
     assert c.snd_base == 11 and c.snd.len == 0
-    c.release(5)                                # behind: nothing
+    c.sf.hold_dsn = 5
+    c.release()                                 # behind: nothing
     assert c.snd_base == 11
 
 
 # ---------------------------------------------------------------- rebasing (DESIGN 2.3)
 def test_rebase_snd_moves_the_send_space_and_its_base():
+    """The data-level send space rebases on its own (not with a subflow's): every DSN
+    value drops, the IDSN limbs grow, and each subflow's segment mappings follow."""
     by = 0x10000
     st, c = _conn()
     c.snd_base = by + 7
+    c.snd_nxt = by + 9
+    c.wnd_end = by + 20
     c.data_ack = by + 1
-    c.inf_seq = by
+    c.rtx_nxt = by + 2
+    c.rtx_end = by + 5
+    c.sf.tx_delta = 3
     c.rebase_snd(by)
-    assert c.snd_base == 7 and c.data_ack == 1 and c.inf_seq == 0
+    assert c.snd_base == 7 and c.data_ack == 1 and c.snd_nxt == 9 and c.wnd_end == 20
+    assert c.rtx_nxt == 2 and c.rtx_end == 5
+    assert c.sf.tx_delta == 3 - by and c.sf.sb.rebased == by
     assert c.lidsn4 == MP.limbs64((LOCAL_IDSN + by) & M64)
     st, c = _conn()
     c.data_ack = by - 1                         # behind the new base: 0
-    c.inf_seq = by - 1                          # the infinite mapping is forgotten
+    c.rtx_nxt = 4                               # an empty reinjection range stays empty
+    c.rtx_end = 4
     c.rebase_snd(by)
-    assert c.data_ack == 0 and c.inf_seq == -1
-    st, c = _conn()
-    c.inf_seq = by + 9
-    c.rebase_snd(by)
-    assert c.inf_seq == 9
-    c.inf_seq = -1
-    c.rebase_snd(by)
-    assert c.inf_seq == -1
+    assert c.data_ack == 0 and c.rtx_nxt == 0 and c.rtx_end == 0
 
 
 def test_rebase_sf_rcv_moves_the_pending_mappings():
     by = 0x10000
     st, c = _conn(csum=True)
     c.map_delta = 5
-    assert c.add_pending_map(by + 1, 1, 10, 10, 0, True)
-    assert c.add_pending_map(by + 11, 11, 10, 10, 0, False)
-    c.rebase_sf_rcv(by)
+    assert c.add_pending_map(c.sf, by + 1, 1, 10, 10, 0, True)
+    assert c.add_pending_map(c.sf, by + 11, 11, 10, 10, 0, False)
+    c.rebase_sf_rcv(c.sf, by)
     assert c.map_delta == by + 5
     assert c.m_ssn[:2] == [1, 11] and c.m_dsn[:2] == [1, 11]
 
@@ -290,7 +317,7 @@ def test_rebase_rcv_moves_every_receive_side_value():
     c.peer_fin = by + 9
     c.fail_dsn = by + 4
     c.map_delta = 2
-    assert c.add_pending_map(20, by + 5, 4, 4, 0, True)
+    assert c.add_pending_map(c.sf, 20, by + 5, 4, 4, 0, True)
     c.sf.map_dsn = by + 6
     c.sf.adv_data = by + 8
     c.rebase_rcv(by)
@@ -323,12 +350,12 @@ def test_rebase_rcv_unknown_or_stale_values():
 # ---------------------------------------------------------------- pending (checksummed) mappings
 def test_add_pending_map_ignores_an_exact_repeat_only():
     st, c = _conn(csum=True)
-    assert c.add_pending_map(1, 1, 10, 10, 0x1234, True)
-    assert c.add_pending_map(1, 1, 10, 10, 0x1234, True)
+    assert c.add_pending_map(c.sf, 1, 1, 10, 10, 0x1234, True)
+    assert c.add_pending_map(c.sf, 1, 1, 10, 10, 0x1234, True)
     assert c.m_n == 1
-    assert c.add_pending_map(1, 101, 10, 10, 0, True)      # same ssn, another DSN
-    assert c.add_pending_map(1, 1, 9, 9, 0, True)          # same start, shorter
-    assert c.add_pending_map(2, 1, 10, 10, 0, True)        # same DSN, another ssn
+    assert c.add_pending_map(c.sf, 1, 101, 10, 10, 0, True)      # same ssn, another DSN
+    assert c.add_pending_map(c.sf, 1, 1, 9, 9, 0, True)          # same start, shorter
+    assert c.add_pending_map(c.sf, 2, 1, 10, 10, 0, True)        # same DSN, another ssn
     assert c.m_n == 4
     assert (c.m_ssn[0], c.m_dsn[0], c.m_len[0], c.m_dll[0], c.m_csum[0]) == (1, 1, 10, 10,
                                                                             0x1234)
@@ -341,15 +368,15 @@ def test_add_pending_map_keeps_the_last_slot_for_in_order_data():
     assert MAP_SLOTS == 8
     st, c = _conn(csum=True)
     for i in range(7):
-        assert c.add_pending_map(100 + 10 * i, 100 + 10 * i, 10, 10, 0, False)
+        assert c.add_pending_map(c.sf, 100 + 10 * i, 100 + 10 * i, 10, 10, 0, False)
     assert c.m_n == MAP_SLOTS - 1
-    assert not c.add_pending_map(500, 500, 10, 10, 0, False)
+    assert not c.add_pending_map(c.sf, 500, 500, 10, 10, 0, False)
     assert c.m_n == MAP_SLOTS - 1
-    assert c.add_pending_map(1, 1, 10, 10, 0, True)
+    assert c.add_pending_map(c.sf, 1, 1, 10, 10, 0, True)
     assert c.m_n == MAP_SLOTS
-    assert not c.add_pending_map(11, 11, 10, 10, 0, True)  # full, even in order
+    assert not c.add_pending_map(c.sf, 11, 11, 10, 10, 0, True)  # full, even in order
     assert c.m_n == MAP_SLOTS
-    assert c.add_pending_map(1, 1, 10, 10, 0, True)        # a repeat is still fine
+    assert c.add_pending_map(c.sf, 1, 1, 10, 10, 0, True)        # a repeat is still fine
 
 
 # ---------------------------------------------------------------- place / deliver
@@ -541,18 +568,18 @@ def _held(c, ssn, dsn, data, good=True, put=True):
         cs ^= 0x0100
     if put:
         assert c.place(dsn, data, 0, len(data))
-    assert c.add_pending_map(ssn, dsn, len(data), len(data), cs, True)
+    assert c.add_pending_map(c.sf, ssn, dsn, len(data), len(data), cs, True)
 
 
 def test_verify_maps_delivers_a_good_mapping_when_complete():
     st, c = _conn(csum=True)
     d = _data(10)
     _held(c, 1, 1, d)
-    c.verify_maps(6, 5000)                  # the subflow has only half of it
+    c.verify_maps(c.sf, 6, 5000)                  # the subflow has only half of it
     assert c.m_n == 1 and c.rcv_nxt == 1
-    c.verify_maps(10, 5000)                 # all but its last byte
+    c.verify_maps(c.sf, 10, 5000)                 # all but its last byte
     assert c.m_n == 1 and c.rcv_nxt == 1
-    c.verify_maps(11, 5000)
+    c.verify_maps(c.sf, 11, 5000)
     assert c.m_n == 0 and c.rcv_nxt == 11 and _read(c) == d
     assert _ctr(st, "DataCsumErr") == 0 and not c.fail_tx and c.fail_deadline == -1
 
@@ -564,7 +591,7 @@ def test_verify_maps_bad_checksum_answers_mp_fail_and_keeps_the_data():
     d = _data(10)
     _held(c, 1, 1, d[:4])
     _held(c, 5, 5, d[4:], good=False)
-    c.verify_maps(11, 5000)
+    c.verify_maps(c.sf, 11, 5000)
     assert _ctr(st, "DataCsumErr") == 1
     assert c.fail_tx and c.fail_dsn == 5 and c.fail_deadline == 5000 + FAIL_TIMEOUT_MS
     assert c.rcv_nxt == 11 and _read(c) == d and c.m_n == 0
@@ -573,7 +600,7 @@ def test_verify_maps_bad_checksum_answers_mp_fail_and_keeps_the_data():
 def test_verify_maps_one_byte_mapping_is_checked():
     st, c = _conn(csum=True)
     _held(c, 1, 1, b"z", good=False)
-    c.verify_maps(2, 5000)
+    c.verify_maps(c.sf, 2, 5000)
     assert _ctr(st, "DataCsumErr") == 1 and c.fail_tx and c.fail_dsn == 1
     assert _read(c) == b"z"
 
@@ -585,8 +612,8 @@ def test_verify_maps_mapping_longer_than_the_ring_is_bad():
     st, c = _conn(rcv=16, csum=True)
     d = b"wxyz" + _data(12) + b"wxyz"
     assert c.place(1, d, 0, 20)             # 16 bytes stored
-    assert c.add_pending_map(1, 1, 20, 20, _csum(1, 1, d), True)
-    c.verify_maps(21, 5000)
+    assert c.add_pending_map(c.sf, 1, 1, 20, 20, _csum(1, 1, d), True)
+    c.verify_maps(c.sf, 21, 5000)
     assert _ctr(st, "DataCsumErr") == 1 and c.fail_tx and c.fail_dsn == 1
 
 
@@ -594,10 +621,10 @@ def test_verify_maps_second_bad_mapping_keeps_the_first_mp_fail():
     st, c = _conn(csum=True)
     d = _data(10)
     _held(c, 1, 1, d[:4], good=False)
-    c.verify_maps(5, 5000)
+    c.verify_maps(c.sf, 5, 5000)
     c.fail_tx = False                       # MP_FAIL sent; its answer is awaited
     _held(c, 5, 5, d[4:], good=False)
-    c.verify_maps(11, 6000)
+    c.verify_maps(c.sf, 11, 6000)
     assert _ctr(st, "DataCsumErr") == 2
     assert not c.fail_tx and c.fail_dsn == 1 and c.fail_deadline == 5000 + FAIL_TIMEOUT_MS
 
@@ -608,11 +635,11 @@ def test_verify_maps_mp_fail_deadline_on_tick_zero_is_running():
     st, c = _conn(csum=True)
     d = _data(10)
     _held(c, 1, 1, d[:4], good=False)
-    c.verify_maps(5, now)
+    c.verify_maps(c.sf, 5, now)
     assert c.fail_deadline == 0 and c.fail_dsn == 1
     c.fail_tx = False
     _held(c, 5, 5, d[4:], good=False)
-    c.verify_maps(11, now + 10)
+    c.verify_maps(c.sf, 11, now + 10)
     assert not c.fail_tx and c.fail_dsn == 1 and c.fail_deadline == 0
 
 
@@ -621,7 +648,7 @@ def test_verify_maps_fallen_back_counts_but_sends_no_mp_fail():
     d = _data(6)
     _held(c, 1, 1, d, good=False)
     c.mptcp = False
-    c.verify_maps(7, 5000)
+    c.verify_maps(c.sf, 7, 5000)
     assert _ctr(st, "DataCsumErr") == 1 and not c.fail_tx and c.fail_deadline == -1
     assert _read(c) == d
 
@@ -634,9 +661,9 @@ def test_verify_maps_completes_mappings_in_any_order():
     _held(c, 1, 1, d[0:10], put=False)
     _held(c, 21, 21, d[20:30], put=False)
     _held(c, 11, 11, d[10:20], put=False)
-    c.verify_maps(11, 5000)                 # the first one only
+    c.verify_maps(c.sf, 11, 5000)                 # the first one only
     assert c.m_n == 2 and c.rcv_nxt == 11
-    c.verify_maps(31, 5000)
+    c.verify_maps(c.sf, 31, 5000)
     assert c.m_n == 0 and c.rcv_nxt == 31
     assert _ctr(st, "DataCsumErr") == 0
     assert _read(c) == d
@@ -645,9 +672,9 @@ def test_verify_maps_completes_mappings_in_any_order():
 def test_verify_maps_a_mapping_with_only_a_data_fin():
     """A DATA_FIN alone is a mapping with no data bytes: nothing to sum or deliver."""
     st, c = _conn(csum=True)
-    assert c.add_pending_map(1, 1, 0, 1, 0, True)
+    assert c.add_pending_map(c.sf, 1, 1, 0, 1, 0, True)
     c.peer_fin = 1
-    c.verify_maps(2, 5000)
+    c.verify_maps(c.sf, 2, 5000)
     assert c.m_n == 0 and _ctr(st, "DataCsumErr") == 0 and c.rcv_nxt == 1
 
 
@@ -656,10 +683,10 @@ def test_verify_maps_a_reinjected_mapping_below_the_read_position():
     st, c = _conn(csum=True)
     d = _data(8)
     _held(c, 1, 1, d)
-    c.verify_maps(9, 5000)
+    c.verify_maps(c.sf, 9, 5000)
     assert _read(c) == d
-    assert c.add_pending_map(9, 1, 8, 8, 0xBAD, True)     # same data, other subflow seq
-    c.verify_maps(17, 5000)
+    assert c.add_pending_map(c.sf, 9, 1, 8, 8, 0xBAD, True)     # same data, other subflow seq
+    c.verify_maps(c.sf, 17, 5000)
     assert c.m_n == 0 and _ctr(st, "DataCsumErr") == 0 and c.rcv_nxt == 9
 
 
@@ -669,13 +696,13 @@ def test_checksum_uses_the_subflow_sequence_above_64k():
     st, c = _conn(csum=True)
     d = _data(6)
     _held(c, 0x10005, 1, d)
-    c.verify_maps(0x1000B, 5000)
+    c.verify_maps(c.sf, 0x1000B, 5000)
     assert _ctr(st, "DataCsumErr") == 0 and c.rcv_nxt == 7
     st, c = _conn(csum=True)
     c.sf.roff_h = 2                         # rebased by 2 * 2**16: wire ssn 0x20005
     assert c.place(1, d, 0, 6)
-    assert c.add_pending_map(5, 1, 6, 6, _csum(1, 0x20005, d), True)
-    c.verify_maps(11, 5000)
+    assert c.add_pending_map(c.sf, 5, 1, 6, 6, _csum(1, 0x20005, d), True)
+    c.verify_maps(c.sf, 11, 5000)
     assert _ctr(st, "DataCsumErr") == 0 and c.rcv_nxt == 7
 
 
@@ -690,11 +717,11 @@ def test_checksum_of_a_mapping_across_the_ring_end():
         assert _read(c) == lead             # rcv_read at ring position 16 - first
         d = _data(12, 40)
         _held(c, 100, 1 + len(lead), d)
-        c.verify_maps(112, 5000)
+        c.verify_maps(c.sf, 112, 5000)
         assert _ctr(st, "DataCsumErr") == 0, first
         assert _read(c) == d
         _held(c, 112, 13 + len(lead), d[:4], good=False)
-        c.verify_maps(116, 5000)
+        c.verify_maps(c.sf, 116, 5000)
         assert _ctr(st, "DataCsumErr") == 1, first
 
 
@@ -702,7 +729,7 @@ def test_checksum_of_a_mapping_ending_at_the_ring_end():
     st, c = _conn(rcv=16, csum=True)
     d = _data(16)
     _held(c, 1, 1, d)
-    c.verify_maps(17, 5000)
+    c.verify_maps(c.sf, 17, 5000)
     assert _ctr(st, "DataCsumErr") == 0 and _read(c) == d
 
 
@@ -711,13 +738,13 @@ def test_checksum_covers_the_data_level_length():
     st, c = _conn(csum=True)
     d = _data(5)
     assert c.place(1, d, 0, 5)
-    assert c.add_pending_map(1, 1, 5, 6, _csum(1, 1, d, dll=6), True)
-    c.verify_maps(7, 5000)
+    assert c.add_pending_map(c.sf, 1, 1, 5, 6, _csum(1, 1, d, dll=6), True)
+    c.verify_maps(c.sf, 7, 5000)
     assert _ctr(st, "DataCsumErr") == 0 and c.rcv_nxt == 6
     st, c = _conn(csum=True)
     assert c.place(1, d, 0, 5)
-    assert c.add_pending_map(1, 1, 5, 6, _csum(1, 1, d, dll=5), True)
-    c.verify_maps(7, 5000)
+    assert c.add_pending_map(c.sf, 1, 1, 5, 6, _csum(1, 1, d, dll=5), True)
+    c.verify_maps(c.sf, 7, 5000)
     assert _ctr(st, "DataCsumErr") == 1
 
 
@@ -760,8 +787,8 @@ def test_fall_back_delivers_the_in_order_part_of_pending_mappings():
     st, c = _conn(csum=True)
     d = _data(20)
     c.place(1, d, 0, 20)
-    assert c.add_pending_map(1, 1, 10, 10, 0, True)
-    assert c.add_pending_map(11, 11, 10, 10, 0, False)
+    assert c.add_pending_map(c.sf, 1, 1, 10, 10, 0, True)
+    assert c.add_pending_map(c.sf, 11, 11, 10, 10, 0, False)
     c.fall_back(0, 7)                       # the subflow has 1..6
     assert c.rcv_nxt == 7 and c.rcv.len == 6
     assert c.m_n == 0 and not c.csum
@@ -772,8 +799,8 @@ def test_fall_back_delivers_a_mapping_the_subflow_has_whole():
     st, c = _conn(csum=True)
     d = _data(20)
     c.place(1, d, 0, 20)
-    assert c.add_pending_map(1, 1, 10, 10, 0, True)
-    assert c.add_pending_map(11, 11, 10, 10, 0, False)
+    assert c.add_pending_map(c.sf, 1, 1, 10, 10, 0, True)
+    assert c.add_pending_map(c.sf, 11, 11, 10, 10, 0, False)
     c.fall_back(0, 15)
     assert c.rcv_nxt == 15 and _read(c) == d[:14]
 
@@ -785,8 +812,8 @@ def test_fall_back_delivers_no_more_than_a_mapping_covers():
     d = _data(40)
     c.place(1, d, 0, 10)
     c.place(31, d, 30, 10)
-    assert c.add_pending_map(1, 1, 10, 10, 0, True)
-    assert c.add_pending_map(11, 31, 10, 10, 0, False)
+    assert c.add_pending_map(c.sf, 1, 1, 10, 10, 0, True)
+    assert c.add_pending_map(c.sf, 11, 31, 10, 10, 0, False)
     c.fall_back(20, 15)                     # subflow has ssn 1..14
     assert c.rcv_nxt == 11 and _read(c) == d[:10]
     assert c.asm.n == 1                     # DSN 31..34 waits for 11..30
@@ -796,7 +823,7 @@ def test_fall_back_delivers_a_single_byte():
     st, c = _conn(csum=True)
     d = _data(10)
     c.place(1, d, 0, 10)
-    assert c.add_pending_map(1, 1, 10, 10, 0, True)
+    assert c.add_pending_map(c.sf, 1, 1, 10, 10, 0, True)
     c.fall_back(0, 2)
     assert c.rcv_nxt == 2 and _read(c) == d[:1]
 
@@ -804,8 +831,9 @@ def test_fall_back_delivers_a_single_byte():
 def test_fall_back_releases_what_only_the_subflow_acked():
     st, c = _conn(snd=16)
     c.write(_data(10))
-    c.sf.snd_una = 9
-    c.release(9)                            # MPTCP: the DATA_ACK (1) holds the data
+    c.snd_nxt = 11                          # all sent, the subflow acked up to DSN 9
+    c.sf.hold_dsn = 9
+    c.release()                             # MPTCP: the DATA_ACK (1) holds the data
     assert c.snd_base == 1
     c.fall_back(0, 1)
     assert c.snd_base == 9 and c.snd.len == 2

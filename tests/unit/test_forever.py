@@ -135,6 +135,7 @@ def _jump(c, by):
     sf = c.sf
     sf._rebase_snd(-by)
     sf._rebase_rcv(-by)
+    c.rebase_snd(-by)           # the data-level send space rebases on its own
     c.rebase_rcv(-by)
 
 

@@ -482,19 +482,42 @@ def test_abort_sends_rst_with_mp_fastclose():
     assert t.ctr("MPFastcloseTx") == 1
 
 
-def test_rst_with_exact_seq_resets_mptcp_connection():
+def test_rst_with_exact_seq_resets_the_subflow_not_the_connection():
+    """As Linux: a plain RST on an MPTCP subflow ends that subflow; the connection waits
+    CLOSE_TIMEOUT_MS for a new one (break-before-make), then ends with 'timeout'."""
+    from mptcp.connection import CLOSE_TIMEOUT_MS
     t, c = _est()
     send(t, 1, 1, RST | ACK)
-    assert c.state == "CLOSED" and c.error == "reset"
+    assert c.sf.state_name() == "CLOSED" and c.error is None
+    assert c.state == "ESTABLISHED" and not c.closed
+    assert t.ctr("RmSubflow") == 1 and t.ctr("TcpInRsts") == 1
+    expect_nothing(t)
+    expect_deadline(t, t.now + CLOSE_TIMEOUT_MS)
+    at(t, t.now + CLOSE_TIMEOUT_MS - 1)
+    expect_nothing(t)
+    assert c.error is None
+    at(t, t.now + 1)
+    expect_nothing(t)
+    assert c.error == "timeout" and c.closed and t.ctr("OrphanTimeout") == 1
+    assert t.st.conns == []
+
+
+def test_rst_with_fastclose_resets_the_connection():
+    t, c = _est()
+    send(t, 1, 1, RST | ACK, fastclose=t.dev_key)
+    assert c.state == "CLOSED" and c.error == "reset" and c.closed
+    assert t.ctr("MPFastcloseRx") == 1
     expect_nothing(t)
 
 
-def test_mp_join_syn_refused_with_rst():
-    """No path manager: a join is refused (RFC 8684 3.2)."""
+def test_mp_join_syn_with_unknown_token_refused_with_mp_tcprst():
+    """RFC 8684 3.2: a join naming no connection is refused: RST with MP_TCPRST
+    (reason 1, MPTCP-specific error, as Linux), counted MPJoinNoTokenFound."""
     t = Peer()
     t.st.listen(80, mptcp=True)
     t.iss = 0
     raw = bytes([30, 12, 0x10, 0, 1, 2, 3, 4, 5, 6, 7, 8])
     send(t, 0, None, SYN, mss=1460, raw_opts=raw)
-    expect(t, 0, 1, RST | ACK, window=0)
-    assert t.ctr("MPJoinSynRx") == 1
+    expect(t, 0, 1, RST | ACK, window=0, tcprst=(0, 1))
+    assert t.ctr("MPJoinSynRx") == 1 and t.ctr("MPJoinNoTokenFound") == 1
+    assert t.ctr("MPRstTx") == 1 and t.st.conns == []

@@ -12,7 +12,7 @@ from mptcp.stack import Stack
 
 SMALL = 1 << 30
 # written once at connection set-up, never on the data path
-SETUP_ONLY = ("iss", "irs", "local_idsn", "peer_idsn", "token")
+SETUP_ONLY = ("iss", "irs", "local_idsn", "peer_idsn", "token", "peer_token")
 TS_SHIFT = 0xC0000000
 _TO = [None]        # the stack whose incoming TSvals are shifted (set per Link)
 

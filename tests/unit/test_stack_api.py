@@ -179,13 +179,13 @@ def test_connect_needs_an_interface_and_a_free_slot():
 def test_add_netif_again_replaces_the_address():
     t = Peer()
     t.st.add_netif(IFX, OTHER_ADDR)
-    assert t.st.netifs == [[IFX, OTHER_ADDR, True]]
+    assert t.st.netifs == [[IFX, OTHER_ADDR, True, False]]
     t.st.listen(DEV_PORT)
     send(t, 0, None, SYN, mss=1460)              # to DEV_ADDR: not ours any more
     assert t.ctr("IpInAddrErrors") == 1 and t.ctr("TcpInSegs") == 0
     t.st.add_netif(IFX, DEV_ADDR)
     t.st.add_netif(7, OTHER_ADDR)
-    assert t.st.netifs == [[IFX, DEV_ADDR, True], [7, OTHER_ADDR, True]]
+    assert t.st.netifs == [[IFX, DEV_ADDR, True, False], [7, OTHER_ADDR, True, False]]
     send(t, 0, None, SYN, mss=1460)
     expect(t, 0, 1, SYN | ACK, window=8192, mss=1460)
 
@@ -340,15 +340,16 @@ def test_syn_with_ack_to_a_listener_is_reset():
     assert t.ctr("DroppedNoSocket") == 1 and t.ctr("TcpPassiveOpens") == 0
 
 
-def test_mp_join_syn_is_refused_whatever_its_length():
-    """No path manager: an MP_JOIN SYN is answered with RST (RFC 8684 3.2); the subtype is
-    readable from a 3-byte option on."""
-    for opt in ([30, 12, 0x10, 0, 1, 2, 3, 4, 5, 6, 7, 8], [30, 3, 0x10]):
+def test_mp_join_syn_without_a_connection_is_refused_whatever_its_length():
+    """An MP_JOIN SYN naming no connection, or malformed, is answered with RST + MP_TCPRST
+    (RFC 8684 3.2, reason 1); the subtype is readable from a 3-byte option on."""
+    for opt, bad in (([30, 12, 0x10, 0, 1, 2, 3, 4, 5, 6, 7, 8], 0), ([30, 3, 0x10], 1)):
         t = Peer()
         t.st.listen(DEV_PORT, mptcp=True)
         send(t, 5, None, SYN, raw_opts=opt)
-        expect(t, 0, 6, RST | ACK, window=0)
+        expect(t, 0, 6, RST | ACK, window=0, tcprst=(0, 1))
         assert t.ctr("MPJoinSynRx") == 1 and len(t.st.conns) == 0
+        assert t.ctr("MPJoinNoTokenFound") == 1 - bad and t.ctr("TcpInErrsBadMptcp") == bad
 
 
 def test_short_mptcp_option_in_a_syn_is_not_a_join():
@@ -736,7 +737,7 @@ def test_closed_connections_are_reaped_and_forgotten():
     rings can be freed)."""
     t = Peer()
     c = establish_passive(t)
-    assert t.st.last is c
+    assert t.st.last is c.sf                # the demux cache holds the last subflow hit
     send(t, 1, 1, RST)
     assert c.state == "CLOSED" and c.error is not None
     expect_nothing(t)                       # output reaps it
@@ -751,10 +752,10 @@ def test_demux_finds_each_connection():
     send(t, 0, None, SYN, mss=1460)
     assert recv(t).flags == SYN | ACK
     c2 = t.st.conns[1]
-    assert c2.sf.rport == 40001 and t.st.last is c      # a passive open is no demux hit
+    assert c2.sf.rport == 40001 and t.st.last is c.sf   # a passive open is no demux hit
     inject(t, build(t, (PEER_ISN + 1) & 0xFFFFFFFF, (c2.sf.iss + 1) & 0xFFFFFFFF, ACK | PSH,
                     payload=b"two", abs_seq=True))
-    assert t.st.last is c2 and c2.rcv.len == 3 and c.rcv.len == 0
+    assert t.st.last is c2.sf and c2.rcv.len == 3 and c.rcv.len == 0
     t.peer_port = 40000
     send(t, 1, 1, ACK | PSH, payload=b"one")
-    assert t.st.last is c and c.rcv.len == 3 and c2.rcv.len == 3
+    assert t.st.last is c.sf and c.rcv.len == 3 and c2.rcv.len == 3

@@ -449,7 +449,8 @@ def test_mp_join_syn_refused():
     assert b.accept() is None and not b.conns
     out = bytearray(1600)
     n = b.output(1000, out)
-    assert n == 40 and out[33] & T.RST
+    assert n == 44 and out[33] & T.RST       # with MP_TCPRST (4 bytes): unknown token
+    assert out[40] == 30 and out[41] == 4 and out[42] >> 4 == MP.MP_TCPRST and out[43] == 1
 
 
 def test_fast_retransmit_armed_then_full_ack():

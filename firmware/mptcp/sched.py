@@ -1,0 +1,83 @@
+"""Packet schedulers: which subflow carries the next new segment of a connection.
+
+Pull model: when a subflow could send new data it asks `allows(conn, sf)`; the
+answer is True only for the subflow the policy picks among those that can carry
+data and have room now, so the others leave the data to it. Subflows are ranked
+in tiers first (RFC 8684 3.3.8: backup subflows only when no other can carry):
+  0  a regular subflow in good health
+  1  a backup subflow (our B flag or the peer's) in good health
+  2  a subflow in trouble (stale; with `backup`, any RTO outstanding)
+and the policy picks within the best tier that has any member:
+  minrtt      lowest smoothed RTT (Linux's default picks by the same measure)
+  backup      like minrtt, but a regular subflow drops out at its first RTO, so a
+              backup (e.g. LTE) takes over at once: iOS's handover mode
+  roundrobin  the next subflow in turn (tests)
+No allocation: loops over the connection's short subflow list.
+"""
+from mptcp.compat import const
+
+MINRTT = const(0)
+BACKUP = const(1)
+ROUNDROBIN = const(2)
+NAMES = ("minrtt", "backup", "roundrobin")
+
+
+def by_name(name):
+    for i in range(len(NAMES)):
+        if NAMES[i] == name:
+            return Scheduler(i)
+    raise ValueError("unknown scheduler %r (known: %s)" % (name, ", ".join(NAMES)))
+
+
+class Scheduler:
+    def __init__(self, kind=MINRTT):
+        self.kind = kind
+        self.name = NAMES[kind]
+
+    def tier(self, sf):
+        """0-2 as in the module docstring; 9: cannot carry data at all."""
+        if not sf.can_carry():
+            return 9
+        if sf.stale or (self.kind == BACKUP and sf.tries > 0):
+            return 2
+        if sf.backup or sf.peer_backup:
+            return 1
+        return 0
+
+    def allows(self, c, sf):
+        t = self.tier(sf)
+        if t == 9:
+            return False
+        subs = c.subflows
+        best = 9
+        for s in subs:
+            x = self.tier(s)
+            if x < best:
+                best = x
+        if t != best:
+            return False
+        if self.kind == ROUNDROBIN:
+            # the first subflow of the tier with room after the one that sent last
+            n = len(subs)
+            start = 0
+            for i in range(n):
+                if subs[i] is c.last_tx:
+                    start = i + 1
+                    break
+            for i in range(n):
+                s = subs[(start + i) % n]
+                if self.tier(s) == best and s.has_room():
+                    c.last_tx = s if s is sf else c.last_tx
+                    return s is sf
+            return False
+        # minrtt (and backup): the lowest smoothed RTT among those with room
+        pick = None
+        for s in subs:
+            if self.tier(s) == best and s.has_room():
+                if pick is None or _rtt(s) < _rtt(pick):
+                    pick = s
+        return pick is sf
+
+
+def _rtt(sf):
+    return sf.srtt if sf.srtt >= 0 else sf.rto
