@@ -171,7 +171,8 @@ class Connection:
         if st.last is sf:
             st.last = None
         if self.error is None and self.mptcp and self.live() is None \
-                and not (self.fin_rcvd and self.dfin_acked):
+                and not (self.fin_rcvd and self.dfin_acked) and self.orphan_deadline < 0:
+            # (failed re-joins do not extend it: the wait starts with the last subflow)
             self.orphan_deadline = tadd(now, CLOSE_TIMEOUT_MS)
         st.pm.subflow_gone(self, sf, now)
 
