@@ -256,8 +256,9 @@ class Subflow:
     # ------------------------------------------------------------ multipath
     def hold(self):
         """DSN of the oldest byte this subflow may still retransmit, -1 if none."""
-        if self.released or self.state == CLOSED or self.snd_una >= self.snd_max:
-            return -1
+        if self.released or self.state == CLOSED or self.snd_una >= self.snd_max \
+                or self.sb.n == 0:
+            return -1           # (no data in flight: a SYN or a FIN holds nothing)
         return self.snd_una + self.sb.delta_at(self.snd_una, self.tx_delta)
 
     def can_carry(self):

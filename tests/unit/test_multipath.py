@@ -1,0 +1,165 @@
+"""Multipath end to end between two stacks over two in-memory links (tests/unit/mpnet.py):
+MP_JOIN in both roles, data over both subflows, link failure signalled and silent,
+break-before-make, the backup scheduler, refused joins. Every transfer is checked by
+SHA-256 both ways."""
+from netsim import App, run, run_for, establish, B_ADDR, tcp_fix
+from mpnet import MpLink, mp_pair, WIFI, LTE
+from mptcp import mpopts as MP
+
+SIZE = 300000
+
+
+def _start(scheduler="minrtt", lte_backup=False, seed=1, size=SIZE, **kw):
+    a, b = mp_pair(snd=16384, rcv=16384, seed=seed, scheduler=scheduler, lte_backup=lte_backup)
+    link = MpLink(a, b, seed=seed, **kw)
+    b.listen(5001)
+    ca = a.connect(1000, B_ADDR, 5001, ifindex=WIFI)
+    now, cb = establish(link, 1000, ca, b)
+    pa = App(link, ca, size, 11)
+    pb = App(link, cb, size, 12)
+    return a, b, link, ca, cb, pa, pb, now
+
+
+def _step(pa, pb):
+    def f():
+        pa.step()
+        pb.step()
+        return pa.finished() and pb.finished()
+    return f
+
+
+def _joined(c):
+    return [sf for sf in c.subflows if sf.state_name() == "ESTABLISHED" and sf.join_acked]
+
+
+def _check(pa, pb, ca, cb):
+    assert ca.error is None and cb.error is None, (ca.error, cb.error)
+    assert pb.h.digest() == pa.src.h.digest(), "a -> b corrupted"
+    assert pa.h.digest() == pb.src.h.digest(), "b -> a corrupted"
+    assert pa.got == SIZE and pb.got == SIZE
+
+
+def test_two_subflows_join_and_carry_data_both_ways():
+    a, b, link, ca, cb, pa, pb, now = _start("roundrobin")
+    now = run(link, now, lambda: (pa.step() or pb.step() or True) and len(_joined(ca)) == 2
+              and len(_joined(cb)) == 2)
+    # the device (a) joined from LTE; the server (b) accepted it
+    assert a.counters.get("MPJoinSynTx") == 1 and a.counters.get("MPJoinSynAckRx") == 1
+    assert b.counters.get("MPJoinSynRx") == 1 and b.counters.get("MPJoinAckRx") == 1
+    for st in (a, b):
+        for name in ("MPJoinSynAckHMacFailure", "MPJoinAckHMacFailure", "MPJoinNoTokenFound",
+                     "MPJoinRejected", "InternalErrors", "DSSNotMatching"):
+            assert st.counters.get(name) == 0, (name, st.counters.nonzero())
+    lte = [sf for sf in ca.subflows if sf.ifindex == LTE][0]
+    assert lte.join and lte.addr_id == 2 and lte.laddr == bytes([198, 18, 2, 2])
+    run(link, now, _step(pa, pb))
+    _check(pa, pb, ca, cb)
+    for p in link.paths:
+        assert p.payload[0] > SIZE // 5 and p.payload[1] > SIZE // 5, (p.name, p.payload)
+
+
+def test_minrtt_prefers_the_faster_path_but_uses_both():
+    a, b, link, ca, cb, pa, pb, now = _start("minrtt", wifi_delay=5, lte_delay=40)
+    run(link, now, _step(pa, pb))
+    _check(pa, pb, ca, cb)
+    w = link.path("wifi").payload[0]
+    l = link.path("lte").payload[0]
+    assert w > l, (w, l)
+
+
+def test_wifi_down_signalled_mid_transfer_completes_on_lte_and_rejoins():
+    a, b, link, ca, cb, pa, pb, now = _start("minrtt")
+    now = run(link, now, lambda: (pa.step() or pb.step() or True) and pb.got > SIZE // 3
+              and len(_joined(ca)) == 2)
+    link.down("wifi")
+    assert a.counters.get("LinkDown") == 1 and a.counters.get("RmSubflow") == 1
+    assert ca.error is None and len(_joined(ca)) == 1
+    now = run(link, now, lambda: (pa.step() or pb.step() or True) and pb.got > 2 * SIZE // 3)
+    link.restore("wifi")
+    now = run(link, now, lambda: (pa.step() or pb.step() or True) and len(_joined(ca)) == 2)
+    assert a.counters.get("SubflowRecreate") >= 1
+    run(link, now, _step(pa, pb))
+    _check(pa, pb, ca, cb)
+
+
+def test_wifi_silent_failure_reinjects_on_lte():
+    a, b, link, ca, cb, pa, pb, now = _start("minrtt")
+    now = run(link, now, lambda: (pa.step() or pb.step() or True) and pb.got > SIZE // 3
+              and len(_joined(ca)) == 2)
+    link.down("wifi", signal=False)
+    now = run(link, now, _step(pa, pb))
+    _check(pa, pb, ca, cb)
+    assert a.counters.get("MPTCPReinject") > 0 and a.counters.get("LinkDown") == 0
+
+
+def test_all_links_down_ten_seconds_then_back():
+    """Break-before-make: no subflow for 10 s; the connection resumes on a new join."""
+    a, b, link, ca, cb, pa, pb, now = _start("minrtt")
+    now = run(link, now, lambda: (pa.step() or pb.step() or True) and pb.got > SIZE // 3
+              and len(_joined(ca)) == 2)
+    link.down("wifi")
+    link.down("lte")
+    assert ca.live() is None and ca.error is None and ca.orphan_deadline >= 0
+    got = (pa.got, pb.got)
+    now = run_for(link, now, 10000, lambda: (pa.step(), pb.step()))
+    assert (pa.got, pb.got) == got and ca.error is None
+    link.restore("lte")
+    link.restore("wifi")
+    run(link, now, _step(pa, pb))
+    _check(pa, pb, ca, cb)
+    assert ca.orphan_deadline == -1
+
+
+def test_backup_scheduler_keeps_lte_idle_until_wifi_fails():
+    a, b, link, ca, cb, pa, pb, now = _start("backup", lte_backup=True)
+    now = run(link, now, lambda: (pa.step() or pb.step() or True) and pa.got > SIZE // 3
+              and len(_joined(ca)) == 2)
+    lte = [sf for sf in ca.subflows if sf.ifindex == LTE][0]
+    assert lte.backup and lte.bytes_tx == 0, lte.bytes_tx
+    link.down("wifi")
+    run(link, now, _step(pa, pb))
+    _check(pa, pb, ca, cb)
+    assert lte.bytes_tx > 0
+
+
+def _corrupt_join(length):
+    """A forwarding filter flipping one HMAC byte of every MP_JOIN option of `length`."""
+    def fwd(pkt, dst):
+        p = bytearray(pkt)
+        i = 40
+        end = 20 + (p[32] >> 4) * 4
+        while i < end:
+            k = p[i]
+            if k == 0:
+                break
+            if k == 1:
+                i += 1
+                continue
+            if k == 30 and p[i + 1] == length and p[i + 2] >> 4 == MP.MP_JOIN:
+                p[i + 4] ^= 0x55            # inside the HMAC for both lengths
+                return tcp_fix(p)
+            i += p[i + 1]
+        return pkt
+    return fwd
+
+
+def test_join_with_a_bad_third_ack_hmac_is_refused_and_the_connection_goes_on():
+    a, b, link, ca, cb, pa, pb, now = _start("minrtt")
+    link.fwd = _corrupt_join(24)
+    now = run(link, now, lambda: (pa.step() or pb.step() or True)
+              and b.counters.get("MPJoinAckHMacFailure") >= 1)
+    assert b.counters.get("MPRstTx") >= 1 and b.counters.get("MPJoinAckRx") == 0
+    run(link, now, _step(pa, pb))
+    _check(pa, pb, ca, cb)
+    assert a.counters.get("MPRstRx") >= 1       # the initiator got the refusal
+    assert link.path("lte").payload[0] == 0
+
+
+def test_join_with_a_bad_syn_ack_hmac_is_reset_by_the_initiator():
+    a, b, link, ca, cb, pa, pb, now = _start("minrtt")
+    link.fwd = _corrupt_join(16)
+    now = run(link, now, lambda: (pa.step() or pb.step() or True)
+              and a.counters.get("MPJoinSynAckHMacFailure") >= 1)
+    assert a.counters.get("MPJoinSynAckRx") == 0 and a.counters.get("MPRstTx") >= 1
+    run(link, now, _step(pa, pb))
+    _check(pa, pb, ca, cb)
