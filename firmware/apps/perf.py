@@ -2,11 +2,14 @@ USAGE = """perf: bulk transfer over the device's MPTCP stack (iperf-like), for t
 
 client:  perf --connect HOST:PORT (--send BYTES | --recv)
 server:  perf --listen PORT (--send BYTES | --recv)
-options: --links wifi[,lte]  --heap BYTES  --scheduler NAME  --no-mptcp  --csum
+options: --links wifi[,lte]  --heap BYTES  --scheduler minrtt|backup|roundrobin
+         --backup LINK (joined with the backup flag; default: lte with --scheduler backup)
+         --no-mptcp  --csum
          --timeout SECONDS  --wifi-tunnel HOST:PORT  --snd-buf BYTES  --rcv-buf BYTES  -v
          --lte-serial PATH (modem tty; default $MPTCP_LAB_LTE or the board's)
          --lte-timeout SECONDS (wait for the LTE link before the transfer; default 60)
-The connection's subflow uses the first link listed (wifi = ifindex 0, lte = ifindex 1).
+The connection's first subflow uses the first link listed (wifi = ifindex 0, lte = ifindex 1);
+the path manager joins from every other listed link that is up, and again when a link returns.
 BYTES takes K/M/G (powers of 1024) suffixes: 8M = 8 MiB.
 
 Ends by printing ONE JSON line (DESIGN §4):
@@ -35,7 +38,7 @@ BLOCK = 16384
 
 def parse_args(argv):
     o = {"connect": None, "listen": None, "send": None, "recv": False, "links": "wifi",
-         "heap": None, "scheduler": "default", "mptcp": True, "csum": False, "timeout": 120,
+         "heap": None, "scheduler": "minrtt", "backup": None, "mptcp": True, "csum": False, "timeout": 120,
          "wifi_tunnel": None, "snd_buf": None, "rcv_buf": None, "verbose": False,
          "lte_serial": None, "lte_timeout": 60.0}
     i = 0
@@ -72,6 +75,9 @@ def parse_args(argv):
             i += 1
         elif a == "--scheduler":
             o["scheduler"] = val()
+            i += 1
+        elif a == "--backup":
+            o["backup"] = val()
             i += 1
         elif a == "--no-mptcp":
             o["mptcp"] = False
@@ -111,8 +117,15 @@ def parse_args(argv):
         if not 0 < o[k] <= MAX_TIMEOUT_S:
             raise UsageError("--%s must be in (0, %d] seconds"
                              % (k.replace("_", "-"), MAX_TIMEOUT_S))
-    if o["scheduler"] not in ("default",):
-        raise UsageError("unknown scheduler %r (known: default)" % o["scheduler"])
+    from mptcp.sched import NAMES as SCHEDULERS
+    if o["scheduler"] == "default":
+        o["scheduler"] = "minrtt"
+    if o["scheduler"] not in SCHEDULERS:
+        raise UsageError("unknown scheduler %r (known: %s)" % (o["scheduler"], ", ".join(SCHEDULERS)))
+    if o["backup"] is None and o["scheduler"] == "backup" and "," in o["links"]:
+        o["backup"] = o["links"].split(",")[-1]
+    if o["backup"] is not None and o["backup"] not in o["links"].split(","):
+        raise UsageError("--backup %s is not one of --links %s" % (o["backup"], o["links"]))
     return o
 
 
@@ -192,8 +205,11 @@ def run(o):
     _mem("code", marks)
     snd = o["snd_buf"] or getattr(board, "SND_BUF", 32768)
     rcv = o["rcv_buf"] or getattr(board, "RCV_BUF", 32768)
-    st = Stack(snd_buf=snd, rcv_buf=rcv, max_conns=2)
+    st = Stack(snd_buf=snd, rcv_buf=rcv, max_conns=2, scheduler=o["scheduler"],
+               max_subflows=getattr(board, "MAX_SUBFLOWS", 4))
     nifs = make_netifs(o, board)
+    for n in nifs:
+        n.backup = n.name == o["backup"]
     loop = Loop(st, nifs)
     _mem("stack", marks)    # also: the big buffers below want contiguous heap
     first = LINKS[o["links"].split(",")[0]]
@@ -269,8 +285,9 @@ def run(o):
         for sf in c.subflows:
             subflows.append({"link": names.get(sf.ifindex, str(sf.ifindex)),
                              "bytes_tx": sf.bytes_tx, "bytes_rx": sf.bytes_rx,
-                             "rtt_ms": getattr(sf, "rtt_ms", None),
-                             "retrans": getattr(sf, "retrans", None)})
+                             "rtt_ms": sf.rtt_ms, "retrans": sf.retrans,
+                             "state": sf.state_name(), "join": sf.join,
+                             "backup": sf.backup or sf.peer_backup, "stale": sf.stale})
     counters = {}
     for name, v in st.counters.items():
         if v:
@@ -283,7 +300,7 @@ def run(o):
            "seconds": ticks.diff(t1, t0) / 1000, "mptcp": bool(c is not None and c.mptcp),
            "subflows": subflows, "heap_peak": loop.heap_peak, "mem": marks or None,
            "ok": ok, "error": err, "counters": counters,
-           "impl": sys.implementation.name}
+           "impl": sys.implementation.name, "scheduler": o["scheduler"]}
     for n in nifs:
         if hasattr(n, "stats") and hasattr(n, "ups"):
             ls = n.stats()

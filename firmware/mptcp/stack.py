@@ -114,10 +114,17 @@ class Stack:
             b[4 + i] = (c >> (8 * i)) & 0xFF
         return bytes(b)
 
-    def add_netif(self, ifindex, addr4, backup=False):
+    def add_netif(self, ifindex, addr4, backup=False, up=True):
         """A link with an address (again: up, maybe with a new address after a re-dial).
-        backup: subflows on it are joined with the B flag (used only when no other can)."""
+        backup: subflows on it are joined with the B flag (used only when no other can).
+        up=False: known but not usable yet (an LTE link still dialling)."""
         addr4 = bytes(addr4)
+        if not up:
+            for nf in self.netifs:
+                if nf[0] == ifindex:
+                    return
+            self.netifs.append([ifindex, addr4, False, backup])
+            return
         for nf in self.netifs:
             if nf[0] == ifindex:
                 if nf[1] != addr4:

@@ -1127,6 +1127,10 @@ class Subflow:
             return self._out_rst(buf)
         if st == CLOSED:
             return 0
+        c = self.conn
+        if st == SYN_SENT and self.join and (c.error is not None or (c.dfin_acked and c.fin_rcvd)):
+            self._to_closed()       # a join still trying when the connection is over: drop it
+            return 0
         if st == SYN_SENT or st == SYN_RCVD:
             if not self.syn_sent:
                 return self._out_syn(now, buf)

@@ -40,7 +40,8 @@ class Loop:
 
     def add_netif(self, nif):
         self.netifs[nif.ifindex] = nif
-        self.stack.add_netif(nif.ifindex, nif.addr)
+        self.stack.add_netif(nif.ifindex, nif.addr, backup=getattr(nif, "backup", False),
+                             up=nif.up)
         if hasattr(nif, "poll"):
             self._timed.append(nif)
         if hasattr(nif, "writable"):
@@ -58,7 +59,7 @@ class Loop:
     def _link_event(self, name, nif):
         """A link came up or went down (e.g. PPP's IPCP opened): the stack learns its address."""
         if name == "up":
-            self.stack.add_netif(nif.ifindex, nif.addr)
+            self.stack.add_netif(nif.ifindex, nif.addr, backup=getattr(nif, "backup", False))
         elif name == "down":
             self.stack.netif_down(nif.ifindex)
         if self.on_link_event is not None:

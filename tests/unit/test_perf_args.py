@@ -17,6 +17,21 @@ def test_server_recv_with_options():
     assert o["heap"] == 64 * 1024 and o["csum"] and not o["mptcp"] and o["timeout"] == 5
 
 
+def test_schedulers_and_the_backup_link():
+    base = ["--connect", "198.18.0.1:5001", "--send", "1M", "--links", "wifi,lte"]
+    o = perf.parse_args(base)
+    assert o["scheduler"] == "minrtt" and o["backup"] is None
+    o = perf.parse_args(base + ["--scheduler", "default"])
+    assert o["scheduler"] == "minrtt"
+    o = perf.parse_args(base + ["--scheduler", "backup"])      # the last link is the backup
+    assert o["scheduler"] == "backup" and o["backup"] == "lte"
+    o = perf.parse_args(base + ["--scheduler", "roundrobin", "--backup", "wifi"])
+    assert o["scheduler"] == "roundrobin" and o["backup"] == "wifi"
+    o = perf.parse_args(["--connect", "h:1", "--send", "1", "--scheduler", "backup"])
+    assert o["backup"] is None                                  # one link: nothing to back up
+    raises(perf.UsageError, perf.parse_args, base[:4] + ["--backup", "lte"])   # not a link
+
+
 def test_sizes():
     assert perf.parse_size("123") == 123
     assert perf.parse_size("4k") == 4096
@@ -34,6 +49,7 @@ def test_bad_command_lines():
         ["--listen", "1", "--send", "1", "--recv"],              # both directions
         ["--listen", "1", "--recv", "--links", "bluetooth"],     # unknown link
         ["--listen", "1", "--recv", "--scheduler", "fancy"],     # unknown scheduler
+        ["--listen", "1", "--recv", "--backup", "satellite"],    # unknown backup link
         ["--listen", "1", "--recv", "--bogus"],                  # unknown option
         ["--listen"],                                            # missing value
         ["--listen", "1", "--recv", "--timeout", "0"],           # no time at all
