@@ -61,7 +61,7 @@ class _Conn:
         self.c = conn
         self.ev = asyncio.Event()
         self.want = 0
-        self.pend = []          # bytes written but not yet in the send ring
+        self.pend = []          # memoryviews of copies written but not yet in the send ring
         self.closing = 0        # _EOF (write_eof) or _CLOSE (close), done once pend is empty
         self.fin_done = False
         drv.conns.append(self)
@@ -69,7 +69,7 @@ class _Conn:
 
     def ready(self, want):
         c = self.c
-        if c.error is not None or c.closed:
+        if c.error is not None or c.closed or self.drv.failed is not None:
             return True
         if want == _W_READ:
             return c.rcv.len > 0 or c.fin_rcvd
@@ -118,6 +118,9 @@ class _Conn:
         c = self.c
         if c.error is not None:
             raise OSError(ECONNRESET, str(c.error))
+        e = self.drv.failed
+        if e is not None:
+            raise OSError(ECONNRESET, "the network driver failed: %r" % (e,))
 
 
 class StreamReader:
@@ -125,12 +128,14 @@ class StreamReader:
         self._cs = cs
         self._buf = b""          # read ahead by readline, served first
 
-    async def _fill(self):
-        """Wait for data or the end; return the bytes available now (b"" at the end)."""
+    async def _fill(self, limit):
+        """Wait for data or the end; return up to limit bytes of what is there (b"" at the end)."""
         cs = self._cs
         await cs.wait(_W_READ)
         c = cs.c
         k = c.rcv.len
+        if k > limit:
+            k = limit
         if k == 0:
             if not c.eof:          # a clean end of stream stays clean (a later RST too)
                 cs.check()
@@ -155,11 +160,7 @@ class StreamReader:
             d = self._buf[:n]
             self._buf = self._buf[n:]
             return d
-        d = await self._fill()
-        if len(d) > n:
-            self._buf = d[n:]
-            d = d[:n]
-        return d
+        return await self._fill(n)
 
     async def readinto(self, buf):
         """Bytes copied into buf (no intermediate copy when nothing is read ahead); 0 at the end."""
@@ -207,7 +208,7 @@ class StreamReader:
             d = self._buf
             self._buf = b""
             if not d:
-                d = await self._fill()
+                d = await self._fill(1 << 30)
                 if not d:
                     return b"".join(parts)
             i = d.find(b"\n")
@@ -231,7 +232,7 @@ class StreamWriter:
         mv = buf if isinstance(buf, memoryview) else memoryview(buf)
         n = 0 if cs.pend else cs.c.write(mv)
         if n < len(mv):
-            cs.pend.append(bytes(mv[n:]))
+            cs.pend.append(memoryview(bytes(mv[n:])))
             cs.drv.add_writer(cs)
         if n:
             cs.drv.flush()
@@ -244,6 +245,15 @@ class StreamWriter:
             await cs.wait(_W_ROOM)
         cs.check()
         cs.drv.flush()
+
+    async def awrite(self, buf):
+        """write + drain (MicroPython's Stream.awrite)."""
+        self.write(buf)
+        await self.drain()
+
+    async def aclose(self):
+        """close + wait_closed (MicroPython's Stream.aclose)."""
+        await self.wait_closed()
 
     def _finish(self, how):
         cs = self._cs
@@ -303,10 +313,11 @@ class Server:
         self.tasks = []
 
     def close(self):
+        """Stop accepting (connections already accepted go on)."""
         drv = self.drv
         if drv.servers.get(self.port) is self:
             del drv.servers[self.port]
-            ls = drv.loop.stack.listeners
+            ls = drv.loop.stack.listeners     # the Stack has no unlisten: [port, mptcp, csum]
             for i in range(len(ls)):
                 if ls[i][0] == self.port:
                     ls.pop(i)
@@ -334,8 +345,11 @@ class _Driver:
         self.servers = {}        # port -> Server
         self.task = None
         self.running = False
+        self.failed = None       # the exception that ended the driver (waiters then raise it)
 
     def ensure(self):
+        if self.failed is not None:
+            return
         t = self.task
         if t is None or t.done():
             self.running = True
@@ -398,10 +412,21 @@ class _Driver:
                 c.abort()
                 continue
             cs = _Conn(self, c)
-            t = asyncio.create_task(srv.cb(StreamReader(cs), StreamWriter(cs)))
-            srv.tasks.append(t)
+            res = srv.cb(StreamReader(cs), StreamWriter(cs))
+            if res is not None:      # a coroutine (a plain callable may return None)
+                srv.tasks.append(asyncio.create_task(res))
 
     async def _run(self):
+        try:
+            await self._serve()
+        except Exception as e:       # (CancelledError is not an Exception on MicroPython's
+            self.failed = e          #  asyncio nor on CPython >= 3.8: a stop() ends quietly)
+            self.task = None
+            for cs in self.waiting:
+                cs.ev.set()
+            self.waiting = []        # not re-raised: every stream call raises it from now on
+
+    async def _serve(self):
         loop = self.loop
         st = loop.stack
         v = st.counters.v
@@ -484,6 +509,8 @@ async def open_connection(host, port, loop, ifindex=0, mptcp=True, csum=False,
     except asyncio.TimeoutError:
         c.abort()
         raise OSError(ETIMEDOUT, "connect to %s:%d timed out" % (host, port))
+    if drv.failed is not None:
+        cs.check()
     if c.error is not None:
         raise OSError(ECONNREFUSED, "connect to %s:%d: %s" % (host, port, c.error))
     if not c.established:

@@ -153,7 +153,8 @@ def test_aio_readline_readexactly_and_end_of_stream():
             got.append(await r.readline())
         w.write(b"hello\n")
         await w.drain()
-        rest = await r.readexactly(len(lines[3]) + 10)
+        rest = await r.readexactly(len(lines[3]))
+        rest2 = await r.read()             # n = -1: everything up to the end of stream
         eof = None
         try:
             await r.readexactly(5)
@@ -163,14 +164,14 @@ def test_aio_readline_readexactly_and_end_of_stream():
         w.close()
         await w.wait_closed()
         srv.close()
-        return got, rest, eof, last
+        return got, rest, rest2, eof, last
 
     try:
-        got, rest, eof, last = _run(asyncio, aio, la, lb, main())
+        got, rest, rest2, eof, last = _run(asyncio, aio, la, lb, main())
     finally:
         _finish(aio, la, lb)
     assert got == lines[:3]
-    assert rest == lines[3] + b"ack:hello\n"
+    assert rest == lines[3] and rest2 == b"ack:hello\n"
     assert eof is not None
     assert last == b""
 
@@ -204,3 +205,32 @@ def test_aio_connect_refused_and_timed_out():
         _finish(aio, la, lb)
     assert e1 is not None and e1.args[0] == aio.ECONNREFUSED, e1
     assert e2 is not None and e2.args[0] == aio.ETIMEDOUT, e2
+
+
+def test_aio_driver_failure_reaches_the_waiters():
+    """A driver that dies (here: the poll loop raises) fails the waiting reader with
+    OSError instead of leaving it blocked for ever."""
+    asyncio, aio, la, lb = _setup()
+
+    async def server(r, w):
+        await r.read(10)
+
+    async def main():
+        await aio.start_server(server, PORT, lb)
+        r, w = await aio.open_connection("198.18.0.1", PORT, la)
+
+        def boom(wait=0):
+            raise ValueError("netif broke")
+        la.run_once = boom
+        try:
+            await r.read(10)
+        except OSError as e:
+            return e
+        return None
+
+    try:
+        e = _run(asyncio, aio, la, lb, main())
+    finally:
+        del la.run_once
+        _finish(aio, la, lb)
+    assert e is not None and "netif broke" in str(e), e
