@@ -157,3 +157,17 @@ def test_rpi_pins_drive_open_drain_and_push_pull(monkeypatch):
     assert calls == [("setwarnings", False), ("setmode", "BCM"),
                      ("setup", 6, "OUT", 0), ("output", 6, 1), ("output", 6, 0)]
     assert slept[-1] == 0.8
+
+
+def test_rpi_gpio_is_an_extra_only():
+    """`make setup` installs `pip install -e .`: RPi.GPIO must not be among the plain
+    dependencies (it does not build off a Pi), only in the [rpi] extra."""
+    import os
+    import tomllib
+    with open(os.path.join(bg.ROOT, "pyproject.toml"), "rb") as f:
+        proj = tomllib.load(f)["project"]
+    deps = " ".join(proj["dependencies"]).lower()
+    assert "rpi" not in deps and "gpio" not in deps
+    assert proj["optional-dependencies"]["rpi"] == ["RPi.GPIO"]
+    assert proj["optional-dependencies"]["rpi5"] == ["rpi-lgpio"]
+    assert proj["scripts"]["mptcp-board"] == "mptcp_tools.board_gpio:main"
