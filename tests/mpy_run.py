@@ -34,6 +34,9 @@ def main(argv):
     filt = argv[2] if len(argv) > 2 else None
     if tdir not in sys.path:
         sys.path.insert(0, tdir)
+    if ".frozen" not in sys.path:
+        # MICROPYPATH replaces the whole default path, frozen modules (asyncio) included
+        sys.path.append(".frozen")
     import mptcp.stack      # strict mode: an internal exception fails the test
     mptcp.stack.Stack.strict = True
     not_applicable = _not_applicable_class()
