@@ -117,7 +117,8 @@ class Board:
                     "read-write (check boot.py) and flash again; nothing was changed" % what)
         if "no space left" in low or "enospc" in low or re.search(r"oserror: (\[errno )?28\b", low):
             return ("the board's filesystem is full (ENOSPC) during %s: free space "
-                    "(`mpremote fs rm` files you do not need) and flash again" % what)
+                    "(`mpremote fs rm` files you do not need) and flash again; no half-written file "
+                    "was left" % what)
         last = [ln for ln in out.strip().splitlines() if ln.strip()]
         return "mpremote failed during %s: %s" % (what, last[-1] if last else "no output")
 

@@ -28,6 +28,15 @@ RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n"
 PASTE_WINDOW = 256          # raw-paste flow-control window (bytes), as small boards use
 
 
+def _die_with_parent():
+    """The interpreter is killed when this process dies, even by SIGKILL (Linux)."""
+    try:
+        import ctypes
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)      # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def default_micropython():
     exe = os.path.join(os.path.dirname(sys.executable), "micropython")
     return exe if os.path.exists(exe) else "micropython"
@@ -76,7 +85,8 @@ class VBoard:
         cmd = [self.mpy] + (["-X", "heapsize=%s" % self.heap] if self.heap else [])
         self.child = subprocess.Popen(cmd + [AGENT] + self.agent_args, stdin=subprocess.PIPE,
                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                      start_new_session=True, bufsize=0)
+                                      start_new_session=True, bufsize=0,
+                                      preexec_fn=_die_with_parent)
         os.set_blocking(self.child.stdout.fileno(), False)
         self.jobs = [("init", b"", "init"), ("p", b"boot.py", "boot")]
         if self.mode == "friendly":

@@ -123,3 +123,16 @@ def test_silent_board_never_answers(tmp_path):
         s.write(b"\r\x03\r\x01")
         time.sleep(0.5)
         assert s.read(100) == b""
+
+
+def test_mpremote_interrupts_a_running_main_py(tmp_path):
+    """A board whose main.py never returns: mpremote's Ctrl-C stops it, as on a real board."""
+    fs = tmp_path / "fs"
+    fs.mkdir()
+    (fs / "boot.py").write_text("print('boot ran')\n")
+    (fs / "main.py").write_text("import time\nwhile True:\n    time.sleep(0.01)\n")
+    with vboard(fs) as port:
+        r = subprocess.run([MPREMOTE, "connect", port, "exec", "print(6 * 7)"],
+                           capture_output=True, text=True, timeout=30, env=env())
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines()[-1] == "42"
