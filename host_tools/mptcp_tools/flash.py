@@ -283,8 +283,10 @@ class Flasher:
                 old = json.loads(info["manifest"])
             except ValueError:
                 self.out("flash: warning: %s on the board is not valid JSON: ignoring it" % MANIFEST)
-        old_files = old.get("files", {}) if isinstance(old, dict) else {}
-        old_dirs = old.get("dirs", []) if isinstance(old, dict) else []
+        if not isinstance(old, dict):
+            old = {}
+        old_files = old.get("files") if isinstance(old.get("files"), dict) else {}
+        old_dirs = old.get("dirs") if isinstance(old.get("dirs"), list) else []
         send = [r for r in sorted(files) if info["hashes"].get(r) != hashes[r]]
         stale = sorted(set(old_files) - set(files))
         need_dirs = dirs_of(files)
