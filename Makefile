@@ -110,8 +110,9 @@ demo: setup
 bench: setup
 	$(PY) -m mptcp_tools.bench
 
-flash: setup
-	$(PY) -m mptcp_tools.flash $(if $(BOARD),--board $(BOARD),)
+# Only what flashing needs (the venv; the bundle is rebuilt by mptcp-flash when stale).
+flash: $(STAMP)/venv
+	$(PY) -m mptcp_tools.flash $(if $(BOARD),--board $(BOARD),) $(if $(PORT),--port $(PORT),)
 
 lab-down:
 	-$(VENV)/bin/mptcp-lab down
