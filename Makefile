@@ -7,7 +7,7 @@ PY         := $(VENV)/bin/python
 PIP        := $(VENV)/bin/pip
 MPY        := $(VENV)/bin/micropython
 STAMP      := .stamp
-APT_PKGS   := iproute2 nftables socat tshark tcpdump gcc python3-venv python3-dev procps
+APT_PKGS   := iproute2 nftables ethtool socat tshark tcpdump gcc python3-venv python3-dev procps
 PYTHON3    ?= python3
 NODE       ?= node
 # 32-bit MicroPython for the unit suite: the WebAssembly port from npm, run by node,
@@ -23,7 +23,7 @@ FW_SRC     := $(shell find firmware boards -name '*.py' 2>/dev/null)
 setup: apt venv wasm build
 
 apt: $(STAMP)/apt
-$(STAMP)/apt:
+$(STAMP)/apt: Makefile
 	@mkdir -p $(STAMP)
 	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
