@@ -132,6 +132,7 @@ def open_sockets(ifname, mark=MARK, rcvbuf=1 << 20):
 
 class RawNetif(Netif):
     """The netif on a Linux interface; `rx`/`tx` may be given (tests), else opened here."""
+    eth_pad = True              # AF_PACKET on Ethernet-like links: short frames are padded
 
     def __init__(self, name, ifindex, ifname, addr4, ports=(EPHEMERAL,), mark=MARK,
                  rx=None, tx=None, rxbuf=RXBUF, rules=False):
@@ -240,7 +241,7 @@ class RawNetif(Netif):
                 self._pos = self._end
                 continue
             adv = tot
-            if tot < ETH_MIN_PAYLOAD and left >= ETH_MIN_PAYLOAD and (
+            if self.eth_pad and tot < ETH_MIN_PAYLOAD and left >= ETH_MIN_PAYLOAD and (
                     left == ETH_MIN_PAYLOAD or (rb[pos + tot] >> 4) != 4):
                 adv = ETH_MIN_PAYLOAD         # a padded minimum-size Ethernet frame
             self._pos = pos + adv
