@@ -201,7 +201,7 @@ class RawNetif(Netif):
 
     def _recv_cpython(self, buf):
         try:
-            n = self._recv_into(buf)
+            n = self._recv_into(buf)  # pyright: ignore[reportOptionalCall]  # CPython only
         except OSError:
             return 0
         if not n:
@@ -270,11 +270,12 @@ class RawNetif(Netif):
                     sa[5] = d[1]
                     sa[6] = d[2]
                     sa[7] = d[3]
-                    self.tx.connect(sa)
+                    self.tx.connect(bytes(sa))
             if self._sendto:
-                r = self._sendto(mv[:n], self._dst_tuple)
+                r = self._sendto(mv[:n], self._dst_tuple)  # pyright: ignore[reportArgumentType]  # CPython
             else:
-                r = self.tx.write(mv, n)
+                # MicroPython: stream write(buf, len) (py/stream.c; the stub has write(buf))
+                r = self.tx.write(mv, n)  # pyright: ignore[reportCallIssue]
         except OSError:
             self._dst[0] = 0          # reconnect next time (the route may have changed)
             self.tx_errors += 1
