@@ -7,7 +7,7 @@ PY         := $(VENV)/bin/python
 PIP        := $(VENV)/bin/pip
 MPY        := $(VENV)/bin/micropython
 STAMP      := .stamp
-APT_PKGS   := iproute2 nftables socat tshark tcpdump gcc python3-venv python3-dev procps
+APT_PKGS   := iproute2 nftables ethtool socat tshark tcpdump gcc python3-venv python3-dev procps
 PYTHON3    ?= python3
 NODE       ?= node
 # 32-bit MicroPython for the unit suite: the WebAssembly port from npm, run by node,
@@ -15,15 +15,21 @@ NODE       ?= node
 WASM       := .wasm
 WASM_PKG   := @micropython/micropython-webassembly-pyscript
 WASM_VER   := 1.27.0
+# Type check of the board code against the Pico W's published stubs (`make typecheck`): the
+# stubs (with their reduced stdlib) go to $(TYPECHECK)/stubs, apart from the venv, so that
+# CPython's stdlib cannot hide an API the board lacks; pyright from npm, pinned.
+TYPECHECK  := .typecheck
+STUBS_PKG  := micropython-rp2-rpi-pico-w-stubs==1.29.0.post1
+PYRIGHT_VER := 1.1.414
 FW_SRC     := $(shell find firmware boards -name '*.py' 2>/dev/null)
 
-.PHONY: setup apt venv node wasm build test test-unit test-mpy test-wasm test-host test-interop \
+.PHONY: setup apt venv node wasm typecheck-tools typecheck build test test-unit test-mpy test-wasm test-host test-interop \
         coreprof-wasm demo bench flash clean lab-down mutants
 
-setup: apt venv wasm build
+setup: apt venv wasm typecheck-tools build
 
 apt: $(STAMP)/apt
-$(STAMP)/apt:
+$(STAMP)/apt: Makefile
 	@mkdir -p $(STAMP)
 	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
@@ -61,6 +67,19 @@ $(STAMP)/wasm-$(WASM_VER): $(STAMP)/node
 	@test -f $(WASM)/node_modules/$(WASM_PKG)/micropython.mjs
 	@touch $@
 
+typecheck-tools: $(STAMP)/typecheck-$(PYRIGHT_VER)
+$(STAMP)/typecheck-$(PYRIGHT_VER): $(STAMP)/venv $(STAMP)/node Makefile
+	@mkdir -p $(STAMP)
+	rm -rf $(TYPECHECK)/stubs
+	$(PIP) install -q --no-compile --target $(TYPECHECK)/stubs $(STUBS_PKG)
+	npm install --prefix $(TYPECHECK)/node --no-audit --no-fund --save-exact --loglevel=error pyright@$(PYRIGHT_VER)
+	@test -x $(TYPECHECK)/node/node_modules/.bin/pyright
+	@touch $@
+
+# firmware/ (mptcp, net, runtime, apps) and boards/pico_w against the stubs: pyrightconfig.json.
+typecheck: setup
+	$(TYPECHECK)/node/node_modules/.bin/pyright -p pyrightconfig.json
+
 # Device bundles: firmware compiled with mpy-cross (native/viper modules per arch).
 build: $(STAMP)/venv build/unix_lab/.built build/pico_w/.built
 build/unix_lab/.built build/pico_w/.built: $(FW_SRC) host_tools/mptcp_tools/build.py
@@ -68,7 +87,7 @@ build/unix_lab/.built build/pico_w/.built: $(FW_SRC) host_tools/mptcp_tools/buil
 	@touch $@
 
 test: setup
-	$(MAKE) test-unit test-mpy test-wasm test-host test-interop
+	$(MAKE) test-unit test-mpy test-wasm typecheck test-host test-interop
 
 # Unit suite under CPython (pytest) ...
 test-unit: setup
@@ -118,4 +137,4 @@ lab-down:
 	-$(VENV)/bin/mptcp-lab down
 
 clean:
-	rm -rf build results $(STAMP)
+	rm -rf build results $(STAMP) $(TYPECHECK)

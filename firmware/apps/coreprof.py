@@ -30,11 +30,11 @@ from apps.args import UsageError, parse_size, main as app_main
 MPY = sys.implementation.name == "micropython"
 if MPY:
     _ticks = time.ticks_us
-    _diff = time.ticks_diff
+    _diff = time.ticks_diff  # pyright: ignore[reportAssignmentType]
     _TICKS_PER_US = 1
-    _mem = gc.mem_alloc
-else:
-    _ticks = time.perf_counter_ns
+    _mem = gc.mem_alloc  # pyright: ignore[reportAssignmentType]
+else:   # CPython (the lines marked pyright: ignore)
+    _ticks = time.perf_counter_ns  # pyright: ignore[reportAttributeAccessIssue]
 
     def _diff(a, b):
         return a - b

@@ -8,6 +8,9 @@ options: --links wifi[,lte]  --heap BYTES  --scheduler minrtt|backup|roundrobin
          --timeout SECONDS  --wifi-tunnel HOST:PORT  --snd-buf BYTES  --rcv-buf BYTES  -v
          --lte-serial PATH (modem tty; default $MPTCP_LAB_LTE or the board's)
          --lte-timeout SECONDS (wait for the LTE link before the transfer; default 60)
+         --raw IFNAME --raw-addr A.B.C.D (Wi-Fi on a real interface through raw sockets,
+         net.raw_netif, as root; the address is the interface's, default the board's WIFI_ADDR;
+         installs net.rawnet_rules' nftables table for the run; --raw-no-rules: do not)
 The connection's first subflow uses the first link listed (wifi = ifindex 0, lte = ifindex 1);
 the path manager joins from every other listed link that is up, and again when a link returns.
 BYTES takes K/M/G (powers of 1024) suffixes: 8M = 8 MiB.
@@ -40,7 +43,8 @@ def parse_args(argv):
     o = {"connect": None, "listen": None, "send": None, "recv": False, "links": "wifi",
          "heap": None, "scheduler": "minrtt", "backup": None, "mptcp": True, "csum": False, "timeout": 120,
          "wifi_tunnel": None, "snd_buf": None, "rcv_buf": None, "verbose": False,
-         "lte_serial": None, "lte_timeout": 60.0}
+         "lte_serial": None, "lte_timeout": 60.0, "raw": None, "raw_addr": None,
+         "raw_rules": True}
     i = 0
     n = len(argv)
 
@@ -89,6 +93,14 @@ def parse_args(argv):
         elif a == "--wifi-tunnel":
             o["wifi_tunnel"] = val()
             i += 1
+        elif a == "--raw":
+            o["raw"] = val()
+            i += 1
+        elif a == "--raw-no-rules":
+            o["raw_rules"] = False
+        elif a == "--raw-addr":
+            o["raw_addr"] = val()
+            i += 1
         elif a == "--lte-serial":
             o["lte_serial"] = val()
             i += 1
@@ -117,6 +129,8 @@ def parse_args(argv):
         if not 0 < o[k] <= MAX_TIMEOUT_S:
             raise UsageError("--%s must be in (0, %d] seconds"
                              % (k.replace("_", "-"), MAX_TIMEOUT_S))
+    if o["raw"] is not None and o["wifi_tunnel"] is not None:
+        raise UsageError("give at most one of --raw IFNAME and --wifi-tunnel HOST:PORT")
     from mptcp.sched import NAMES as SCHEDULERS
     if o["scheduler"] == "default":
         o["scheduler"] = "minrtt"
@@ -141,7 +155,9 @@ def make_netifs(o, board):
     from runtime.netif import ip_aton
     nifs = []
     for name in o["links"].split(","):
-        if name == "wifi":
+        if name == "wifi" and o["raw"]:
+            nifs.append(raw_netif(o, board))
+        elif name == "wifi":
             from runtime.udp_tunnel import UdpTunnel
             tun = o["wifi_tunnel"] or os.getenv("MPTCP_LAB_WIFI") or "127.0.0.1:47001"
             h, p = tun.rsplit(":", 1)
@@ -156,6 +172,24 @@ def make_netifs(o, board):
             except (ValueError, OSError) as e:
                 raise UsageError("LTE link: %s" % (e,))
     return nifs
+
+
+def raw_netif(o, board):
+    """The Wi-Fi link on a real interface (net.raw_netif): the stack's ephemeral ports and
+    the listening port are the device's; the rest of the interface stays the kernel's."""
+    from runtime.netif import ip_aton
+    from net.raw_netif import RawNetif, EPHEMERAL
+    addr = o["raw_addr"] or getattr(board, "WIFI_ADDR", None)
+    if not addr:
+        raise UsageError("--raw needs --raw-addr A.B.C.D (the interface's IPv4 address)")
+    ports = [EPHEMERAL]
+    if o["listen"] is not None:
+        ports.append((o["listen"], o["listen"]))
+    try:
+        return RawNetif("wifi", LINKS["wifi"], o["raw"], ip_aton(addr), ports=ports,
+                        rules=o["raw_rules"])
+    except (OSError, ValueError) as e:
+        raise UsageError("raw link on %s: %s (needs root)" % (o["raw"], e))
 
 
 def wait_links(o, loop, nifs):
@@ -310,6 +344,8 @@ def run(o):
                            "no_carrier": ls["modem"]["no_carrier"],
                            "rx_bad_fcs": ls["rx_bad_fcs"], "tx_dropped": ls["tx_dropped"],
                            "lcp_echo_fail": ls["lcp_echo_fail"]}
+        elif hasattr(n, "rx_trunc"):        # the raw-socket netif
+            res[n.name] = n.stats()
     loop.close()
     return ok, res
 

@@ -222,7 +222,7 @@ def _rx_scan_cpy(src, start, end, frame, delete, tab, st):
 
 
 # name -> (fcs16, stuff, rx_scan, uses the CPython argument forms)
-IMPLS = {"pure-python": (_fcs16_py, _stuff_py, _rx_scan_py, False)}
+IMPLS = {"pure-python": (_fcs16_py, _stuff_py, _rx_scan_py, False)}  # type: dict
 IMPL = "pure-python"
 if sys.implementation.name == "micropython":
     try:
@@ -234,7 +234,8 @@ if sys.implementation.name == "micropython":
         pass
 else:
     try:
-        from binascii import crc_hqx as _crc_hqx
+        # CPython branch (MicroPython's binascii has no crc_hqx)
+        from binascii import crc_hqx as _crc_hqx  # pyright: ignore[reportAttributeAccessIssue]
         _rev_tables()
         IMPLS["cpython-binascii"] = (_fcs16_cpy, _stuff_cpy, _rx_scan_cpy, True)
         IMPL = "cpython-binascii"

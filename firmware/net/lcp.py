@@ -11,6 +11,9 @@ by the session when the layer comes up: `rx_accm`, `tx_accm`, `peer_mru`,
 from mptcp.compat import const
 from net import ppp_fsm
 from net.ppp_fsm import Fsm, CONFACK, CONFNAK, CONFREJ, opt_len
+TYPE_CHECKING = False
+if TYPE_CHECKING:           # type checkers only: MicroPython has no typing module
+    from typing import Any
 
 PROTO_LCP = const(0xC021)
 PROTO_PAP = const(0xC023)
@@ -63,7 +66,8 @@ class Lcp(Fsm):
         self._echo = bytearray(8)
         self._er = bytearray(8)
         self._pr = bytearray(6)
-        self.on_proto_reject = None     # callable(proto, now)
+        self.on_proto_reject = None     # type: Any
+        # callable(proto, now)
         self.loop_count = 0
         self.loopback = 0               # times a looped-back line was detected
         self.echo_id = 0

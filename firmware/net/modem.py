@@ -21,6 +21,9 @@ LCP Terminate -> `hangup(now)`. Before CONNECT, poll `serial.pollable()` for the
 """
 from mptcp import ticks
 from net.at import AtEngine, parse_ints, OK, CONNECT, CME_ERROR
+TYPE_CHECKING = False
+if TYPE_CHECKING:           # type checkers only: MicroPython has no typing module
+    from typing import Any
 
 # public states
 OFF = "off"
@@ -49,13 +52,14 @@ class LinkQuality:
     """What the path manager reads about the LTE link."""
 
     def __init__(self):
-        self.rssi_dbm = None
-        self.csq = None
+        self.rssi_dbm = None        # type: Any
+        self.csq = None             # type: Any
         self.registered = False
-        self.reg_stat = None        # 0 not searching, 1 home, 2 searching, 3 denied, 5 roaming
+        self.reg_stat = None        # type: Any
+        # 0 not searching, 1 home, 2 searching, 3 denied, 5 roaming
         self.roaming = False
-        self.technology = None
-        self.last_error = None
+        self.technology = None      # type: Any
+        self.last_error = None      # type: Any
 
     def as_dict(self):
         return {"rssi_dbm": self.rssi_dbm, "registered": self.registered,
@@ -165,7 +169,7 @@ class Modem:
         return ticks.earlier(self._timer, self.at.next_deadline())
 
     def stats(self):
-        c = dict(self.counters)
+        c = dict(self.counters)  # type: dict
         at = self.at
         c["cme_errors"] = at.cme_errors
         c["errors"] = at.errors

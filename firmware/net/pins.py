@@ -70,7 +70,7 @@ class MachinePins(ModemPins):
         ModemPins.__init__(self, pwrkey, reset, invert)
         import machine   # lazily: absent on the unix port and CPython
         idle = 1 if invert else 0
-        self._p = [None, None]
+        self._p = [None, None]  # type: list
         if pwrkey is not None:
             self._p[0] = machine.Pin(pwrkey, machine.Pin.OUT, value=idle)
         if reset is not None:
@@ -87,7 +87,8 @@ class RpiGpioPins(ModemPins):
 
     def __init__(self, pwrkey=None, reset=None, invert=False):
         ModemPins.__init__(self, pwrkey, reset, invert)
-        import RPi.GPIO as GPIO   # lazily: only on a Pi
+        # lazily, only on a Pi's Linux (the Pico's pins are machine.Pin)
+        import RPi.GPIO as GPIO  # pyright: ignore[reportMissingImports]
         self._gpio = GPIO
         GPIO.setwarnings(False)
         GPIO.setmode(GPIO.BCM)

@@ -21,6 +21,9 @@ from net import ppp_fsm
 from net.lcp import Lcp, PROTO_LCP, PROTO_PAP, PROTO_CHAP
 from net.ipcp import Ipcp, PROTO_IPCP, PROTO_IP
 from net import ppp_auth
+TYPE_CHECKING = False
+if TYPE_CHECKING:           # type checkers only: MicroPython has no typing module
+    from typing import Any
 
 AUTH_TIMEOUT_MS = const(30000)
 
@@ -45,7 +48,7 @@ class PppSession:
         self.emit = emit
         self.rand = rand or _default_rand
         self.server = server
-        self.on_change = None
+        self.on_change = None           # type: Any
         self.phase = "dead"
         method = None
         self.user = b""
@@ -157,7 +160,7 @@ class PppSession:
     def _begin_auth(self, now):
         lcp = self.lcp
         out = self.emit
-        kw = {"restart_ms": self.restart_ms}
+        kw = {"restart_ms": self.restart_ms}  # type: dict
         auths = []
         p = lcp.auth_peer           # the peer wants us to authenticate
         if p == PROTO_PAP:

@@ -90,6 +90,9 @@ class _Sender(_Auth):
         self.done = 0
         self._send(now)
 
+    def _send(self, now):
+        raise NotImplementedError   # each sender writes its own request
+
     def timer(self, now):
         if self.done or not ticks.due(now, self.deadline):
             return

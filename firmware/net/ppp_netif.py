@@ -25,6 +25,9 @@ from net import hdlc
 from net.ppp import PppSession
 from net.lcp import PROTO_LCP
 from net.ipcp import PROTO_IP
+TYPE_CHECKING = False
+if TYPE_CHECKING:           # type checkers only: MicroPython has no typing module
+    from typing import Any
 
 ZERO4 = b"\x00\x00\x00\x00"
 RX_CHUNK = const(512)
@@ -49,7 +52,7 @@ class PppNetif(Netif):
         self.name = name
         self.addr = ZERO4
         self.up = False
-        self.on_event = None
+        self.on_event = None            # type: Any
         if clock is None:
             from runtime import clock as _c
             clock = _c.now_ms

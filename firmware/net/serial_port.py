@@ -212,7 +212,8 @@ class PySerial(SerialBase):
     """pyserial on a CPython host (e.g. a USB modem on a PC): non-blocking, RTS/CTS."""
 
     def __init__(self, port, baud=115200, rtscts=True):
-        import serial   # lazily: CPython hosts only
+        # lazily: CPython hosts only (pyserial; the Pico uses UartSerial)
+        import serial  # pyright: ignore[reportMissingImports]
         self.s = serial.Serial(port, baud, timeout=0, write_timeout=0, rtscts=rtscts)
 
     def write(self, buf):

@@ -17,23 +17,24 @@ from mptcp.ticks import MASK
 try:
     _ticks_ms = time.ticks_ms
 
-    def now_ms():
-        return _ticks_ms() & MASK
+    def now_ms():  # pyright: ignore[reportRedeclaration]
+        # the stub types ticks as opaque; on the boards they are small ints
+        return _ticks_ms() & MASK  # pyright: ignore[reportOperatorIssue]
 
-    def now_us():
+    def now_us():  # pyright: ignore[reportRedeclaration]
         return time.ticks_us()
 
-    def us_diff(a, b):
+    def us_diff(a, b):  # pyright: ignore[reportRedeclaration]
         return time.ticks_diff(a, b)
 
-except AttributeError:  # CPython
-    _monotonic = time.monotonic
+except AttributeError:  # CPython: no ticks_ms (the lines marked pyright: ignore)
+    _monotonic = time.monotonic  # pyright: ignore[reportAttributeAccessIssue]
 
     def now_ms():
         return int(_monotonic() * 1000) & MASK
 
     def now_us():
-        return int(time.perf_counter() * 1000000)
+        return int(time.perf_counter() * 1000000)  # pyright: ignore[reportAttributeAccessIssue]
 
     def us_diff(a, b):
         return a - b

@@ -24,9 +24,9 @@ class UdpTunnel(Netif):
         self._peer = socket.getaddrinfo(peer_host, peer_port)[0][-1]
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         s.bind(socket.getaddrinfo("127.0.0.1", local_port)[0][-1])
-        try:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1024 * 1024)
+        try:    # unix port and CPython; the Pico's socket has no SO_RCVBUF: skipped there
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)  # pyright: ignore[reportAttributeAccessIssue]
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1024 * 1024)  # pyright: ignore[reportAttributeAccessIssue]
         except Exception:
             pass
         s.connect(self._peer)
@@ -72,7 +72,8 @@ class UdpTunnel(Netif):
             if self._recv_into is not None:
                 self.sock.send(mv[:m])
             else:
-                self.sock.write(mv, m)
+                # MicroPython: stream write(buf, len) (py/stream.c; the stub has write(buf))
+                self.sock.write(mv, m)  # pyright: ignore[reportCallIssue]
         except OSError:
             self.tx_errors += 1
             return False
