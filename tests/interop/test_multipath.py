@@ -1,0 +1,161 @@
+"""Multipath against the Linux kernel (issue 8), in the manner of the kernel's own
+mptcp_join.sh: each case asserts the counters that selftest asserts (MPJoinSynRx,
+MPJoinSynAckRx, MPJoinAckRx, no HMAC failure), SHA-256 equal at both ends, and the
+device's own counters and per-subflow figures."""
+import itertools
+import subprocess
+import threading
+import time
+
+from kernel_checks import assert_kernel_clean
+from device_checks import device_counter, kernel_counter
+from mptcp_lab.nstat import delta as nstat_delta
+
+_ports = itertools.count(6201)
+JOIN_BAD = ("MPTcpExtMPJoinSynAckHMacFailure", "MPTcpExtMPJoinAckHMacFailure")
+
+
+def _ns(*cmd):
+    subprocess.run(("ip", "netns", "exec", "mplab") + cmd, check=True,
+                   stdout=subprocess.DEVNULL)
+
+
+def _ok(rc, dev, err):
+    assert rc == 0 and dev is not None, "device failed rc=%s: %s %s" % (rc, dev, err[-3000:])
+    assert dev["ok"] and dev["error"] is None, dev
+
+
+def _links(dev):
+    return sorted(s["link"] for s in dev["subflows"])
+
+
+def _no_join_errors(d):
+    for k in JOIN_BAD:
+        assert kernel_counter(d, k) == 0, (k, d[k])
+
+
+def test_device_client_two_subflows(lab):
+    """Device as client with --links wifi,lte: it joins from LTE; both carry data."""
+    port = next(_ports)
+    lab.link_set("wifi", rate="4mbit", delay="5ms")
+    before = lab.nstat()
+    peer = lab.start_peer("server", port=port, mode="recv")
+    try:
+        rc, dev, err = lab.run_device(["--connect", "198.18.0.1:%d" % port, "--send", "2M",
+                                       "--links", "wifi,lte", "--scheduler", "roundrobin"],
+                                      timeout=300)
+        ker = peer.wait(60)
+    finally:
+        lab.link_set("wifi", rate="0", delay="0ms")
+    _ok(rc, dev, err)
+    assert dev["sha256"] == ker["sha256"] and ker["bytes"] == 2 * 1024 * 1024
+    d = nstat_delta(before, lab.nstat())
+    assert_kernel_clean(d)
+    assert kernel_counter(d, "MPTcpExtMPJoinSynRx") == 1
+    assert kernel_counter(d, "MPTcpExtMPJoinAckRx") == 1
+    _no_join_errors(d)
+    assert _links(dev) == ["lte", "wifi"], dev["subflows"]
+    assert all(s["bytes_tx"] > 100000 for s in dev["subflows"]), [
+        (s["link"], s["bytes_tx"]) for s in dev["subflows"]]
+    assert device_counter(dev, "MPJoinSynTx") == 1 and device_counter(dev, "MPJoinSynAckRx") == 1
+    assert len(ker["subflows"]) == 2 and all(s["bytes_rx"] > 0 for s in ker["subflows"]), ker
+
+
+def test_device_server_kernel_joins(lab):
+    """Device as server; the kernel client has a `subflow` endpoint (198.18.0.2) and joins
+    the device: the device checks the HMACs and accepts."""
+    port = next(_ports)
+    _ns("ip", "mptcp", "endpoint", "flush")
+    # (no `dev`: an endpoint with a device binds its subflows to it, and lo goes nowhere)
+    _ns("ip", "mptcp", "endpoint", "add", "198.18.0.2", "subflow")
+    lab.link_set("wifi", rate="8mbit", delay="5ms")
+    try:
+        before = lab.nstat()
+        dev_proc = lab.start_device(["--listen", str(port), "--recv"])
+        lab.wait_device_listening(dev_proc, port)
+        peer = lab.start_peer("client", connect="198.18.1.2:%d" % port, mode="send",
+                              nbytes=2 * 1024 * 1024)
+        ker = peer.wait(300)
+        rc, dev, err = dev_proc.wait(120)
+    finally:
+        _ns("ip", "mptcp", "endpoint", "flush")
+        lab.link_set("wifi", rate="0", delay="0ms")
+    _ok(rc, dev, err)
+    assert dev["sha256"] == ker["sha256"] and dev["bytes"] == 2 * 1024 * 1024
+    d = nstat_delta(before, lab.nstat())
+    assert_kernel_clean(d)
+    assert kernel_counter(d, "MPTcpExtMPJoinSynTx") == 1
+    assert kernel_counter(d, "MPTcpExtMPJoinSynAckRx") == 1, (sorted(dev["counters"].items()), {k: v for k, v in d.items() if "Join" in k and v})
+    _no_join_errors(d)
+    assert device_counter(dev, "MPJoinSynRx") == 1 and device_counter(dev, "MPJoinAckRx") == 1
+    assert device_counter(dev, "MPJoinAckHMacFailure") == 0
+    assert len(dev["subflows"]) == 2 and dev["subflows"][1]["join"], dev["subflows"]
+
+
+def _later(s, fn):
+    t = threading.Timer(s, fn)
+    t.daemon = True
+    t.start()
+    return t
+
+
+def test_wifi_silent_failure_mid_transfer_completes_on_lte(lab):
+    """Wi-Fi drops every packet (no signal) mid-transfer: the device's RTO reinjects the
+    Wi-Fi subflow's data on LTE; the transfer completes, nothing lost or duplicated."""
+    port = next(_ports)
+    lab.link_set("wifi", rate="4mbit", delay="5ms")
+    before = lab.nstat()
+    peer = lab.start_peer("server", port=port, mode="recv")
+    t = _later(3.0, lambda: lab.link_set("wifi", loss="100"))
+    try:
+        rc, dev, err = lab.run_device(["--connect", "198.18.0.1:%d" % port, "--send", "2M",
+                                       "--links", "wifi,lte"], timeout=300)
+        ker = peer.wait(60)
+    finally:
+        t.cancel()
+        lab.link_set("wifi", loss="0", rate="0", delay="0ms")
+    _ok(rc, dev, err)
+    assert dev["sha256"] == ker["sha256"] and ker["bytes"] == 2 * 1024 * 1024
+    d = nstat_delta(before, lab.nstat())
+    assert_kernel_clean(d)
+    _no_join_errors(d)
+    assert device_counter(dev, "MPTCPReinject") > 0
+    lte = [s for s in dev["subflows"] if s["link"] == "lte"]
+    wifi = [s for s in dev["subflows"] if s["link"] == "wifi"]
+    assert lte and lte[0]["bytes_tx"] > 0 and wifi[0]["bytes_tx"] > 0, dev["subflows"]
+
+
+def test_backup_lte_idle_until_wifi_fails(lab):
+    """--scheduler backup: LTE joined with the backup flag carries nothing while Wi-Fi is
+    healthy, then takes over when Wi-Fi fails silently."""
+    port = next(_ports)
+    lab.link_set("wifi", rate="4mbit", delay="5ms")
+    peer = lab.start_peer("server", port=port, mode="recv")
+    t = _later(3.0, lambda: lab.link_set("wifi", loss="100"))
+    try:
+        rc, dev, err = lab.run_device(["--connect", "198.18.0.1:%d" % port, "--send", "2M",
+                                       "--links", "wifi,lte", "--scheduler", "backup"],
+                                      timeout=300)
+        ker = peer.wait(60)
+    finally:
+        t.cancel()
+        lab.link_set("wifi", loss="0", rate="0", delay="0ms")
+    _ok(rc, dev, err)
+    assert dev["sha256"] == ker["sha256"]
+    lte = [s for s in dev["subflows"] if s["link"] == "lte"][0]
+    assert lte["backup"] and lte["bytes_tx"] > 0, dev["subflows"]
+    # the kernel's view: the LTE subflow received only after Wi-Fi had carried ~1.5 MB
+    wifi_rx = sum(s["bytes_rx"] for s in ker["subflows"] if s["link"] == "wifi")
+    assert wifi_rx > 1000000, ker["subflows"]
+
+
+def test_backup_lte_carries_nothing_while_wifi_is_healthy(lab):
+    port = next(_ports)
+    peer = lab.start_peer("server", port=port, mode="recv")
+    rc, dev, err = lab.run_device(["--connect", "198.18.0.1:%d" % port, "--send", "2M",
+                                   "--links", "wifi,lte", "--scheduler", "backup"], timeout=300)
+    ker = peer.wait(60)
+    _ok(rc, dev, err)
+    assert dev["sha256"] == ker["sha256"]
+    lte = [s for s in dev["subflows"] if s["link"] == "lte"]
+    assert lte and lte[0]["backup"] and lte[0]["bytes_tx"] == 0, dev["subflows"]
