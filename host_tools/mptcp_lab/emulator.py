@@ -227,9 +227,17 @@ class TunUdpLink(Link):
     fixed-size frames one readinto returns exactly one packet (the IPv4 total length gives
     the real size; runtime/udp_tunnel.py relies on this).  The device announces itself with
     an empty datagram ("hello") before its first packet.
+
+    Link state reaches a UDP device as control frames (common.CTL_DOWN / CTL_UP, zero-padded
+    to PAD_TO), as a Wi-Fi disassociation would: sent on every `link wifi up|down`, repeated
+    every CTL_REPEAT_S while down (and CTL_UP_REPEATS times after coming up) so a lost
+    datagram does not matter, and a hello while down is answered with CTL_DOWN.  Loss
+    settings (even loss=100) send nothing: a silent failure.
     """
 
     PAD_TO = 1500
+    CTL_REPEAT_S = 1.0
+    CTL_UP_REPEATS = 2
 
     def __init__(self, name, profile, rng, emu):
         super().__init__(name, profile, rng)
@@ -242,6 +250,10 @@ class TunUdpLink(Link):
         self.hellos = 0         # times the device side changed to a new UDP address
         self.pad_to = self.PAD_TO
         self.zeros = memoryview(bytes(self.PAD_TO))
+        self.ctl_next = None    # when to repeat the link state to the device
+        self.ctl_up_left = 0
+        self.ctl_sent = 0       # control frames sent to the device
+        self.state_changes = 0
 
     def setup(self):
         cfg = self.cfg
@@ -329,6 +341,9 @@ class TunUdpLink(Link):
                 self.dest_str = "udp:%s:%d" % addr
                 self.hellos += 1
             n = len(pkt)
+            if not n and not d.up:
+                self.send_ctl(common.CTL_DOWN)    # a device (re)starting on a down link
+                continue
             if n < 20 or (pkt[0] >> 4) != 4:
                 if n:
                     d.drop("bad", n)
@@ -354,6 +369,45 @@ class TunUdpLink(Link):
             send(d, pkt)
         elif d.admit(pkt, now):     # admit() does the corruption for queued packets
             self.emu.wake(d, self)
+
+    # --- link state to the device -----------------------------------------------------------
+
+    def set_state(self, up):
+        was = self.up.up and self.down.up
+        super().set_state(up)
+        if up != was:
+            self.state_changes += 1
+        now = time.monotonic()
+        self.send_ctl(common.CTL_UP if up else common.CTL_DOWN)
+        self.ctl_up_left = 0 if not up else self.CTL_UP_REPEATS
+        self.ctl_next = now + self.CTL_REPEAT_S if (not up or self.ctl_up_left) else None
+
+    def send_ctl(self, msg):
+        """One control frame to the UDP device side (none for the reference device)."""
+        dest = self.dest
+        if dest is None or dest[0] != "udp":
+            return
+        try:
+            self.sock.sendmsg((msg, self.zeros[:self.pad_to - len(msg)]), (), 0, dest[1])
+            self.ctl_sent += 1
+        except OSError:
+            pass
+
+    def next_deadline(self):
+        return self.ctl_next
+
+    def on_timer(self, now):
+        if self.ctl_next is None or now < self.ctl_next:
+            return
+        if not self.down.up:
+            self.send_ctl(common.CTL_DOWN)
+            self.ctl_next = now + self.CTL_REPEAT_S
+        elif self.ctl_up_left > 0:
+            self.send_ctl(common.CTL_UP)
+            self.ctl_up_left -= 1
+            self.ctl_next = now + self.CTL_REPEAT_S if self.ctl_up_left else None
+        else:
+            self.ctl_next = None
 
     # --- egress ----------------------------------------------------------------------------
 
@@ -399,6 +453,8 @@ class TunUdpLink(Link):
         st["device_side"] = self.dest_str
         st["device_changes"] = self.hellos
         st["pad_to"] = self.pad_to
+        st["ctl_sent"] = self.ctl_sent
+        st["state_changes"] = self.state_changes
         return st
 
 
