@@ -31,7 +31,7 @@ import traceback
 from . import common
 from .common import LINKS, NS_PEER, NS_REF
 from .impair import PROFILES, Direction
-from . import modem_emu, tun
+from . import modem_emu, schedule, tun
 
 READ_BATCH = 64
 MAX_PKT = 65535
@@ -473,7 +473,9 @@ class Emulator:
         self.lte_profile = lte
         self.links["wifi"] = TunUdpLink("wifi", wifi, self.rng, self)
         self.links["lte"] = LteLink("lte", lte or "clean", self, lte_scenario)
+        self.scheduler = schedule.Scheduler(self.apply)
         self.timed = [l for l in self.links.values() if hasattr(l, "next_deadline")]
+        self.timed.append(self.scheduler)
 
     def register(self, fd, handler):
         self.handlers[fd] = handler
@@ -557,27 +559,27 @@ class Emulator:
         """Requests: {"cmd": "status"} | {"cmd": "link", "link": L, "state": "up"|"down"} |
         {"cmd": "set", "link": L, "settings": {...}, "dir": "both"|"up"|"down"} |
         {"cmd": "profile", "link": L, "profile": P} | {"cmd": "reset", "link": L or None} |
+        {"cmd": "schedule", "entries": [...], "clear": bool} (see schedule.py) |
         {"cmd": "stop"}.  Replies {"ok": true, ...} or {"ok": false, "error": msg}."""
         cmd = req.get("cmd")
         if cmd == "status":
             return {"ok": True, "status": self.status()}
         if cmd == "link":
-            link = self.get_link(req.get("link"))
             state = req.get("state")
             if state not in ("up", "down"):
                 raise ValueError("state must be up or down")
-            link.set_state(state == "up")
+            self.apply({"link": req.get("link"), "action": state})
             return {"ok": True, "status": self.status()}
         if cmd == "set":
-            link = self.get_link(req.get("link"))
-            settings = req.get("settings") or {}
-            if hasattr(link, "configure"):
-                link.configure(settings)
-                return {"ok": True, "status": self.status()}
-            for d in link.directions(req.get("dir", "both")):
-                d.set(**settings)
-            link.profile = "custom"
+            self.apply({"link": req.get("link"), "action": "set",
+                        "settings": req.get("settings") or {}, "dir": req.get("dir", "both")})
             return {"ok": True, "status": self.status()}
+        if cmd == "schedule":
+            now = time.monotonic()
+            cleared = self.scheduler.clear() if req.get("clear") else 0
+            added = self.scheduler.add(req.get("entries") or [], now)
+            return {"ok": True, "added": added, "cleared": cleared,
+                    "schedule": self.scheduler.status(now)}
         if cmd == "profile":
             name = req.get("link")
             link = self.get_link(name, need_impl=False)
@@ -600,9 +602,29 @@ class Emulator:
             return {"ok": True}
         raise ValueError("unknown command %r" % cmd)
 
+    def apply(self, entry):
+        """One link action now: {"link", "action": "up"|"down"|"set", "settings", "dir"}
+        (control requests and schedule entries alike)."""
+        link = self.get_link(entry.get("link"))
+        action = entry.get("action")
+        if action in ("up", "down"):
+            link.set_state(action == "up")
+        elif action == "set":
+            settings = entry.get("settings") or {}
+            if hasattr(link, "configure"):
+                link.configure(settings)
+            else:
+                dirs = link.directions(entry.get("dir", "both"))
+                for d in dirs:
+                    d.set(**settings)
+                link.profile = "custom"
+        else:
+            raise ValueError("action must be up, down or set, not %r" % (action,))
+
     def status(self):
         return {"pid": os.getpid(), "uptime_s": round(time.time() - self.started, 1),
-                "links": {n: l.status() for n, l in self.links.items()}}
+                "links": {n: l.status() for n, l in self.links.items()},
+                "schedule": self.scheduler.status(time.monotonic())}
 
     # --- main loop -------------------------------------------------------------------------
 
