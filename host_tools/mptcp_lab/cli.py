@@ -76,12 +76,18 @@ def print_status(st):
 
 def _fmt_lte(l):
     c = l.get("counters") or {}
-    return ("link lte: %s, profile %s, peer %s, modem serial %s, %d baud, delay %gms each way"
-            "\n    modem %s, ppp %s, registered %s, sessions %d | up %d B, down %d B, "
-            "no carrier %d, dials %d"
-            % (l["state"], l["profile"], l["peer_if"], l["serial"], l["baud"], l["delay_ms"],
-               l["mode"], l["ppp"], l["registered"], l["sessions"], c.get("up_bytes", 0),
-               c.get("down_bytes", 0), c.get("no_carrier", 0), c.get("dials", 0)))
+    out = ("link lte: %s, profile %s, peer %s, modem serial %s, %d baud, delay %gms each way"
+           "\n    modem %s, ppp %s, registered %s, sessions %d | up %d B, down %d B, "
+           "no carrier %d, dials %d"
+           % (l["state"], l["profile"], l["peer_if"], l["serial"], l["baud"], l["delay_ms"],
+              l["mode"], l["ppp"], l["registered"], l["sessions"], c.get("up_bytes", 0),
+              c.get("down_bytes", 0), c.get("no_carrier", 0), c.get("dials", 0)))
+    ref = l.get("ref")
+    if ref:
+        out += ("\n    ref %s (downlink to %s)\n      uplink   %s\n      downlink %s"
+                % (ref["ref_if"], l.get("device_side"), _fmt_dir(ref["uplink"]),
+                   _fmt_dir(ref["downlink"])))
+    return out
 
 
 def _fmt_entry(e):
@@ -320,7 +326,11 @@ def build_parser():
     p = sub.add_parser("ref", help="the reference device: kernel MPTCP in mplab-ref",
                        description="Runs the perf app's options with a kernel MPTCP socket in "
                                    "mplab-ref: --connect HOST:PORT | --listen PORT, "
-                                   "--send BYTES | --recv. Prints the same JSON line.",
+                                   "--send BYTES | --recv, --links wifi,lte (the first "
+                                   "link carries the first subflow, each other one gets an "
+                                   "MPTCP endpoint: subflow when connecting, signal when "
+                                   "listening; default wifi = one subflow). Prints the same "
+                                   "JSON line.",
                        usage="mptcp-lab ref -- ARGS")
     p.add_argument("args", nargs=argparse.REMAINDER)
     p.set_defaults(fn=cmd_ref)

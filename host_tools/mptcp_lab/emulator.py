@@ -41,6 +41,29 @@ class Stop(Exception):
     """Raised by the SIGTERM/SIGINT handler to leave the poll loop."""
 
 
+def set_directions(dirs, up):
+    """Take directions up or down; a direction going down loses what is in flight."""
+    for d in dirs:
+        d.up = up
+        if not up:
+            while d.fifo:
+                d.drop("down", len(d.fifo.popleft()[1]))
+            d.serial.clear()
+            d.busy_until = 0.0
+
+
+def ref_tun(link_name, cfg, tag):
+    """TUN `cfg["ifname"]` in mplab-ref with the device's address and its source routing;
+    returns the fd."""
+    tmp = ("mlr%s%d" % (tag, os.getpid()))[:15]
+    fd = tun.open_tun(tmp)
+    routes = ((common.LAB_NET, cfg["peer_addr"]),) if link_name == "wifi" else ()
+    tun.place(tmp, NS_REF, cfg["ifname"], cfg["dev_addr"], cfg["prefix"], routes=routes)
+    tun.source_route(NS_REF, cfg["ifname"], cfg["dev_addr"], cfg["peer_addr"], cfg["table"],
+                     common.LAB_NET)
+    return fd
+
+
 class Link:
     """Base link: two directions with impairments; subclasses own the endpoints."""
 
@@ -71,13 +94,7 @@ class Link:
         raise ValueError("direction must be both, up or down")
 
     def set_state(self, up):
-        for d in (self.up, self.down):
-            d.up = up
-            if not up:   # a link going down loses what is in flight
-                while d.fifo:
-                    d.drop("down", len(d.fifo.popleft()[1]))
-                d.serial.clear()
-                d.busy_until = 0.0
+        set_directions((self.up, self.down), up)
 
     def status(self):
         return {"implemented": self.implemented, "profile": self.profile,
@@ -92,7 +109,14 @@ class LteLink:
     `link lte down` is a radio outage: the modem drops the data call (NO CARRIER to the
     device) and deregisters until `link lte up`.  When the device's PPP ends with LCP
     Terminate, the emulated modem hangs up by itself (NO CARRIER), as real modems do, so the
-    next device process finds it in command mode."""
+    next device process finds it in command mode.
+
+    The reference device (kernel, mplab-ref) has no PPP here: its LTE path is TUN lte0 in
+    mplab-ref (198.18.2.2/24) through two `impair.Direction`s at the serial line's payload
+    rate (baud/10 bytes/s of IP packets, FIFO tail drop) with the LTE one-way delay, kept
+    equal to the modem's settings; `link lte down` cuts it too (drops, reason "down").
+    Downlink packets from lte0 in mplab go to whichever side sent uplink last (the ref's
+    TUN, or the modem's PPP session)."""
 
     implemented = True
     kind = "modem"
@@ -108,7 +132,13 @@ class LteLink:
         self.scenario = scenario
         self.modem = None
         self.peer_fd = None
+        self.ref_fd = None
         self.hangups_on_terminate = 0
+        self.ref_up = Direction("up", emu.rng)
+        self.ref_down = Direction("down", emu.rng)
+        self.ref_active = False      # downlink to the ref's TUN (else to the modem)
+        self.ref_claims = 0          # times the downlink switched to the ref
+        self._sessions = 0
 
     def setup(self):
         cfg = self.cfg
@@ -120,23 +150,28 @@ class LteLink:
         self.modem = modem_emu.ModemEmulator(self.peer_fd, p["baud"], p["delay_ms"],
                                              self.scenario, log=log)
         self._count_ip(self.modem.ppp)
+        self.modem.tun_divert = self._to_ref
+        self._sync_ref()
+        self.ref_fd = ref_tun(self.name, cfg, "lt")
         try:
             with open(common.LTE_SERIAL_FILE, "w") as f:
                 f.write(self.modem.slave_path + "\n")
         except OSError:
             pass
-        return [(fd, lambda now, fd=fd: self.on_readable(fd, now)) for fd in self.modem.fds()]
+        return [(fd, lambda now, fd=fd: self.on_readable(fd, now)) for fd in self.modem.fds()] \
+            + [(self.ref_fd, self.on_ref)]
 
     def close(self):
         if self.modem is not None:
             self.modem.close()
             self.modem = None
-        if self.peer_fd is not None:
-            try:
-                os.close(self.peer_fd)
-            except OSError:
-                pass
-            self.peer_fd = None
+        for fd in (self.peer_fd, self.ref_fd):
+            if fd is not None:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self.peer_fd = self.ref_fd = None
         try:
             os.unlink(common.LTE_SERIAL_FILE)
         except OSError:
@@ -149,6 +184,7 @@ class LteLink:
 
         def counted_on_ip(pkt):
             self.ip["up_ip_bytes"] += len(pkt)
+            self.ref_active = False          # the dialled-in device sends: downlink is its
             on_ip(pkt)
 
         def counted_send_ip(pkt):
@@ -180,11 +216,71 @@ class LteLink:
             m._drop_call(now, "PPP terminated")
             m._pump(now)
 
+    # --- the reference device's path ----------------------------------------------------------
+
+    def _sync_ref(self):
+        """The ref's path follows the modem: payload rate baud/10 B/s, the LTE delay."""
+        m = self.modem
+        for d in (self.ref_up, self.ref_down):
+            d.set(rate=m.baud * 8 // 10, delay=m.delay * 1000.0)
+
+    def on_ref(self, now):
+        """Packets the reference device (kernel in mplab-ref) sends on its LTE path."""
+        fd, d = self.ref_fd, self.ref_up
+        for _ in range(READ_BATCH):
+            try:
+                pkt = os.read(fd, MAX_PKT)
+            except BlockingIOError:
+                return
+            if not pkt or (pkt[0] >> 4) != 4:
+                continue
+            if not self.ref_active:
+                self.ref_active = True
+                self.ref_claims += 1
+            self._ref_ingress(d, pkt, now)
+
+    def _to_ref(self, pkt, now):
+        """modem_emu's TUN divert: downlink for the ref while it is the active LTE side."""
+        m = self.modem
+        if m.sessions != self._sessions:     # a device dialled in: the downlink is its
+            self._sessions = m.sessions
+            self.ref_active = False
+        if not self.ref_active:
+            return False
+        self._ref_ingress(self.ref_down, pkt, now)
+        return True
+
+    def _ref_ingress(self, d, pkt, now):
+        if not d.up:
+            d.drop("down", len(pkt))
+        elif d.admit(pkt, now):
+            self.emu.wake(d, self)
+
+    def sender(self, d):
+        return self._ref_send_up if d is self.ref_up else self._ref_send_down
+
+    def _ref_send_up(self, d, pkt):
+        self._ref_write(d, self.peer_fd, pkt)
+
+    def _ref_send_down(self, d, pkt):
+        self._ref_write(d, self.ref_fd, pkt)
+
+    @staticmethod
+    def _ref_write(d, fd, pkt):
+        try:
+            os.write(fd, pkt)
+        except OSError:
+            d.drop("tx", len(pkt))
+            return
+        d.fwd_pkts += 1
+        d.fwd_bytes += len(pkt)
+
     # --- control ---------------------------------------------------------------------------
 
     def apply_profile(self, profile):
         self.modem.set(profile=profile)
         self.profile = profile
+        self._sync_ref()
 
     def configure(self, settings):
         """settings: {"baud": int, "delay_ms": float} (either)."""
@@ -196,15 +292,19 @@ class LteLink:
             raise ValueError("LTE link settings are baud and delay (not %s)" % ", ".join(sorted(bad)))
         self.modem.set(baud=settings.get("baud"), delay_ms=settings.get("delay_ms"))
         self.profile = "custom"
+        self._sync_ref()
 
     def set_state(self, up):
         self.modem.set_up(up)
+        set_directions((self.ref_up, self.ref_down), up)
         self.modem._pump(time.monotonic())
 
     def reset_counters(self):
         self.modem.c.clear()
         for k in self.ip:
             self.ip[k] = 0
+        self.ref_up.reset_counters()
+        self.ref_down.reset_counters()
 
     def status(self):
         st = self.modem.status()
@@ -215,7 +315,15 @@ class LteLink:
                    "peer_if": "%s:%s %s/%d" % (NS_PEER, self.cfg["ifname"],
                                                self.cfg["peer_addr"], self.cfg["prefix"]),
                    "device_addr": self.cfg["dev_addr"],
-                   "hangups_on_terminate": self.hangups_on_terminate})
+                   "hangups_on_terminate": self.hangups_on_terminate,
+                   "device_side": "ref" if self.ref_active else "modem",
+                   "ref": {"ref_if": "%s:%s %s/%d" % (NS_REF, self.cfg["ifname"],
+                                                      self.cfg["dev_addr"], self.cfg["prefix"]),
+                           "claims": self.ref_claims,
+                           "uplink": {"params": self.ref_up.params(),
+                                      "counters": self.ref_up.counters()},
+                           "downlink": {"params": self.ref_down.params(),
+                                        "counters": self.ref_down.counters()}}})
         return st
 
 
@@ -259,12 +367,9 @@ class TunUdpLink(Link):
         cfg = self.cfg
         pid = os.getpid()
         tmp_peer = "mlp%s%d" % (self.name[:2], pid)
-        tmp_ref = "mlr%s%d" % (self.name[:2], pid)
         self.peer_fd = tun.open_tun(tmp_peer[:15])
         tun.place(tmp_peer[:15], NS_PEER, cfg["ifname"], cfg["peer_addr"], cfg["prefix"])
-        self.ref_fd = tun.open_tun(tmp_ref[:15])
-        tun.place(tmp_ref[:15], NS_REF, cfg["ifname"], cfg["dev_addr"], cfg["prefix"],
-                  routes=((common.LAB_NET, cfg["peer_addr"]),))
+        self.ref_fd = ref_tun(self.name, cfg, self.name[:2])
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         for opt, force in ((socket.SO_RCVBUF, 33), (socket.SO_SNDBUF, 32)):
             try:
