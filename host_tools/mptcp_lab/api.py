@@ -328,6 +328,12 @@ def link_set(name, direction="both", **settings):
     return lab.link_set(name, parsed, direction)
 
 
+def schedule(entries, clear=False):
+    """Timed link actions run by the emulator: entries from schedule.parse(text) or
+    schedule.outage("wifi", at=5, duration=10); returns {"pending": [...], "done": [...]}."""
+    return lab.schedule(entries, clear)
+
+
 class Lab:
     """Context manager: lab up (with profiles) on enter, down on exit even on failure."""
 
@@ -370,6 +376,7 @@ class Lab:
     status = staticmethod(status)
     link = staticmethod(link)
     link_set = staticmethod(link_set)
+    schedule = staticmethod(schedule)
     lte_status = staticmethod(lte_status)
     wait_lte = staticmethod(wait_lte)
 
