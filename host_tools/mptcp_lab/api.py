@@ -173,10 +173,17 @@ def start_ref(args):
     The emulator sends downlink packets to the device side that last sent uplink, so a
     listening reference device first sends one packet (a UDP datagram to its gateway's
     discard port) to claim it."""
-    if "--listen" in [str(a) for a in args]:
-        common.run([common.python(), "-c",
-                    "import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM)"
-                    ".sendto(b'claim', (%r, 9))" % LINKS["wifi"]["peer_addr"]], ns=NS_REF, check=False)
+    sargs = [str(a) for a in args]
+    if "--listen" in sargs:
+        links = ["wifi"]
+        if "--links" in sargs and sargs.index("--links") + 1 < len(sargs):
+            links = [n for n in sargs[sargs.index("--links") + 1].split(",") if n in LINKS]
+        for name in links:       # each link's downlink comes to the ref from now on
+            cfg = LINKS[name]
+            common.run([common.python(), "-c",
+                        "import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+                        "s.bind((%r, 0)); s.sendto(b'claim', (%r, 9))"
+                        % (cfg["dev_addr"], cfg["peer_addr"])], ns=NS_REF, check=False)
         time.sleep(0.05)
     return start_peer("ref", *args, ns=NS_REF)
 
@@ -321,6 +328,12 @@ def link_set(name, direction="both", **settings):
     return lab.link_set(name, parsed, direction)
 
 
+def schedule(entries, clear=False):
+    """Timed link actions run by the emulator: entries from schedule.parse(text) or
+    schedule.outage("wifi", at=5, duration=10); returns {"pending": [...], "done": [...]}."""
+    return lab.schedule(entries, clear)
+
+
 class Lab:
     """Context manager: lab up (with profiles) on enter, down on exit even on failure."""
 
@@ -363,6 +376,7 @@ class Lab:
     status = staticmethod(status)
     link = staticmethod(link)
     link_set = staticmethod(link_set)
+    schedule = staticmethod(schedule)
     lte_status = staticmethod(lte_status)
     wait_lte = staticmethod(wait_lte)
 

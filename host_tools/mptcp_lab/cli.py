@@ -5,10 +5,11 @@ import json
 import subprocess
 import sys
 
-from . import common, device, lab, peer
+from . import common, device, lab, peer, schedule
 from .common import LabError, NS_REF
 from .impair import PROFILES, PROFILE_HELP, fmt_rate, parse_settings, parse_value
 from .modem_emu import PROFILES as LTE_PROFILES
+from .schedule import parse_lte_settings  # noqa: F401  (also used by api.py)
 
 LTE_NOTE = ("LTE link profile (default clean): " + "; ".join(
     "%s: %d baud, %g ms each way" % (n, p["baud"], p["delay_ms"])
@@ -67,46 +68,85 @@ def print_status(st):
                  l["device_side"] or "none yet"))
         print("    uplink   " + _fmt_dir(l["uplink"]))
         print("    downlink " + _fmt_dir(l["downlink"]))
+    if st.get("schedule") and st["schedule"].get("pending"):
+        print_schedule(st["schedule"])
     if st.get("processes"):
         print("  lab processes: %s" % " ".join(map(str, st["processes"])))
 
 
 def _fmt_lte(l):
     c = l.get("counters") or {}
-    return ("link lte: %s, profile %s, peer %s, modem serial %s, %d baud, delay %gms each way"
-            "\n    modem %s, ppp %s, registered %s, sessions %d | up %d B, down %d B, "
-            "no carrier %d, dials %d"
-            % (l["state"], l["profile"], l["peer_if"], l["serial"], l["baud"], l["delay_ms"],
-               l["mode"], l["ppp"], l["registered"], l["sessions"], c.get("up_bytes", 0),
-               c.get("down_bytes", 0), c.get("no_carrier", 0), c.get("dials", 0)))
-
-
-def parse_lte_settings(items):
-    """baud=921600 delay=30ms -> {"baud": 921600, "delay_ms": 30.0} (delay one way)."""
-    out = {}
-    for it in items:
-        if "=" not in it:
-            raise ValueError("setting %r is not NAME=VALUE" % it)
-        k, v = it.split("=", 1)
-        k = k.strip().lower()
-        if k == "baud":
-            try:
-                out["baud"] = int(v)
-            except ValueError:
-                raise ValueError("bad baud %r (an integer, e.g. 115200)" % v)
-            if out["baud"] < 300:
-                raise ValueError("baud must be >= 300")
-        elif k == "delay":
-            out["delay_ms"] = parse_value("delay", v)
-        elif k == "corrupt":
-            raise ValueError("corrupt is only supported on the wifi link (the LTE link's "
-                             "packets go through the modem emulator's PPP path)")
-        else:
-            raise ValueError("unknown setting %r for the LTE link (use baud, delay)" % k)
+    out = ("link lte: %s, profile %s, peer %s, modem serial %s, %d baud, delay %gms each way"
+           "\n    modem %s, ppp %s, registered %s, sessions %d | up %d B, down %d B, "
+           "no carrier %d, dials %d"
+           % (l["state"], l["profile"], l["peer_if"], l["serial"], l["baud"], l["delay_ms"],
+              l["mode"], l["ppp"], l["registered"], l["sessions"], c.get("up_bytes", 0),
+              c.get("down_bytes", 0), c.get("no_carrier", 0), c.get("dials", 0)))
+    ref = l.get("ref")
+    if ref:
+        out += ("\n    ref %s (downlink to %s)\n      uplink   %s\n      downlink %s"
+                % (ref["ref_if"], l.get("device_side"), _fmt_dir(ref["uplink"]),
+                   _fmt_dir(ref["downlink"])))
     return out
 
 
+def _fmt_entry(e):
+    extra = ""
+    if e["action"] == "set":
+        extra = " " + " ".join("%s=%g" % kv for kv in sorted(e["settings"].items()))
+        if e.get("dir", "both") != "both":
+            extra += " --dir " + e["dir"]
+    return "%s %s%s" % (e["link"], e["action"], extra)
+
+
+def print_schedule(sch):
+    pend = sch.get("pending") or []
+    if not pend:
+        print("  schedule: nothing pending")
+    for e in pend:
+        print("  scheduled in %7.3f s: %s" % (e["in_s"], _fmt_entry(e)))
+
+
+def cmd_link_timed(a):
+    """link NAME ACTION ... --at S [--for S]: handed to the emulator's scheduler."""
+    settings = None
+    if a.action == "set":
+        try:
+            settings = (parse_lte_settings(a.settings) if a.name == "lte"
+                        else parse_settings(a.settings))
+        except ValueError as e:
+            raise LabError(str(e))
+    elif a.settings:
+        raise LabError("link %s %s takes no settings" % (a.name, a.action))
+    try:
+        entries = schedule.outage(a.name, a.at or 0.0, a.for_, a.action, settings, a.dir)
+    except ValueError as e:
+        raise LabError(str(e))
+    print_schedule(lab.schedule(entries))
+    return 0
+
+
+def cmd_schedule(a):
+    if a.file is None and not a.clear:
+        raise LabError("schedule needs a FILE (or --clear)")
+    entries = []
+    if a.file is not None:
+        try:
+            with (sys.stdin if a.file == "-" else open(a.file)) as f:
+                text = f.read()
+        except OSError as e:
+            raise LabError("cannot read schedule %s: %s" % (a.file, e.strerror or e))
+        try:
+            entries = schedule.parse(text)
+        except ValueError as e:
+            raise LabError("bad schedule %s: %s" % (a.file, " ".join(str(e).split())))
+    print_schedule(lab.schedule(entries, clear=a.clear))
+    return 0
+
+
 def cmd_link(a):
+    if a.at is not None or a.for_ is not None:
+        return cmd_link_timed(a)
     if a.name == "lte":
         return cmd_link_lte(a)
     if a.action in ("up", "down"):
@@ -237,7 +277,27 @@ def build_parser():
                    help="direction for set (default both): up = uplink, device->peer; "
                         "down = downlink, peer->device.  Put it after the settings (or "
                         "before the link name)")
+    p.add_argument("--at", type=float, default=None, metavar="S",
+                   help="do it S seconds from now (the emulator keeps the time; the "
+                        "command returns at once)")
+    p.add_argument("--for", dest="for_", type=float, default=None, metavar="S",
+                   help="with down: an outage of S seconds (down now or at --at, then up)")
     p.set_defaults(fn=cmd_link)
+
+    p = sub.add_parser("schedule", help="timed link actions from a file (run by the emulator)",
+                       description="FILE (or - for stdin): a JSON list of {\"at\": S, "
+                                   "\"link\": \"wifi\"|\"lte\", \"action\": "
+                                   "\"down\"|\"up\"|\"set\", \"settings\": {...}, "
+                                   "\"dir\": \"up\"|\"down\"} or lines "
+                                   "'AT LINK ACTION [NAME=VALUE ...]' (e.g. '5 wifi down', "
+                                   "'15 wifi up', '20 wifi set loss=100 dir=up'); AT in "
+                                   "seconds from now. Adds to what is pending (--clear "
+                                   "first drops it). `mptcp-lab status --json` lists pending "
+                                   "and done entries. A malformed file changes nothing "
+                                   "(exit 2).")
+    p.add_argument("file", nargs="?", default=None, metavar="FILE")
+    p.add_argument("--clear", action="store_true", help="drop every pending entry first")
+    p.set_defaults(fn=cmd_schedule)
 
     p = sub.add_parser("device", help="run the device perf app attached to the lab",
                        description="Runs firmware/apps/perf.py: MicroPython from build/unix_lab "
@@ -266,7 +326,11 @@ def build_parser():
     p = sub.add_parser("ref", help="the reference device: kernel MPTCP in mplab-ref",
                        description="Runs the perf app's options with a kernel MPTCP socket in "
                                    "mplab-ref: --connect HOST:PORT | --listen PORT, "
-                                   "--send BYTES | --recv. Prints the same JSON line.",
+                                   "--send BYTES | --recv, --links wifi,lte (the first "
+                                   "link carries the first subflow, each other one gets an "
+                                   "MPTCP endpoint: subflow when connecting, signal when "
+                                   "listening; default wifi = one subflow). Prints the same "
+                                   "JSON line.",
                        usage="mptcp-lab ref -- ARGS")
     p.add_argument("args", nargs=argparse.REMAINDER)
     p.set_defaults(fn=cmd_ref)

@@ -18,11 +18,18 @@ LAB_NET = "198.18.0.0/15"
 # One entry per link: TUN name inside the namespaces, peer-side and device-side addresses,
 # the UDP port the device uses to reach the emulator (None: not a UDP link).
 LINKS = {
+# `table`: the routing table (and metric) of the link in mplab-ref's source routing.
     "wifi": {"ifname": "wifi0", "peer_addr": "198.18.1.1", "dev_addr": "198.18.1.2",
-             "prefix": 24, "udp_port": 47001},
+             "prefix": 24, "udp_port": 47001, "table": 101},
     "lte": {"ifname": "lte0", "peer_addr": "198.18.2.1", "dev_addr": "198.18.2.2",
-            "prefix": 24, "udp_port": None},
+            "prefix": 24, "udp_port": None, "table": 102},
 }
+
+# Link-state control messages to the device over the Wi-Fi link's UDP framing (a downlink
+# datagram starting 0x00 instead of an IPv4 header; zero-padded to 1500 like every frame;
+# firmware/runtime/udp_tunnel.py has the same constants).
+CTL_DOWN = b"\x00MPLAB LINK DOWN"
+CTL_UP = b"\x00MPLAB LINK UP"
 
 RUN_DIR = "/run/mptcp-lab"
 PIDFILE = RUN_DIR + "/emulator.pid"

@@ -31,7 +31,7 @@ import traceback
 from . import common
 from .common import LINKS, NS_PEER, NS_REF
 from .impair import PROFILES, Direction
-from . import modem_emu, tun
+from . import modem_emu, schedule, tun
 
 READ_BATCH = 64
 MAX_PKT = 65535
@@ -39,6 +39,29 @@ MAX_PKT = 65535
 
 class Stop(Exception):
     """Raised by the SIGTERM/SIGINT handler to leave the poll loop."""
+
+
+def set_directions(dirs, up):
+    """Take directions up or down; a direction going down loses what is in flight."""
+    for d in dirs:
+        d.up = up
+        if not up:
+            while d.fifo:
+                d.drop("down", len(d.fifo.popleft()[1]))
+            d.serial.clear()
+            d.busy_until = 0.0
+
+
+def ref_tun(link_name, cfg, tag):
+    """TUN `cfg["ifname"]` in mplab-ref with the device's address and its source routing;
+    returns the fd."""
+    tmp = ("mlr%s%d" % (tag, os.getpid()))[:15]
+    fd = tun.open_tun(tmp)
+    routes = ((common.LAB_NET, cfg["peer_addr"]),) if link_name == "wifi" else ()
+    tun.place(tmp, NS_REF, cfg["ifname"], cfg["dev_addr"], cfg["prefix"], routes=routes)
+    tun.source_route(NS_REF, cfg["ifname"], cfg["dev_addr"], cfg["peer_addr"], cfg["table"],
+                     common.LAB_NET)
+    return fd
 
 
 class Link:
@@ -71,13 +94,7 @@ class Link:
         raise ValueError("direction must be both, up or down")
 
     def set_state(self, up):
-        for d in (self.up, self.down):
-            d.up = up
-            if not up:   # a link going down loses what is in flight
-                while d.fifo:
-                    d.drop("down", len(d.fifo.popleft()[1]))
-                d.serial.clear()
-                d.busy_until = 0.0
+        set_directions((self.up, self.down), up)
 
     def status(self):
         return {"implemented": self.implemented, "profile": self.profile,
@@ -92,7 +109,14 @@ class LteLink:
     `link lte down` is a radio outage: the modem drops the data call (NO CARRIER to the
     device) and deregisters until `link lte up`.  When the device's PPP ends with LCP
     Terminate, the emulated modem hangs up by itself (NO CARRIER), as real modems do, so the
-    next device process finds it in command mode."""
+    next device process finds it in command mode.
+
+    The reference device (kernel, mplab-ref) has no PPP here: its LTE path is TUN lte0 in
+    mplab-ref (198.18.2.2/24) through two `impair.Direction`s at the serial line's payload
+    rate (baud/10 bytes/s of IP packets, FIFO tail drop) with the LTE one-way delay, kept
+    equal to the modem's settings; `link lte down` cuts it too (drops, reason "down").
+    Downlink packets from lte0 in mplab go to whichever side sent uplink last (the ref's
+    TUN, or the modem's PPP session)."""
 
     implemented = True
     kind = "modem"
@@ -108,7 +132,13 @@ class LteLink:
         self.scenario = scenario
         self.modem = None
         self.peer_fd = None
+        self.ref_fd = None
         self.hangups_on_terminate = 0
+        self.ref_up = Direction("up", emu.rng)
+        self.ref_down = Direction("down", emu.rng)
+        self.ref_active = False      # downlink to the ref's TUN (else to the modem)
+        self.ref_claims = 0          # times the downlink switched to the ref
+        self._sessions = 0
 
     def setup(self):
         cfg = self.cfg
@@ -120,23 +150,28 @@ class LteLink:
         self.modem = modem_emu.ModemEmulator(self.peer_fd, p["baud"], p["delay_ms"],
                                              self.scenario, log=log)
         self._count_ip(self.modem.ppp)
+        self.modem.tun_divert = self._to_ref
+        self._sync_ref()
+        self.ref_fd = ref_tun(self.name, cfg, "lt")
         try:
             with open(common.LTE_SERIAL_FILE, "w") as f:
                 f.write(self.modem.slave_path + "\n")
         except OSError:
             pass
-        return [(fd, lambda now, fd=fd: self.on_readable(fd, now)) for fd in self.modem.fds()]
+        return [(fd, lambda now, fd=fd: self.on_readable(fd, now)) for fd in self.modem.fds()] \
+            + [(self.ref_fd, self.on_ref)]
 
     def close(self):
         if self.modem is not None:
             self.modem.close()
             self.modem = None
-        if self.peer_fd is not None:
-            try:
-                os.close(self.peer_fd)
-            except OSError:
-                pass
-            self.peer_fd = None
+        for fd in (self.peer_fd, self.ref_fd):
+            if fd is not None:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self.peer_fd = self.ref_fd = None
         try:
             os.unlink(common.LTE_SERIAL_FILE)
         except OSError:
@@ -149,6 +184,7 @@ class LteLink:
 
         def counted_on_ip(pkt):
             self.ip["up_ip_bytes"] += len(pkt)
+            self.ref_active = False          # the dialled-in device sends: downlink is its
             on_ip(pkt)
 
         def counted_send_ip(pkt):
@@ -180,11 +216,71 @@ class LteLink:
             m._drop_call(now, "PPP terminated")
             m._pump(now)
 
+    # --- the reference device's path ----------------------------------------------------------
+
+    def _sync_ref(self):
+        """The ref's path follows the modem: payload rate baud/10 B/s, the LTE delay."""
+        m = self.modem
+        for d in (self.ref_up, self.ref_down):
+            d.set(rate=m.baud * 8 // 10, delay=m.delay * 1000.0)
+
+    def on_ref(self, now):
+        """Packets the reference device (kernel in mplab-ref) sends on its LTE path."""
+        fd, d = self.ref_fd, self.ref_up
+        for _ in range(READ_BATCH):
+            try:
+                pkt = os.read(fd, MAX_PKT)
+            except BlockingIOError:
+                return
+            if not pkt or (pkt[0] >> 4) != 4:
+                continue
+            if not self.ref_active:
+                self.ref_active = True
+                self.ref_claims += 1
+            self._ref_ingress(d, pkt, now)
+
+    def _to_ref(self, pkt, now):
+        """modem_emu's TUN divert: downlink for the ref while it is the active LTE side."""
+        m = self.modem
+        if m.sessions != self._sessions:     # a device dialled in: the downlink is its
+            self._sessions = m.sessions
+            self.ref_active = False
+        if not self.ref_active:
+            return False
+        self._ref_ingress(self.ref_down, pkt, now)
+        return True
+
+    def _ref_ingress(self, d, pkt, now):
+        if not d.up:
+            d.drop("down", len(pkt))
+        elif d.admit(pkt, now):
+            self.emu.wake(d, self)
+
+    def sender(self, d):
+        return self._ref_send_up if d is self.ref_up else self._ref_send_down
+
+    def _ref_send_up(self, d, pkt):
+        self._ref_write(d, self.peer_fd, pkt)
+
+    def _ref_send_down(self, d, pkt):
+        self._ref_write(d, self.ref_fd, pkt)
+
+    @staticmethod
+    def _ref_write(d, fd, pkt):
+        try:
+            os.write(fd, pkt)
+        except OSError:
+            d.drop("tx", len(pkt))
+            return
+        d.fwd_pkts += 1
+        d.fwd_bytes += len(pkt)
+
     # --- control ---------------------------------------------------------------------------
 
     def apply_profile(self, profile):
         self.modem.set(profile=profile)
         self.profile = profile
+        self._sync_ref()
 
     def configure(self, settings):
         """settings: {"baud": int, "delay_ms": float} (either)."""
@@ -196,15 +292,19 @@ class LteLink:
             raise ValueError("LTE link settings are baud and delay (not %s)" % ", ".join(sorted(bad)))
         self.modem.set(baud=settings.get("baud"), delay_ms=settings.get("delay_ms"))
         self.profile = "custom"
+        self._sync_ref()
 
     def set_state(self, up):
         self.modem.set_up(up)
+        set_directions((self.ref_up, self.ref_down), up)
         self.modem._pump(time.monotonic())
 
     def reset_counters(self):
         self.modem.c.clear()
         for k in self.ip:
             self.ip[k] = 0
+        self.ref_up.reset_counters()
+        self.ref_down.reset_counters()
 
     def status(self):
         st = self.modem.status()
@@ -215,7 +315,15 @@ class LteLink:
                    "peer_if": "%s:%s %s/%d" % (NS_PEER, self.cfg["ifname"],
                                                self.cfg["peer_addr"], self.cfg["prefix"]),
                    "device_addr": self.cfg["dev_addr"],
-                   "hangups_on_terminate": self.hangups_on_terminate})
+                   "hangups_on_terminate": self.hangups_on_terminate,
+                   "device_side": "ref" if self.ref_active else "modem",
+                   "ref": {"ref_if": "%s:%s %s/%d" % (NS_REF, self.cfg["ifname"],
+                                                      self.cfg["dev_addr"], self.cfg["prefix"]),
+                           "claims": self.ref_claims,
+                           "uplink": {"params": self.ref_up.params(),
+                                      "counters": self.ref_up.counters()},
+                           "downlink": {"params": self.ref_down.params(),
+                                        "counters": self.ref_down.counters()}}})
         return st
 
 
@@ -227,9 +335,17 @@ class TunUdpLink(Link):
     fixed-size frames one readinto returns exactly one packet (the IPv4 total length gives
     the real size; runtime/udp_tunnel.py relies on this).  The device announces itself with
     an empty datagram ("hello") before its first packet.
+
+    Link state reaches a UDP device as control frames (common.CTL_DOWN / CTL_UP, zero-padded
+    to PAD_TO), as a Wi-Fi disassociation would: sent on every `link wifi up|down`, repeated
+    every CTL_REPEAT_S while down (and CTL_UP_REPEATS times after coming up) so a lost
+    datagram does not matter, and a hello while down is answered with CTL_DOWN.  Loss
+    settings (even loss=100) send nothing: a silent failure.
     """
 
     PAD_TO = 1500
+    CTL_REPEAT_S = 1.0
+    CTL_UP_REPEATS = 2
 
     def __init__(self, name, profile, rng, emu):
         super().__init__(name, profile, rng)
@@ -242,17 +358,18 @@ class TunUdpLink(Link):
         self.hellos = 0         # times the device side changed to a new UDP address
         self.pad_to = self.PAD_TO
         self.zeros = memoryview(bytes(self.PAD_TO))
+        self.ctl_next = None    # when to repeat the link state to the device
+        self.ctl_up_left = 0
+        self.ctl_sent = 0       # control frames sent to the device
+        self.state_changes = 0
 
     def setup(self):
         cfg = self.cfg
         pid = os.getpid()
         tmp_peer = "mlp%s%d" % (self.name[:2], pid)
-        tmp_ref = "mlr%s%d" % (self.name[:2], pid)
         self.peer_fd = tun.open_tun(tmp_peer[:15])
         tun.place(tmp_peer[:15], NS_PEER, cfg["ifname"], cfg["peer_addr"], cfg["prefix"])
-        self.ref_fd = tun.open_tun(tmp_ref[:15])
-        tun.place(tmp_ref[:15], NS_REF, cfg["ifname"], cfg["dev_addr"], cfg["prefix"],
-                  routes=((common.LAB_NET, cfg["peer_addr"]),))
+        self.ref_fd = ref_tun(self.name, cfg, self.name[:2])
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         for opt, force in ((socket.SO_RCVBUF, 33), (socket.SO_SNDBUF, 32)):
             try:
@@ -329,6 +446,9 @@ class TunUdpLink(Link):
                 self.dest_str = "udp:%s:%d" % addr
                 self.hellos += 1
             n = len(pkt)
+            if not n and not d.up:
+                self.send_ctl(common.CTL_DOWN)    # a device (re)starting on a down link
+                continue
             if n < 20 or (pkt[0] >> 4) != 4:
                 if n:
                     d.drop("bad", n)
@@ -354,6 +474,45 @@ class TunUdpLink(Link):
             send(d, pkt)
         elif d.admit(pkt, now):     # admit() does the corruption for queued packets
             self.emu.wake(d, self)
+
+    # --- link state to the device -----------------------------------------------------------
+
+    def set_state(self, up):
+        was = self.up.up and self.down.up
+        super().set_state(up)
+        if up != was:
+            self.state_changes += 1
+        now = time.monotonic()
+        self.send_ctl(common.CTL_UP if up else common.CTL_DOWN)
+        self.ctl_up_left = 0 if not up else self.CTL_UP_REPEATS
+        self.ctl_next = now + self.CTL_REPEAT_S if (not up or self.ctl_up_left) else None
+
+    def send_ctl(self, msg):
+        """One control frame to the UDP device side (none for the reference device)."""
+        dest = self.dest
+        if dest is None or dest[0] != "udp":
+            return
+        try:
+            self.sock.sendmsg((msg, self.zeros[:self.pad_to - len(msg)]), (), 0, dest[1])
+            self.ctl_sent += 1
+        except OSError:
+            pass
+
+    def next_deadline(self):
+        return self.ctl_next
+
+    def on_timer(self, now):
+        if self.ctl_next is None or now < self.ctl_next:
+            return
+        if not self.down.up:
+            self.send_ctl(common.CTL_DOWN)
+            self.ctl_next = now + self.CTL_REPEAT_S
+        elif self.ctl_up_left > 0:
+            self.send_ctl(common.CTL_UP)
+            self.ctl_up_left -= 1
+            self.ctl_next = now + self.CTL_REPEAT_S if self.ctl_up_left else None
+        else:
+            self.ctl_next = None
 
     # --- egress ----------------------------------------------------------------------------
 
@@ -399,6 +558,8 @@ class TunUdpLink(Link):
         st["device_side"] = self.dest_str
         st["device_changes"] = self.hellos
         st["pad_to"] = self.pad_to
+        st["ctl_sent"] = self.ctl_sent
+        st["state_changes"] = self.state_changes
         return st
 
 
@@ -417,7 +578,9 @@ class Emulator:
         self.lte_profile = lte
         self.links["wifi"] = TunUdpLink("wifi", wifi, self.rng, self)
         self.links["lte"] = LteLink("lte", lte or "clean", self, lte_scenario)
+        self.scheduler = schedule.Scheduler(self.apply)
         self.timed = [l for l in self.links.values() if hasattr(l, "next_deadline")]
+        self.timed.append(self.scheduler)
 
     def register(self, fd, handler):
         self.handlers[fd] = handler
@@ -501,27 +664,27 @@ class Emulator:
         """Requests: {"cmd": "status"} | {"cmd": "link", "link": L, "state": "up"|"down"} |
         {"cmd": "set", "link": L, "settings": {...}, "dir": "both"|"up"|"down"} |
         {"cmd": "profile", "link": L, "profile": P} | {"cmd": "reset", "link": L or None} |
+        {"cmd": "schedule", "entries": [...], "clear": bool} (see schedule.py) |
         {"cmd": "stop"}.  Replies {"ok": true, ...} or {"ok": false, "error": msg}."""
         cmd = req.get("cmd")
         if cmd == "status":
             return {"ok": True, "status": self.status()}
         if cmd == "link":
-            link = self.get_link(req.get("link"))
             state = req.get("state")
             if state not in ("up", "down"):
                 raise ValueError("state must be up or down")
-            link.set_state(state == "up")
+            self.apply({"link": req.get("link"), "action": state})
             return {"ok": True, "status": self.status()}
         if cmd == "set":
-            link = self.get_link(req.get("link"))
-            settings = req.get("settings") or {}
-            if hasattr(link, "configure"):
-                link.configure(settings)
-                return {"ok": True, "status": self.status()}
-            for d in link.directions(req.get("dir", "both")):
-                d.set(**settings)
-            link.profile = "custom"
+            self.apply({"link": req.get("link"), "action": "set",
+                        "settings": req.get("settings") or {}, "dir": req.get("dir", "both")})
             return {"ok": True, "status": self.status()}
+        if cmd == "schedule":
+            now = time.monotonic()
+            cleared = self.scheduler.clear() if req.get("clear") else 0
+            added = self.scheduler.add(req.get("entries") or [], now)
+            return {"ok": True, "added": added, "cleared": cleared,
+                    "schedule": self.scheduler.status(now)}
         if cmd == "profile":
             name = req.get("link")
             link = self.get_link(name, need_impl=False)
@@ -544,9 +707,29 @@ class Emulator:
             return {"ok": True}
         raise ValueError("unknown command %r" % cmd)
 
+    def apply(self, entry):
+        """One link action now: {"link", "action": "up"|"down"|"set", "settings", "dir"}
+        (control requests and schedule entries alike)."""
+        link = self.get_link(entry.get("link"))
+        action = entry.get("action")
+        if action in ("up", "down"):
+            link.set_state(action == "up")
+        elif action == "set":
+            settings = entry.get("settings") or {}
+            if hasattr(link, "configure"):
+                link.configure(settings)
+            else:
+                dirs = link.directions(entry.get("dir", "both"))
+                for d in dirs:
+                    d.set(**settings)
+                link.profile = "custom"
+        else:
+            raise ValueError("action must be up, down or set, not %r" % (action,))
+
     def status(self):
         return {"pid": os.getpid(), "uptime_s": round(time.time() - self.started, 1),
-                "links": {n: l.status() for n, l in self.links.items()}}
+                "links": {n: l.status() for n, l in self.links.items()},
+                "schedule": self.scheduler.status(time.monotonic())}
 
     # --- main loop -------------------------------------------------------------------------
 

@@ -262,6 +262,7 @@ def status():
         try:
             st["emulator"] = control({"cmd": "status"}, timeout=3.0)["status"]
             st["links"] = st["emulator"].pop("links")
+            st["schedule"] = st["emulator"].pop("schedule", None)
         except LabError as e:
             st["error"] = str(e)
     st["up"] = all(st["namespaces"].values()) and "links" in st
@@ -291,3 +292,10 @@ def link_set(name, settings, direction="both"):
 def reset_counters(name=None):
     require_up()
     control({"cmd": "reset", "link": name})
+
+
+def schedule(entries, clear=False):
+    """Hand timed link actions to the emulator (see schedule.py); returns its schedule
+    status {"pending": [...], "done": [...]}."""
+    require_up()
+    return control({"cmd": "schedule", "entries": entries, "clear": clear})["schedule"]

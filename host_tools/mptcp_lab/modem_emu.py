@@ -89,6 +89,7 @@ class ModemEmulator:
         self.up_q = collections.deque()  # (due, ip packet) -> TUN
         self.down_q = collections.deque()  # (due, ip packet) -> PPP
         self.out_blocked = False         # pty master full (the device is not reading)
+        self.tun_divert = None           # callable(pkt, now) -> True if it took a TUN packet
 
         # AT state
         self.mode = "command"            # command | data | online_command
@@ -294,6 +295,8 @@ class ModemEmulator:
                 return
             if not pkt:
                 return
+            if self.tun_divert is not None and self.tun_divert(pkt, now):
+                continue
             if not self.link_up or not self.ppp.opened or self.mode != "data":
                 self.c["down_drops_no_link"] += 1
                 continue

@@ -216,6 +216,40 @@ def emit(res):
     sys.stdout.flush()
 
 
+def parse_links(text):
+    """'wifi,lte' -> ["wifi", "lte"] (known, distinct, at least one)."""
+    names = [n.strip() for n in str(text).split(",") if n.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("--links needs at least one link (wifi, lte)")
+    for n in names:
+        if n not in LINKS:
+            raise argparse.ArgumentTypeError("unknown link %r (known: %s)"
+                                             % (n, ", ".join(LINKS)))
+    if len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError("a link twice in --links %s" % text)
+    return names
+
+
+def ref_endpoints(links, listen):
+    """Configure the kernel's in-kernel path manager in this namespace (mplab-ref) for
+    `links`: the first link carries the initial subflow (the socket binds to its address),
+    each other link becomes an endpoint (`subflow` for a client, `signal` for a server).
+    Returns the address to bind."""
+    import subprocess
+
+    def ip(*args):
+        p = subprocess.run(["ip", "mptcp"] + list(args), capture_output=True, text=True)
+        if p.returncode != 0:
+            raise OSError("ip mptcp %s: %s" % (" ".join(args), p.stderr.strip()))
+    ip("endpoint", "flush")
+    ip("limits", "set", "subflows", "8", "add_addr_accepted", "8")
+    for name in links[1:]:
+        cfg = LINKS[name]
+        ip("endpoint", "add", cfg["dev_addr"], "dev", cfg["ifname"],
+           "signal" if listen else "subflow")
+    return LINKS[links[0]]["dev_addr"]
+
+
 def serve(port, mode, nbytes, tcp, once, bind="0.0.0.0", extra=None):
     ls = new_socket(tcp)
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -244,11 +278,13 @@ def serve(port, mode, nbytes, tcp, once, bind="0.0.0.0", extra=None):
             return rc
 
 
-def connect(host, port, mode, nbytes, tcp, extra=None, timeout=30.0):
+def connect(host, port, mode, nbytes, tcp, extra=None, timeout=30.0, bind=None):
     s = new_socket(tcp)
     s.settimeout(timeout)
     t0 = time.monotonic()
     try:
+        if bind:
+            s.bind((bind, 0))
         s.connect((host, port))
         s.settimeout(None)
         res = transfer(s, mode, nbytes, t0)
@@ -305,7 +341,8 @@ def build_parser(prog="mptcp_lab.peer"):
     g.add_argument("--connect", type=hostport, metavar="HOST:PORT")
     g.add_argument("--listen", type=int, metavar="PORT")
     _mode_args(r)
-    r.add_argument("--links", default="wifi", help="accepted for compatibility (kernel routes)")
+    r.add_argument("--links", type=parse_links, default=["wifi"],
+                   help="wifi,lte: one subflow per link (the first one first); default wifi")
     r.add_argument("--heap", default=None, help="ignored (kernel)")
     r.add_argument("--scheduler", default=None, help="ignored (kernel's default scheduler)")
     r.add_argument("--tcp", action="store_true")
@@ -317,10 +354,17 @@ def main(argv=None):
     mode, n = _mode(a)
     if a.role == "server":
         return serve(a.port, mode, n, a.tcp, a.once, a.bind)
-    extra = {"heap_peak": None, "runtime": "kernel"} if a.role == "ref" else None
-    if a.role == "ref" and a.listen is not None:
+    if a.role != "ref":
+        return connect(a.connect[0], a.connect[1], mode, n, a.tcp)
+    extra = {"heap_peak": None, "runtime": "kernel", "links": a.links}
+    try:
+        addr = ref_endpoints(a.links, a.listen is not None)
+    except OSError as e:
+        emit({"error": "reference device links %s: %s" % (",".join(a.links), e)})
+        return 1
+    if a.listen is not None:
         return serve(a.listen, mode, n, a.tcp, True, extra=extra)
-    return connect(a.connect[0], a.connect[1], mode, n, a.tcp, extra=extra)
+    return connect(a.connect[0], a.connect[1], mode, n, a.tcp, extra=extra, bind=addr)
 
 
 if __name__ == "__main__":

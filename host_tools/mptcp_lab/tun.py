@@ -38,3 +38,14 @@ def place(tmpname, ns, name, addr, prefix, mtu=1500, routes=()):
     run(["ip", "-n", ns, "link", "set", "dev", name, "mtu", str(mtu), "txqueuelen", "1000", "up"])
     for dst, via in routes:
         run(["ip", "-n", ns, "route", "replace", dst, "via", via, "dev", name])
+
+
+def source_route(ns, name, addr, via, table, dst):
+    """Policy routing in `ns`: packets from `addr` reach `dst` via `via` on `name` (table
+    `table`), whatever the main table prefers; the main table also gets that route at a
+    worse metric, for sockets bound to the device (MPTCP endpoints with `dev`)."""
+    run(["ip", "-n", ns, "route", "replace", dst, "via", via, "dev", name, "table", str(table)])
+    run(["ip", "-n", ns, "rule", "add", "from", addr, "table", str(table), "priority",
+         str(1000 + table)])
+    run(["ip", "-n", ns, "route", "replace", dst, "via", via, "dev", name, "metric",
+         str(table)])

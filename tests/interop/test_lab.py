@@ -253,9 +253,12 @@ def test_device_side_udp(lab):
         assert reply[20] == 0 and struct.unpack("!H", reply[26:28])[0] == 2, reply[:28].hex()
         lab.link("wifi", "down")
         s.sendto(_icmp_echo(3), ("127.0.0.1", 47001))
-        with pytest.raises(socket.timeout):
-            s.settimeout(0.5)
-            s.recvfrom(2048)
+        from mptcp_lab.common import CTL_DOWN
+        s.settimeout(0.5)
+        with pytest.raises(socket.timeout):      # only link-down frames, no echo reply
+            while True:
+                d, _ = s.recvfrom(2048)
+                assert d.startswith(CTL_DOWN), d[:28].hex()
     finally:
         s.close()
 
@@ -273,3 +276,166 @@ def test_device_command(lab):
     else:
         r = cli("device", "--source", "--", "--recv")
         assert r.returncode == 2 and "perf app not found" in r.stderr
+
+
+def _frames(s, n, timeout=3.0):
+    """The next n datagrams on `s` (each must be a 1500-byte frame)."""
+    out = []
+    s.settimeout(timeout)
+    for _ in range(n):
+        d, _ = s.recvfrom(2048)
+        assert len(d) == 1500, len(d)
+        out.append(d)
+    return out
+
+
+def test_wifi_down_signals_the_udp_device_and_loss_is_silent(lab):
+    """`link wifi down` tells a UDP device (CTL_DOWN frames: at once, repeated, answering a
+    hello); `up` sends CTL_UP; `set loss=100` sends nothing."""
+    from mptcp_lab.common import CTL_DOWN, CTL_UP
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.bind(("127.0.0.1", 0))
+        s.sendto(b"", ("127.0.0.1", 47001))
+        me = "udp:127.0.0.1:%d" % s.getsockname()[1]
+        deadline = time.monotonic() + 2
+        while api.status()["links"]["wifi"]["device_side"] != me:
+            assert time.monotonic() < deadline, "hello not registered"
+            time.sleep(0.01)
+        lab.link_set("wifi", loss="100")
+        s.sendto(_icmp_echo(1), ("127.0.0.1", 47001))
+        with pytest.raises(socket.timeout):
+            _frames(s, 1, timeout=1.5)           # silent: no reply, no control frame
+        lab.link_set("wifi", loss="0")
+        lab.link("wifi", "down")
+        a, b = _frames(s, 2)                     # the change, then the repeat
+        assert a.startswith(CTL_DOWN) and b.startswith(CTL_DOWN)
+        assert a[len(CTL_DOWN):] == bytes(1500 - len(CTL_DOWN))
+        s.sendto(b"", ("127.0.0.1", 47001))      # a device starting now is told at once
+        assert _frames(s, 1)[0].startswith(CTL_DOWN)
+        lab.link("wifi", "up")
+        frames = _frames(s, 3)
+        ups = [f for f in frames if f.startswith(CTL_UP)]
+        assert ups and frames[-1].startswith(CTL_UP), [f[:16] for f in frames]
+        s.sendto(_icmp_echo(2), ("127.0.0.1", 47001))
+        while True:                              # the echo reply comes back once up
+            d = _frames(s, 1)[0]
+            if d[0] == 0x45:
+                break
+            assert d.startswith(CTL_UP)
+        assert socket.inet_ntoa(d[12:16]) == SERVER_ADDR and d[20] == 0
+        w = api.status()["links"]["wifi"]
+        assert w["state_changes"] == 2 and w["ctl_sent"] >= 5
+    finally:
+        s.close()
+
+
+def test_scheduled_outage_happens_in_the_emulator(lab):
+    """`link wifi down --at 1 --for 2` returns at once; the emulator takes the link down
+    then up on its own clock while a reference transfer runs: `down` drops rise during
+    the outage and not after, the transfer completes (SHA-256)."""
+    lab.link_set("wifi", rate="8mbit")           # 3 MiB take > 3 s: the outage falls inside
+    srv = lab.start_peer("server", port=5103, recv=True, once=True)
+    ref = lab.start_ref(["--connect", "%s:5103" % SERVER_ADDR, "--send", "3M"])
+    r = cli("link", "wifi", "down", "--at", "1", "--for", "2")
+    assert r.returncode == 0, r.stderr
+    st = json.loads(cli("status", "--json").stdout)
+    pend = st["schedule"]["pending"]
+    assert [(e["link"], e["action"]) for e in pend] == [("wifi", "down"), ("wifi", "up")], pend
+    assert pend[1]["in_s"] - pend[0]["in_s"] == pytest.approx(2.0, abs=0.01)
+
+    def wifi():
+        return api.status()["links"]["wifi"]
+
+    def down_drops(w):
+        return w["uplink"]["counters"]["dropped"]["down"]["pkts"] + \
+            w["downlink"]["counters"]["dropped"]["down"]["pkts"]
+
+    deadline = time.monotonic() + 30
+    while True:
+        w = wifi()
+        if w["state"] == "down":
+            break
+        assert down_drops(w) == 0, "drops before the outage"
+        assert time.monotonic() < deadline, "the scheduled outage never started"
+        time.sleep(0.02)
+    while wifi()["state"] != "up":
+        assert time.monotonic() < deadline, "the scheduled outage never ended"
+        time.sleep(0.02)
+    w1 = wifi()
+    assert down_drops(w1) > 0, "nothing was dropped during the outage"
+    res = ref.wait(60)
+    got = srv.wait(30)
+    assert res["sha256"] == got["sha256"] and got["bytes"] == 3 << 20
+    w2 = wifi()
+    assert down_drops(w2) == down_drops(w1), "drops after the outage ended"
+    assert w2["uplink"]["counters"]["forwarded_pkts"] > w1["uplink"]["counters"]["forwarded_pkts"]
+    sch = api.status()["schedule"]
+    assert sch["pending"] == []
+    done = sch["done"][-2:]
+    assert [d["action"] for d in done] == ["down", "up"] and all("error" not in d for d in done)
+    assert all(d["ran_after_s"] >= d["due_after_s"] for d in done), done
+
+
+def test_schedule_file_and_malformed_file(lab, tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('[{"at": 1, "link": "wifi", "action": "down", "for": 3}]')
+    r = cli("schedule", str(bad))
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert "entry 1: unknown key(s) for" in r.stderr
+    good = tmp_path / "plan.txt"
+    good.write_text("600 wifi down\n610 wifi up\n605 lte set baud=115200\n")
+    r = cli("schedule", str(good))
+    assert r.returncode == 0, r.stderr
+    pend = json.loads(cli("status", "--json").stdout)["schedule"]["pending"]
+    assert [(e["link"], e["action"]) for e in pend] == \
+        [("wifi", "down"), ("lte", "set"), ("wifi", "up")]
+    assert pend[1]["settings"] == {"baud": 115200}
+    r = cli("schedule", "--clear")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(cli("status", "--json").stdout)["schedule"]["pending"] == []
+
+
+def test_ref_uses_both_links(lab):
+    """The reference kernel device with --links wifi,lte: two subflows (one per link), both
+    links carry bytes through the emulator, the server saw an MP_JOIN; link lte down cuts
+    the ref's LTE path."""
+    lab.link_set("wifi", rate="4mbit", delay="10ms")    # LTE (737 kbit/s) gets a share
+    before = lab.nstat()
+    srv = lab.start_peer("server", port=5104, recv=True, once=True)
+    rc, res, err = lab.run_ref(["--connect", "%s:5104" % SERVER_ADDR, "--send", "2M",
+                                "--links", "wifi,lte"], timeout=120)
+    got = srv.wait(60)
+    assert rc == 0, err
+    assert res["sha256"] == got["sha256"] and got["bytes"] == res["bytes"] == 2 << 20
+    assert res["mptcp"] is True
+    links = sorted(sf["link"] for sf in res["subflows"])
+    assert links == ["lte", "wifi"], res["subflows"]
+    for sf in res["subflows"]:
+        assert sf["bytes_tx"] > 64 << 10, sf
+    st = api.status()["links"]
+    assert st["wifi"]["uplink"]["counters"]["forwarded_bytes"] > 64 << 10
+    ref = st["lte"]["ref"]
+    assert ref["uplink"]["counters"]["forwarded_bytes"] > 64 << 10, ref
+    assert ref["uplink"]["params"]["rate"] == st["lte"]["baud"] * 8 // 10
+    assert ref["uplink"]["params"]["delay"] == st["lte"]["delay_ms"]
+    d = api.nstat_delta(before, lab.nstat())
+    assert d["MPTcpExtMPJoinSynRx"] >= 1, d
+    # --links wifi alone: one subflow
+    srv = lab.start_peer("server", port=5105, recv=True, once=True)
+    rc, res, err = lab.run_ref(["--connect", "%s:5105" % SERVER_ADDR, "--send", "256K",
+                                "--links", "wifi"], timeout=60)
+    assert rc == 0, err
+    assert [sf["link"] for sf in res["subflows"]] == ["wifi"]
+    assert srv.wait(30)["sha256"] == res["sha256"]
+    # link lte down: the ref's LTE path drops (reason "down")
+    lab.link("lte", "down")
+    subprocess.run(["ip", "netns", "exec", "mplab-ref", sys.executable, "-c",
+                    "import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+                    "s.bind(('198.18.2.2', 0)); [s.sendto(b'x', ('198.18.0.1', 9)) "
+                    "for _ in range(5)]"], check=True, timeout=30)
+    deadline = time.monotonic() + 5
+    while api.status()["links"]["lte"]["ref"]["uplink"]["counters"]["dropped"]["down"]["pkts"] < 5:
+        assert time.monotonic() < deadline, api.status()["links"]["lte"]["ref"]
+        time.sleep(0.02)
+    lab.link("lte", "up")
