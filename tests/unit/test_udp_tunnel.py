@@ -135,19 +135,19 @@ def test_loop_forwards_the_link_state_to_the_stack():
     seen = []
     loop.on_link_event = lambda ev, n: seen.append(ev)
     try:
-        assert st.netifs == [[4, ADDR, True]]
+        assert st.netifs == [[4, ADDR, True, False]]
         emu.send(_frame(CTL_DOWN))
         for _ in range(400):
             loop.run_once(5)
             if seen:
                 break
-        assert seen == ["down"] and st.netifs == [[4, ADDR, False]]
+        assert seen == ["down"] and st.netifs == [[4, ADDR, False, False]]
         emu.send(_frame(CTL_UP))
         for _ in range(400):
             loop.run_once(5)
             if len(seen) == 2:
                 break
-        assert seen == ["down", "up"] and st.netifs == [[4, ADDR, True]]
+        assert seen == ["down", "up"] and st.netifs == [[4, ADDR, True, False]]
     finally:
         loop.close()
         emu.close()
