@@ -159,3 +159,61 @@ def test_backup_lte_carries_nothing_while_wifi_is_healthy(lab):
     assert dev["sha256"] == ker["sha256"]
     lte = [s for s in dev["subflows"] if s["link"] == "lte"]
     assert lte and lte[0]["backup"] and lte[0]["bytes_tx"] == 0, dev["subflows"]
+
+
+def test_wifi_down_signalled_completes_on_lte_and_wifi_rejoins(lab):
+    """`link wifi down` (the netif reports it, as a disassociation): the Wi-Fi subflow is
+    failed at once and its data reinjected on LTE; when Wi-Fi returns the path manager
+    opens a new Wi-Fi subflow, which carries data again."""
+    port = next(_ports)
+    lab.link_set("wifi", rate="4mbit", delay="5ms")
+    before = lab.nstat()
+    peer = lab.start_peer("server", port=port, mode="recv")
+    t1 = _later(2.0, lambda: lab.link("wifi", "down"))
+    t2 = _later(6.0, lambda: lab.link("wifi", "up"))
+    try:
+        rc, dev, err = lab.run_device(["--connect", "198.18.0.1:%d" % port, "--send", "3M",
+                                       "--links", "wifi,lte"], timeout=300)
+        ker = peer.wait(60)
+    finally:
+        t1.cancel()
+        t2.cancel()
+        lab.link("wifi", "up")
+        lab.link_set("wifi", rate="0", delay="0ms")
+    _ok(rc, dev, err)
+    assert dev["sha256"] == ker["sha256"] and ker["bytes"] == 3 * 1024 * 1024
+    d = nstat_delta(before, lab.nstat())
+    assert_kernel_clean(d)
+    _no_join_errors(d)
+    assert device_counter(dev, "LinkDown") == 1 and device_counter(dev, "RmSubflow") >= 1
+    assert device_counter(dev, "SubflowRecreate") >= 1
+    wifi = [s for s in dev["subflows"] if s["link"] == "wifi"]
+    lte = [s for s in dev["subflows"] if s["link"] == "lte"]
+    assert len(wifi) == 2 and wifi[1]["join"] and wifi[1]["bytes_tx"] > 0, dev["subflows"]
+    assert lte[0]["bytes_tx"] > 0, dev["subflows"]
+    assert kernel_counter(d, "MPTcpExtMPJoinAckRx") == 2
+
+
+def test_all_links_down_ten_seconds_then_back(lab):
+    """Break-before-make: Wi-Fi and LTE both go down (signalled) for 10 s mid-transfer; the
+    connection waits without any subflow and resumes on the links that return."""
+    port = next(_ports)
+    lab.link_set("wifi", rate="4mbit", delay="5ms")
+    peer = lab.start_peer("server", port=port, mode="recv")
+    t1 = _later(2.0, lambda: (lab.link("wifi", "down"), lab.link("lte", "down")))
+    t2 = _later(12.0, lambda: (lab.link("lte", "up"), lab.link("wifi", "up")))
+    try:
+        rc, dev, err = lab.run_device(["--connect", "198.18.0.1:%d" % port, "--send", "3M",
+                                       "--links", "wifi,lte"], timeout=300)
+        ker = peer.wait(60)
+    finally:
+        t1.cancel()
+        t2.cancel()
+        lab.link("lte", "up")
+        lab.link("wifi", "up")
+        lab.link_set("wifi", rate="0", delay="0ms")
+    _ok(rc, dev, err)
+    assert dev["sha256"] == ker["sha256"] and ker["bytes"] == 3 * 1024 * 1024
+    assert dev["seconds"] > 10, dev["seconds"]          # it really waited the outage out
+    assert device_counter(dev, "LinkDown") >= 2 and device_counter(dev, "OrphanTimeout") == 0
+    assert device_counter(dev, "SubflowRecreate") >= 1
