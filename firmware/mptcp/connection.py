@@ -24,6 +24,7 @@ MP_FAIL, we echo it and send an infinite mapping on the next data segment.
 from mptcp.compat import const
 from mptcp.ringbuf import RingBuf
 from mptcp.assembler import Assembler
+from mptcp.addrs import Addrs
 from mptcp import checksum
 from mptcp import counters as C
 from mptcp import mpopts as MP
@@ -80,6 +81,7 @@ class Connection:
         self.pm_due = -1            # the path manager looks at this connection then (tick)
         self.pm_backoff = 1000      # ms before re-creating a lost subflow (pm.py doubles it)
         self.ever_lost = False      # a subflow was lost (a new join is a re-creation)
+        self.addrs = Addrs()        # ADD_ADDR / REMOVE_ADDR state (mptcp.addrs)
         self.fin_queued = False     # shutdown_write called
         self.dfin_sent = False
         self.dfin_acked = False
@@ -190,8 +192,18 @@ class Connection:
                 sf.rst_pending = True
 
     # ------------------------------------------------------------ timers
+    def signal(self):
+        """A connection-level option is pending: a live subflow sends a pure ACK."""
+        for sf in self.subflows:
+            if sf.can_carry():
+                sf.ack_now = True
+                return
+
     def next_deadline(self):
-        d = self.dfin_deadline
+        d = self.addrs.next_deadline()
+        x = self.dfin_deadline
+        if d < 0 or (x >= 0 and ((x - d) & TMASK) >= THALF):
+            d = x
         if d < 0 or (self.fail_deadline >= 0 and ((self.fail_deadline - d) & TMASK) >= THALF):
             d = self.fail_deadline
         o = self.orphan_deadline
@@ -200,6 +212,10 @@ class Connection:
         return d
 
     def timers(self, now):
+        a = self.addrs
+        a.timers(now)
+        if a.pending():
+            self.signal()
         if self.fail_deadline >= 0 and ((now - self.fail_deadline) & TMASK) < THALF:
             # our MP_FAIL got no answer (RFC 8684 3.7): reset, as Linux does
             self.fail_deadline = -1

@@ -41,6 +41,15 @@ NAMES = (
     "LinkDown",
     "SubflowRecreate",
     "OrphanTimeout",
+    "AddAddr",
+    "AddAddrDrop",
+    "EchoAdd",
+    "AddAddrTx",
+    "EchoAddTx",
+    "RmAddr",
+    "RmAddrTx",
+    "MPPrioTx",
+    "MPPrioRx",
 )
 
 MPCapableSYNRX = const(0)
@@ -120,7 +129,16 @@ MPTCPReinject = const(73)  # segments sent from the reinjection range (another s
 LinkDown = const(74)       # link-down signals received (Stack.netif_down)
 SubflowRecreate = const(75) # joins opened by the path manager to replace a lost subflow
 OrphanTimeout = const(76)  # connections ended because no subflow came back within close_timeout
-COUNT = const(77)
+AddAddr = const(77)         # ADD_ADDR received with a good HMAC (and remembered)
+AddAddrDrop = const(78)     # ADD_ADDR dropped: wrong HMAC, IPv6, or no slot
+EchoAdd = const(79)         # ADD_ADDR echoes received (our announcement arrived)
+AddAddrTx = const(80)       # ADD_ADDR sent (each retransmission too)
+EchoAddTx = const(81)       # ADD_ADDR echoes sent
+RmAddr = const(82)          # REMOVE_ADDR address ids received
+RmAddrTx = const(83)        # REMOVE_ADDR sent
+MPPrioTx = const(84)        # MP_PRIO sent
+MPPrioRx = const(85)        # MP_PRIO received
+COUNT = const(86)
 
 
 class Counters:

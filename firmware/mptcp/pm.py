@@ -5,9 +5,13 @@ joins from every other link that is up; a link that comes up gets a subflow in
 each connection that has none on it; a subflow that is lost (link down, reset,
 too many RTOs, a refused join) is re-created on its link after a backoff
 (PM_BACKOFF_MS doubling to PM_BACKOFF_MAX_MS; Linux does not re-create at all:
-its issues #440 and #497). The connections we accepted get their extra subflows
-from the peer (MP_JOIN, see Stack._passive_join). State lives on the Connection
-(pm_due, pm_backoff): nothing grows here.
+its issues #440 and #497). An address the peer announces (ADD_ADDR, HMAC checked
+by the subflow) gets one subflow, from the first link that is up (the initial
+subflow's first), in either role; one it withdraws (REMOVE_ADDR) is forgotten.
+The connections we accepted announce our other links' addresses (ADD_ADDR, resent
+until echoed: mptcp.addrs) so the peer can join them, and withdraw them
+(REMOVE_ADDR) when the link goes down. State lives on the Connection (pm_due,
+pm_backoff, addrs): nothing grows here.
 """
 from mptcp.compat import const
 from mptcp.ticks import add as tadd, MASK as TMASK, HALF as THALF, earlier
@@ -26,6 +30,29 @@ class PathManager:
         if c.pm_due < 0 or ((due - c.pm_due) & TMASK) >= THALF:
             c.pm_due = due
 
+    def addr_added(self, c, now):
+        self._schedule(c, now, 0)
+
+    def established_passive(self, c, now):
+        """A connection we accepted: announce our other links' addresses."""
+        st = self.stack
+        for i in range(len(st.netifs)):
+            nf = st.netifs[i]
+            if nf[2] and nf[1] != c.sf.laddr:
+                c.addrs.announce(i + 1, nf[1], now)
+        if c.addrs.pending():
+            c.signal()
+
+    def link_down(self, ifindex, now):
+        st = self.stack
+        for i in range(len(st.netifs)):
+            if st.netifs[i][0] == ifindex:
+                for c in st.conns:
+                    if not c.client and c.mptcp and c.error is None:
+                        c.addrs.withdraw(i + 1)
+                        if c.addrs.pending():
+                            c.signal()
+
     def confirmed(self, c, now):
         """Connection c (ours) may have more subflows now."""
         if c.client and c.mptcp:
@@ -33,12 +60,20 @@ class PathManager:
 
     def link_up(self, ifindex, now):
         for c in self.stack.conns:
-            if c.client and c.mptcp and c.confirmed and c.error is None:
+            if c.error is not None or not c.mptcp:
+                continue
+            if c.client and c.confirmed:
                 c.pm_backoff = PM_BACKOFF_MS
+                self._schedule(c, now, 0)
+            elif not c.client and c.established and c.peer_key is not None:
+                self.established_passive(c, now)
+            elif c.addrs.r_id[0] >= 0 or c.addrs.r_id[1] >= 0:
                 self._schedule(c, now, 0)
 
     def subflow_gone(self, c, sf, now):
-        if not c.client or not c.mptcp or c.error is not None or c.fin_rcvd:
+        if not c.mptcp or c.error is not None or c.fin_rcvd:
+            return
+        if not c.client and not self._announced(c):
             return
         self._schedule(c, now, c.pm_backoff)
         b = c.pm_backoff * 2
@@ -62,17 +97,60 @@ class PathManager:
             c.pm_due = -1
             if c.error is not None or not c.mptcp or c.fin_queued or c.fin_rcvd:
                 continue
-            for nf in st.netifs:
-                if not nf[2] or self._has_subflow(c, nf[0], nf[1]):
+            raddr = c.sf.raddr
+            rport = c.sf.rport
+            if c.client:
+                # the peer's initial address: one subflow per link that is up
+                for nf in st.netifs:
+                    if not nf[2] or self._has_subflow(c, nf[0], nf[1], raddr, rport):
+                        continue
+                    self._join(c, nf[0], raddr, rport, now)
+            # addresses the peer announced: one subflow each, from the first link up
+            a = c.addrs
+            for i in range(len(a.r_id)):
+                if a.r_id[i] < 0:
                     continue
-                if c.live_count() >= st.max_subflows:
-                    break
-                if c.orphan_deadline >= 0 or c.ever_lost:
-                    st.ctr[C.SubflowRecreate] += 1
-                st.join(c, nf[0], now)
+                ra = a.r_addr[i]
+                rp = a.r_port[i] or rport
+                if self._any_subflow_to(c, ra, rp):
+                    continue
+                for k in range(len(st.netifs)):
+                    nf = st.netifs[(k + self._first(c)) % len(st.netifs)]
+                    if nf[2]:
+                        self._join(c, nf[0], ra, rp, now)
+                        break
 
-    def _has_subflow(self, c, ifindex, addr):
+    def _join(self, c, ifindex, raddr, rport, now):
+        st = self.stack
+        if c.live_count() >= st.max_subflows:
+            return
+        if c.orphan_deadline >= 0 or c.ever_lost:
+            st.ctr[C.SubflowRecreate] += 1
+        st.join(c, ifindex, now, raddr, rport)
+
+    def _first(self, c):
+        st = self.stack
+        for k in range(len(st.netifs)):
+            if st.netifs[k][0] == c.sf.ifindex:
+                return k
+        return 0
+
+    def _announced(self, c):
+        a = c.addrs
+        for i in range(len(a.r_id)):
+            if a.r_id[i] >= 0:
+                return True
+        return False
+
+    def _has_subflow(self, c, ifindex, addr, raddr, rport):
         for sf in c.subflows:
-            if sf.ifindex == ifindex and sf.laddr == addr and not sf.is_closed():
+            if sf.ifindex == ifindex and sf.laddr == addr and sf.raddr == raddr \
+                    and sf.rport == rport and not sf.is_closed():
+                return True
+        return False
+
+    def _any_subflow_to(self, c, raddr, rport):
+        for sf in c.subflows:
+            if sf.raddr == raddr and sf.rport == rport and not sf.is_closed():
                 return True
         return False

@@ -148,6 +148,7 @@ class Stack:
                 self.ctr[C.LinkDown] += 1
                 self._set_link(ifindex, False)
                 self._fail_subflows(ifindex, None)
+                self.pm.link_down(ifindex, self.now)
 
     def _set_link(self, ifindex, up):
         for c in self.conns:
@@ -212,7 +213,7 @@ class Stack:
         if laddr == c.sf.laddr:
             return 0
         for i in range(len(self.netifs)):
-            if self.netifs[i][0] == ifindex:
+            if self.netifs[i][1] == laddr:
                 return i + 1
         return len(self.netifs) + 1
 
@@ -222,12 +223,16 @@ class Stack:
                 return nf[3]
         return False
 
-    def join(self, c, ifindex, now):
-        """Open an MP_JOIN subflow of connection c from link ifindex (the path manager)."""
+    def join(self, c, ifindex, now, raddr=None, rport=0):
+        """Open an MP_JOIN subflow of connection c from link ifindex to raddr:rport (default:
+        the initial subflow's peer) (the path manager)."""
         laddr = self._addr_of(ifindex)
+        if raddr is None:
+            raddr = c.sf.raddr
+            rport = c.sf.rport
         self._drop_closed(c)
-        sf = self._new_subflow(c, ifindex, laddr, c.sf.raddr, self._free_port(c.sf.raddr, c.sf.rport),
-                               c.sf.rport, True)
+        sf = self._new_subflow(c, ifindex, laddr, raddr, self._free_port(raddr, rport),
+                               rport, True)
         sf.join = True
         sf.lnonce = self._nonce()
         sf.addr_id = self._addr_id(c, ifindex, laddr)
@@ -297,9 +302,22 @@ class Stack:
         return self.next_port
 
     def conn_ready(self, c):
-        """A passive connection finished its handshake: queue it for accept()."""
+        """A passive connection finished its handshake: queue it for accept(); with MPTCP
+        the path manager announces our other addresses."""
         if not c.accepted and c not in self.accept_q:
             self.accept_q.append(c)
+        if c.mptcp and c.peer_key is not None:
+            self.pm.established_passive(c, self.now)
+
+    def set_backup(self, ifindex, flag):
+        """Mark a link backup (or not): its subflows tell the peer with MP_PRIO."""
+        for nf in self.netifs:
+            if nf[0] == ifindex:
+                nf[3] = flag
+        for c in self.conns:
+            for sf in c.subflows:
+                if sf.ifindex == ifindex and not sf.is_closed():
+                    sf.set_backup(flag)
 
     # ------------------------------------------------------------ input
     def input(self, ifindex, buf, n, now):

@@ -166,6 +166,7 @@ class Subflow:
         self.jhmac = None          # MP_JOIN HMAC this side sends (SYN/ACK: 8, third ACK: 20)
         self.rst_reason = -1       # MP_TCPRST reason on our next RST (-1: none)
         self.sub_close = False     # close this subflow alone (FIN) when its data is out
+        self.prio_tx = False       # send MP_PRIO with our backup flag on the next pure ACK
 
     # ------------------------------------------------------------ helpers
     @property
@@ -757,6 +758,17 @@ class Subflow:
                     self.rst_pending = True     # answer with a RST (RFC 8684 3.5)
                     self.fastclose = False
                     return 0
+            elif st == MP.ADD_ADDR or st == MP.REMOVE_ADDR or st == MP.MP_PRIO:
+                mo2 = self.stack.mo2
+                if MP.parse(buf, off, ln, mo2) != 0:
+                    self.ctr[C.TcpInErrsBadMptcp] += 1
+                elif st == MP.ADD_ADDR:
+                    self._add_addr_in(mo2)
+                elif st == MP.REMOVE_ADDR:
+                    self._rm_addr_in(mo2)
+                else:
+                    self.ctr[C.MPPrioRx] += 1
+                    self.peer_backup = mo2.backup
             elif st == MP.MP_FAIL:
                 if ln != 12:            # RFC 8684 3.7: kind, len 12, subtype, DSN 64
                     self.ctr[C.TcpInErrsBadMptcp] += 1
@@ -764,6 +776,45 @@ class Subflow:
                 self.ctr[C.MPFailRx] += 1
                 self.conn.on_mp_fail()
         return (1 if have_dss else 0) | (2 if have_mpc else 0)
+
+    def _add_addr_in(self, mo):
+        """The peer announces an address (or echoes ours): HMAC checked (RFC 8684 3.4.1),
+        remembered, echoed, and joined by the path manager."""
+        c = self.conn
+        ctr = self.ctr
+        if mo.echo:
+            ctr[C.EchoAdd] += 1
+            c.addrs.echoed(mo.addr_id)
+            return
+        if mo.ipver != 4 or c.peer_key is None or \
+                mo.hmac != crypto.add_addr_hmac(c.peer_key, c.local_key, mo.addr_id, mo.addr, mo.port):
+            ctr[C.AddAddrDrop] += 1
+            return
+        if c.addrs.add_remote(mo.addr_id, mo.addr, mo.port) < 0:
+            ctr[C.AddAddrDrop] += 1
+            return
+        ctr[C.AddAddr] += 1
+        self.ack_now = True                 # the echo
+        self.stack.pm.addr_added(c, self.stack.now)
+
+    def _rm_addr_in(self, mo):
+        """The peer withdraws addresses: their subflows close, their data goes elsewhere."""
+        c = self.conn
+        now = self.stack.now
+        ids = mo.ids
+        for k in range(len(ids)):
+            self.ctr[C.RmAddr] += 1
+            c.addrs.remove_remote(ids[k])
+            for sf in c.subflows:
+                if sf.peer_addr_id == ids[k] and sf.state != CLOSED and sf.join:
+                    sf.lost(now, True)
+
+    def set_backup(self, flag):
+        """Our B flag for this subflow changes: MP_PRIO tells the peer (RFC 8684 3.3.8)."""
+        if self.backup != flag:
+            self.backup = flag
+            self.prio_tx = True
+            self.ack_now = True
 
     def _data_ack(self, buf, mo):
         c = self.conn
@@ -1156,6 +1207,10 @@ class Subflow:
             return 0
         if c.fail_tx and c.mptcp and c.established and (c.confirmed or not self.client):
             return self._out_seg(now, buf, self.snd_max, 0, T.ACK)    # carries MP_FAIL
+        if (self.prio_tx or c.addrs.pending()) and c.mptcp and c.established \
+                and (c.confirmed or not self.client) and self.can_carry():
+            # signalling goes on a pure ACK of its own (data segments have no room for it)
+            return self._out_seg(now, buf, self.snd_max, 0, T.ACK)
         # retransmission at snd_una (fast retransmit / partial ACK)
         if self.rexmit:
             self.rexmit = False
@@ -1404,6 +1459,7 @@ class Subflow:
         dss = 0
         psum = -1
         fb = False
+        again = False
         if self.ts_ok:
             o += T.put_nops(buf, o, 2)
             self._ts_at(now)
@@ -1477,6 +1533,16 @@ class Subflow:
                     o += MP.put_mp_fail_rel(buf, o, c.pidsn4, c.fail_dsn)
                     c.fail_tx = False
                     self.ctr[C.MPFailTx] += 1
+                elif n == 0 and not (flags & T.FIN):
+                    if self.prio_tx and o + 4 <= _OPT + 40:
+                        o += MP.put_mp_prio(buf, o, self.backup)
+                        o += T.put_nops(buf, o, 1)
+                        self.prio_tx = False
+                        self.ctr[C.MPPrioTx] += 1
+                    elif c.addrs.pending():
+                        o0 = o
+                        o = c.addrs.put(c, buf, o, _OPT + 40, now)
+                        again = o > o0 and c.addrs.pending()    # one per segment
                 if n > 0 and c.infinite_tx:
                     self.ctr[C.InfiniteMapTx] += 1
                     c.inf_seq = seq
@@ -1544,7 +1610,7 @@ class Subflow:
             self.rcv_adv = adv
         self.adv_data = c.rcv_nxt + (w << self.rcv_wscale)
         self.rcv_wup = self.rcv_nxt
-        self.ack_now = False
+        self.ack_now = again
         if n == 0 and self.dupacks_owed:
             self.dupacks_owed -= 1
             self.ack_now = True

@@ -23,11 +23,11 @@ IS_MPY = sys.implementation.name == "micropython"
 # CPython's stack is ~7.6 KB since MpOptions carries the data path's 16-bit halves
 # (two instances; a bigger instance dict).
 if IS_MPY:
-    CONN_OVERHEAD = 8192           # + the multipath send state (issue 8): 7.8 KB on the 32-bit port
+    CONN_OVERHEAD = 9 * 1024       # + the multipath state (issue 8): 8.4 KB on the 32-bit port
     STACK_OVERHEAD = 4608
 else:
-    CONN_OVERHEAD = 12 * 1024     # + the multipath send state (issue 8)
-    STACK_OVERHEAD = 8 * 1024
+    CONN_OVERHEAD = 13 * 1024     # + the multipath state (issue 8)
+    STACK_OVERHEAD = 9 * 1024      # + path manager and scheduler (issue 8)
 # the overhead must not depend on the ring size (tables are fixed, rings are not copied)
 RING_INDEPENDENCE = 512
 

@@ -163,3 +163,118 @@ def test_join_with_a_bad_syn_ack_hmac_is_reset_by_the_initiator():
     assert a.counters.get("MPJoinSynAckRx") == 0 and a.counters.get("MPRstTx") >= 1
     run(link, now, _step(pa, pb))
     _check(pa, pb, ca, cb)
+
+
+# ---------------------------------------------------------------- address signalling
+B2_ADDR = bytes([198, 18, 0, 2])
+
+
+def _start_b2(fwd=None, **kw):
+    """The server has a second address (198.18.0.2): it announces it with ADD_ADDR."""
+    a, b = mp_pair(snd=16384, rcv=16384, seed=3)
+    b.add_netif(2, B2_ADDR)
+    link = MpLink(a, b, seed=3, **kw)
+    link.fwd = fwd
+    b.listen(5001)
+    ca = a.connect(1000, B_ADDR, 5001, ifindex=WIFI)
+    now, cb = establish(link, 1000, ca, b)
+    pa = App(link, ca, SIZE, 11)
+    pb = App(link, cb, SIZE, 12)
+    return a, b, link, ca, cb, pa, pb, now
+
+
+def _to(c, addr):
+    return [sf for sf in c.subflows if sf.raddr == addr and sf.state_name() == "ESTABLISHED"]
+
+
+def _opt_filter(subtype, action, limit=1, echo=None):
+    """fwd filter applying action(p, i) -> p or None to the first `limit` packets carrying
+    an MPTCP option of `subtype` (echo: only ADD_ADDR echoes / only announcements)."""
+    left = [limit]
+
+    def fwd(pkt, dst):
+        if left[0] <= 0:
+            return pkt
+        p = bytearray(pkt)
+        i = 40
+        end = 20 + (p[32] >> 4) * 4
+        while i < end:
+            k = p[i]
+            if k == 0:
+                break
+            if k == 1:
+                i += 1
+                continue
+            if k == 30 and p[i + 2] >> 4 == subtype and (
+                    echo is None or bool(p[i + 2] & 1) == echo):
+                left[0] -= 1
+                return action(p, i)
+            i += p[i + 1]
+        return pkt
+    return fwd
+
+
+def test_add_addr_from_the_server_is_checked_echoed_and_joined():
+    a, b, link, ca, cb, pa, pb, now = _start_b2()
+    now = run(link, now, lambda: (pa.step() or pb.step() or True) and len(_to(ca, B2_ADDR)) == 1)
+    assert b.counters.get("AddAddrTx") == 1 and a.counters.get("AddAddr") == 1
+    assert a.counters.get("EchoAddTx") == 1
+    run(link, now, _step(pa, pb))
+    _check(pa, pb, ca, cb)
+    assert b.counters.get("EchoAdd") == 1 and a.counters.get("AddAddrDrop") == 0
+    sf = [s for s in ca.subflows if s.raddr == B2_ADDR][0]
+    assert sf.join and sf.peer_addr_id == 2 and sf.ifindex == WIFI
+
+
+def test_add_addr_echo_lost_is_retransmitted():
+    a, b, link, ca, cb, pa, pb, now = _start_b2(
+        _opt_filter(MP.ADD_ADDR, lambda p, i: None, limit=1, echo=True))
+    t0 = now
+    now = run(link, now, lambda: b.counters.get("EchoAdd") >= 1)     # idle: only the timer
+    assert b.counters.get("AddAddrTx") == 2, b.counters.nonzero()     # resent once ...
+    assert 2000 <= now - t0 < 2100, now - t0                          # ... after 2 s
+    assert a.counters.get("AddAddr") == 2 and a.counters.get("EchoAddTx") == 2
+    run(link, now, _step(pa, pb))
+    _check(pa, pb, ca, cb)
+
+
+def _flip_hmac(p, i):
+    p[i + p[i + 1] - 1] ^= 0x01          # the HMAC is the option's last 8 bytes
+    return tcp_fix(p)
+
+
+def test_add_addr_with_a_bad_hmac_is_dropped():
+    a, b, link, ca, cb, pa, pb, now = _start_b2(
+        _opt_filter(MP.ADD_ADDR, _flip_hmac, limit=10, echo=False))
+    run(link, now, _step(pa, pb))
+    _check(pa, pb, ca, cb)
+    assert a.counters.get("AddAddrDrop") >= 1 and a.counters.get("AddAddr") == 0
+    assert not [s for s in ca.subflows if s.raddr == B2_ADDR]
+
+
+def test_remove_addr_closes_that_subflow_and_the_transfer_goes_on():
+    a, b, link, ca, cb, pa, pb, now = _start_b2()
+    now = run(link, now, lambda: (pa.step() or pb.step() or True) and len(_to(ca, B2_ADDR)) == 1
+              and pb.got > SIZE // 4)
+    b.netif_down(2)                          # the server withdraws 198.18.0.2
+    now = run(link, now, lambda: (pa.step() or pb.step() or True) and a.counters.get("RmAddr") == 1)
+    assert b.counters.get("RmAddrTx") == 1
+    assert not _to(ca, B2_ADDR) and ca.addrs.r_id == [-1, -1, -1, -1]
+    run(link, now, _step(pa, pb))
+    _check(pa, pb, ca, cb)
+    assert not [s for s in ca.subflows if s.raddr == B2_ADDR and not s.is_closed()]
+
+
+def test_mp_prio_makes_the_peer_treat_lte_as_backup():
+    a, b, link, ca, cb, pa, pb, now = _start("minrtt")
+    now = run(link, now, lambda: (pa.step() or pb.step() or True) and len(_joined(cb)) == 2)
+    a.set_backup(LTE, True)
+    now = run(link, now, lambda: (pa.step() or pb.step() or True) and b.counters.get("MPPrioRx") == 1)
+    assert a.counters.get("MPPrioTx") == 1
+    blte = [sf for sf in cb.subflows if sf.join][0]
+    assert blte.peer_backup
+    sent = link.path("lte").payload[1]
+    run(link, now, _step(pa, pb))
+    _check(pa, pb, ca, cb)
+    # b -> a: nothing more on LTE once Wi-Fi can carry (a retransmission at most)
+    assert link.path("lte").payload[1] - sent <= 2 * 1460, (sent, link.path("lte").payload)
