@@ -73,6 +73,8 @@ class Connection:
         self.ch_dsn = 0             # the chunk `chunk()` offered: its DSN ...
         self.ch_rtx = False         # ... and whether it comes from the reinjection range
         self.orphan_deadline = -1   # no subflow left: the connection ends then (tick)
+        self.rtx_deadline = -1      # data-level retransmission timer (Linux's msk timer)
+        self.rtx_backoff = 0
         self.peer_token = 0
         self.client = False
         self.sched = None           # mptcp.sched.Scheduler (set by the stack)
@@ -209,6 +211,9 @@ class Connection:
         o = self.orphan_deadline
         if d < 0 or (o >= 0 and ((o - d) & TMASK) >= THALF):
             d = o
+        o = self.rtx_deadline
+        if d < 0 or (o >= 0 and ((o - d) & TMASK) >= THALF):
+            d = o
         return d
 
     def timers(self, now):
@@ -228,6 +233,8 @@ class Connection:
             else:
                 self.dfin_sent = False      # a subflow's output() sends it again
                 self.ctr[C.MPTCPRetrans] += 1
+        if self.rtx_deadline >= 0 and ((now - self.rtx_deadline) & TMASK) < THALF:
+            self._data_rtx(now)
         if self.orphan_deadline >= 0 and ((now - self.orphan_deadline) & TMASK) < THALF:
             self.orphan_deadline = -1
             self.ctr[C.OrphanTimeout] += 1
@@ -319,6 +326,42 @@ class Connection:
             self.ctr[C.MPTCPReinject] += 1
         if e > self.snd_nxt:
             self.snd_nxt = e
+        if self.rtx_deadline < 0 and self.mptcp and len(self.subflows) > 1:
+            self._arm_rtx(self.stack.now)
+
+    def _arm_rtx(self, now):
+        """(Only with more than one subflow: alone, a subflow's own RTO covers its data.)"""
+        r = 200
+        for sf in self.subflows:
+            if not sf.is_closed() and sf.rto > r:
+                r = sf.rto
+        r = r << self.rtx_backoff
+        self.rtx_deadline = tadd(now, r if r < RTO_MAX else RTO_MAX)
+
+    def _data_rtx(self, now):
+        """Data-level retransmission timer (RFC 8684 3.3.6): data every subflow has
+        acknowledged but the DATA_ACK does not cover (the receiver dropped it at the data
+        level, or a subflow died with it) is sent again, one segment per expiry with
+        backoff. While a subflow still has data in flight its own RTO is in charge."""
+        self.rtx_deadline = -1
+        if not self.mptcp or self.snd_nxt <= self.data_ack or self.error is not None:
+            return
+        for sf in self.subflows:
+            if not sf.is_closed() and sf.snd_max > sf.snd_una:
+                self._arm_rtx(now)
+                return
+        hi = self.data_ack + 1400
+        if hi > self.snd_nxt:
+            hi = self.snd_nxt
+        if self.rtx_end <= self.rtx_nxt:
+            self.rtx_nxt = self.data_ack
+            self.rtx_end = hi
+        elif self.data_ack < self.rtx_nxt:
+            self.rtx_nxt = self.data_ack
+        self.ctr[C.MPTCPRetrans] += 1
+        if self.rtx_backoff < 6:
+            self.rtx_backoff += 1
+        self._arm_rtx(now)
 
     def all_handed_out(self):
         return self.snd_nxt >= self.data_end() and self.rtx_end <= self.rtx_nxt
@@ -332,6 +375,11 @@ class Connection:
         if rel > top or rel < self.data_ack:
             return
         self.data_ack = rel
+        self.rtx_backoff = 0
+        if rel >= self.snd_nxt:
+            self.rtx_deadline = -1
+        elif self.rtx_deadline >= 0:
+            self._arm_rtx(self.stack.now)
         if self.dfin_sent and rel == end + 1 and not self.dfin_acked:
             self.dfin_acked = True
             self.dfin_deadline = -1
@@ -482,21 +530,33 @@ class Connection:
             self.ctr[C.DataFinRx] += 1
 
     def verify_maps(self, sf, sf_rcv_nxt, now):
-        """Check every pending mapping subflow `sf` now has completely."""
+        """Check every pending mapping subflow `sf` now has completely.
+
+        A bad sum with other subflows alive (RFC 8684 3.7) resets that subflow with
+        MP_TCPRST and delivers none of its pending data: the peer reinjects it on the
+        others. With one subflow: MP_FAIL and fallback, as Linux."""
         i = 0
+        bad = False
         while i < self.m_n:
             if self.m_sf[i] is not sf:
                 i += 1
                 continue
             end = self.m_ssn[i] + self.m_len[i]
-            if end - sf_rcv_nxt > 0:
+            if end - sf_rcv_nxt > 0 and not bad:
                 i += 1
                 continue
             dsn = self.m_dsn[i]
             dlen = self.m_len[i]
+            if bad:
+                dlen = 0                # the subflow is being reset: its mappings go
+            elif dsn >= self.rcv_read and dlen > 0 and self.mptcp and self.live_count() > 1 \
+                    and not self._map_ok(i):
+                self.ctr[C.DataCsumErr] += 1
+                bad = True
+                dlen = 0
             # checked when the whole mapping is still in the ring (a re-injected mapping
             # may start below rcv_nxt: those bytes are already there)
-            if dsn >= self.rcv_read and dlen > 0 and not self._map_ok(i):
+            elif dsn >= self.rcv_read and dlen > 0 and not self._map_ok(i):
                 # as Linux: the data is kept; the answer is MP_FAIL and fallback
                 self.ctr[C.DataCsumErr] += 1
                 if self.mptcp and self.fail_deadline < 0 and not self.fail_tx:
@@ -505,15 +565,32 @@ class Connection:
                     self.fail_deadline = tadd(now, FAIL_TIMEOUT_MS)
             if dlen > 0:
                 self.deliver(dsn, dlen)
-            n = self.m_n - 1
-            self.m_ssn[i] = self.m_ssn[n]
-            self.m_dsn[i] = self.m_dsn[n]
-            self.m_len[i] = self.m_len[n]
-            self.m_dll[i] = self.m_dll[n]
-            self.m_csum[i] = self.m_csum[n]
-            self.m_sf[i] = self.m_sf[n]
-            self.m_sf[n] = None
-            self.m_n = n
+            self._del_map(i)
+        if bad:
+            self.drop_maps(sf)
+            sf.rst_reason = MP.RST_MPTCP
+            sf.lost(now, True)
+
+    def drop_maps(self, sf):
+        """Forget the pending mappings of subflow sf (it is reset: they will not complete)."""
+        i = 0
+        while i < self.m_n:
+            if self.m_sf[i] is sf:
+                self._del_map(i)
+            else:
+                i += 1
+
+    def _del_map(self, i):
+        """Remove pending mapping i (the last one takes its slot)."""
+        n = self.m_n - 1
+        self.m_ssn[i] = self.m_ssn[n]
+        self.m_dsn[i] = self.m_dsn[n]
+        self.m_len[i] = self.m_len[n]
+        self.m_dll[i] = self.m_dll[n]
+        self.m_csum[i] = self.m_csum[n]
+        self.m_sf[i] = self.m_sf[n]
+        self.m_sf[n] = None
+        self.m_n = n
 
     def fall_back(self, delta, sf_rcv_nxt):
         """Continue as plain TCP (RFC 8684 3.7), for good: subflow data maps to the data

@@ -1443,7 +1443,7 @@ class Subflow:
         self.fastclose = False
         self.rst_reason = -1
         self.ctr[C.TcpOutRsts] += 1
-        n = self._finish(buf, o, self.snd_nxt, T.RST | T.ACK, 0, 0)
+        n = self._finish(buf, o, self.snd_max, T.RST | T.ACK, 0, 0)   # (as Linux: SND.NXT is its snd_max)
         self._to_closed()
         return n
 

@@ -278,3 +278,43 @@ def test_mp_prio_makes_the_peer_treat_lte_as_backup():
     _check(pa, pb, ca, cb)
     # b -> a: nothing more on LTE once Wi-Fi can carry (a retransmission at most)
     assert link.path("lte").payload[1] - sent <= 2 * 1460, (sent, link.path("lte").payload)
+
+
+def _corrupt_lte_payload(link):
+    """fwd filter: the first data segment b -> a on LTE gets one payload byte flipped
+    (TCP checksum fixed: only the DSS checksum can tell)."""
+    done = [False]
+
+    def fwd(pkt, dst):
+        if done[0] or dst is not link.a or pkt[16:20] != bytes([198, 18, 2, 2]):
+            return pkt
+        hl = 20 + (pkt[32] >> 4) * 4
+        if len(pkt) - hl < 100:
+            return pkt
+        p = bytearray(pkt)
+        p[hl + 50] ^= 0xFF
+        done[0] = True
+        return tcp_fix(p)
+    return fwd
+
+
+def test_dss_checksum_failure_with_two_subflows_resets_that_subflow():
+    """RFC 8684 3.7: with more than one subflow a bad DSS checksum resets that subflow
+    (MP_TCPRST) instead of falling back; the data arrives intact over the other."""
+    a, b = mp_pair(snd=16384, rcv=16384, seed=5, scheduler="roundrobin")
+    link = MpLink(a, b, seed=5)
+    b.listen(5001, csum=True)
+    ca = a.connect(1000, B_ADDR, 5001, ifindex=WIFI, csum=True)
+    now, cb = establish(link, 1000, ca, b)
+    pa = App(link, ca, SIZE, 11)
+    pb = App(link, cb, SIZE, 12)
+    now = run(link, now, lambda: (pa.step() or pb.step() or True) and len(_joined(ca)) == 2)
+    link.fwd = _corrupt_lte_payload(link)
+    run(link, now, _step(pa, pb))
+    _check(pa, pb, ca, cb)
+    assert ca.csum and ca.mptcp and cb.mptcp
+    assert a.counters.get("DataCsumErr") == 1 and a.counters.get("MPRstTx") >= 1
+    assert a.counters.get("MPFailTx") == 0 and b.counters.get("TcpInRsts") >= 1
+    # (b may see the MP_TCPRST only as a challenge-ACK away RST: RFC 5961 wants the RST at
+    # RCV.NXT exactly, and a's RST carries SND.MAX as Linux's does)
+    assert b.counters.get("MPTCPReinject") >= 1
