@@ -217,3 +217,92 @@ def test_all_links_down_ten_seconds_then_back(lab):
     assert dev["seconds"] > 10, dev["seconds"]          # it really waited the outage out
     assert device_counter(dev, "LinkDown") >= 2 and device_counter(dev, "OrphanTimeout") == 0
     assert device_counter(dev, "SubflowRecreate") >= 1
+
+
+def test_kernel_add_addr_is_echoed_and_joined_then_removed(lab):
+    """The kernel announces 198.18.0.2 (`signal` endpoint): the device checks the HMAC,
+    echoes it and joins it; mid-transfer the kernel deletes the endpoint (REMOVE_ADDR):
+    the device closes that subflow and the transfer completes on the others."""
+    port = next(_ports)
+    _ns("ip", "mptcp", "endpoint", "flush")
+    _ns("ip", "mptcp", "endpoint", "add", "198.18.0.2", "dev", "lo", "signal", "id", "5")
+    lab.link_set("wifi", rate="4mbit", delay="5ms")
+    before = lab.nstat()
+    peer = lab.start_peer("server", port=port, mode="recv")
+    t = _later(4.0, lambda: _ns("ip", "mptcp", "endpoint", "delete", "id", "5"))
+    try:
+        rc, dev, err = lab.run_device(["--connect", "198.18.0.1:%d" % port, "--send", "3M",
+                                       "--links", "wifi"], timeout=300)
+        ker = peer.wait(60)
+    finally:
+        t.cancel()
+        _ns("ip", "mptcp", "endpoint", "flush")
+        lab.link_set("wifi", rate="0", delay="0ms")
+    _ok(rc, dev, err)
+    assert dev["sha256"] == ker["sha256"] and ker["bytes"] == 3 * 1024 * 1024
+    d = nstat_delta(before, lab.nstat())
+    assert_kernel_clean(d)
+    _no_join_errors(d)
+    # as mptcp_join.sh's chk_add_nr / chk_rm_nr: the announcement, its echo, the join
+    assert device_counter(dev, "AddAddr") == 1 and device_counter(dev, "EchoAddTx") == 1
+    assert kernel_counter(d, "MPTcpExtEchoAdd") == 1
+    assert kernel_counter(d, "MPTcpExtMPJoinSynRx") == 1 and kernel_counter(d, "MPTcpExtMPJoinAckRx") == 1
+    assert device_counter(dev, "RmAddr") == 1 and device_counter(dev, "RmSubflow") >= 1
+    to2 = [s for s in dev["subflows"] if s["join"]]
+    assert len(to2) == 1 and to2[0]["state"] == "CLOSED" and to2[0]["bytes_tx"] > 0, dev["subflows"]
+
+
+def test_kernel_mp_prio_backup_is_obeyed(lab):
+    """The kernel marks its endpoint 198.18.0.2 backup (MP_PRIO on that subflow): the device
+    stops sending on it while the initial subflow can carry."""
+    port = next(_ports)
+    _ns("ip", "mptcp", "endpoint", "flush")
+    _ns("ip", "mptcp", "endpoint", "add", "198.18.0.2", "dev", "lo", "signal", "id", "6")
+    lab.link_set("wifi", rate="4mbit", delay="5ms")
+    before = lab.nstat()
+    peer = lab.start_peer("server", port=port, mode="recv")
+    t = _later(2.0, lambda: _ns("ip", "mptcp", "endpoint", "change", "id", "6", "backup"))
+    try:
+        rc, dev, err = lab.run_device(["--connect", "198.18.0.1:%d" % port, "--send", "3M",
+                                       "--links", "wifi"], timeout=300)
+        ker = peer.wait(60)
+    finally:
+        t.cancel()
+        _ns("ip", "mptcp", "endpoint", "flush")
+        lab.link_set("wifi", rate="0", delay="0ms")
+    _ok(rc, dev, err)
+    assert dev["sha256"] == ker["sha256"]
+    d = nstat_delta(before, lab.nstat())
+    assert_kernel_clean(d)
+    assert kernel_counter(d, "MPTcpExtMPPrioTx") >= 1
+    assert device_counter(dev, "MPPrioRx") >= 1
+    j = [s for s in dev["subflows"] if s["join"]]
+    assert len(j) == 1 and j[0]["backup"], dev["subflows"]
+
+
+def test_device_server_announces_lte_and_the_kernel_joins_it(lab):
+    """Device as server with both links: it announces its LTE address (ADD_ADDR, HMAC);
+    the kernel client echoes it and joins it over LTE."""
+    port = next(_ports)
+    _ns("ip", "mptcp", "endpoint", "flush")
+    lab.link_set("wifi", rate="4mbit", delay="5ms")
+    try:
+        before = lab.nstat()
+        dev_proc = lab.start_device(["--listen", str(port), "--recv", "--links", "wifi,lte"])
+        lab.wait_device_listening(dev_proc, port)
+        peer = lab.start_peer("client", connect="198.18.1.2:%d" % port, mode="send",
+                              nbytes=2 * 1024 * 1024)
+        ker = peer.wait(300)
+        rc, dev, err = dev_proc.wait(120)
+    finally:
+        lab.link_set("wifi", rate="0", delay="0ms")
+    _ok(rc, dev, err)
+    assert dev["sha256"] == ker["sha256"] and dev["bytes"] == 2 * 1024 * 1024
+    d = nstat_delta(before, lab.nstat())
+    assert_kernel_clean(d)
+    _no_join_errors(d)
+    assert device_counter(dev, "AddAddrTx") >= 1 and device_counter(dev, "EchoAdd") == 1
+    assert kernel_counter(d, "MPTcpExtAddAddr") == 1
+    assert device_counter(dev, "MPJoinSynRx") == 1 and device_counter(dev, "MPJoinAckRx") == 1
+    lte = [s for s in dev["subflows"] if s["link"] == "lte"]
+    assert lte and lte[0]["join"] and lte[0]["bytes_rx"] > 0, dev["subflows"]
