@@ -4,6 +4,7 @@ client:  perf --connect HOST:PORT (--send BYTES | --recv)
 server:  perf --listen PORT (--send BYTES | --recv)
 options: --links wifi[,lte]  --heap BYTES  --scheduler minrtt|backup|roundrobin
          --backup LINK (joined with the backup flag; default: lte with --scheduler backup)
+         --abort-after BYTES (--recv: abort the connection after BYTES: RST + MP_FASTCLOSE)
          --no-mptcp  --csum
          --timeout SECONDS  --wifi-tunnel HOST:PORT  --snd-buf BYTES  --rcv-buf BYTES  -v
          --lte-serial PATH (modem tty; default $MPTCP_LAB_LTE or the board's)
@@ -41,7 +42,7 @@ BLOCK = 16384
 
 def parse_args(argv):
     o = {"connect": None, "listen": None, "send": None, "recv": False, "links": "wifi",
-         "heap": None, "scheduler": "minrtt", "backup": None, "mptcp": True, "csum": False, "timeout": 120,
+         "heap": None, "scheduler": "minrtt", "backup": None, "abort_after": None, "mptcp": True, "csum": False, "timeout": 120,
          "wifi_tunnel": None, "snd_buf": None, "rcv_buf": None, "verbose": False,
          "lte_serial": None, "lte_timeout": 60.0, "raw": None, "raw_addr": None,
          "raw_rules": True}
@@ -83,6 +84,9 @@ def parse_args(argv):
         elif a == "--backup":
             o["backup"] = val()
             i += 1
+        elif a == "--abort-after":
+            o["abort_after"] = parse_size(val())
+            i += 1
         elif a == "--no-mptcp":
             o["mptcp"] = False
         elif a == "--csum":
@@ -122,6 +126,8 @@ def parse_args(argv):
         raise UsageError("give exactly one of --connect HOST:PORT or --listen PORT")
     if (o["send"] is None) == (not o["recv"]):
         raise UsageError("give exactly one of --send BYTES or --recv")
+    if o["abort_after"] is not None and not o["recv"]:
+        raise UsageError("--abort-after BYTES needs --recv")
     for name in o["links"].split(","):
         if name not in LINKS:
             raise UsageError("unknown link %r (known: wifi, lte)" % name)
@@ -296,16 +302,25 @@ def run(o):
             if not ok:
                 err = c.error or "close did not complete (state %s)" % c.state
         else:
+            stop = o["abort_after"]
             while True:
                 n = s.recv_into(mv)
                 if n == 0:
                     break
                 h.update(mv[:n])
                 total += n
-            s.close(linger_ms=tmo)
-            ok = s.conn.error is None
-            if not ok:
-                err = s.conn.error
+                if stop is not None and total >= stop:
+                    break
+            if stop is not None:
+                s.conn.abort()              # RST + MP_FASTCLOSE on every subflow
+                loop.run_until(lambda: s.conn.closed, 2000)
+                ok = s.conn.error == "aborted" and s.conn.closed
+                err = None if ok else "abort did not complete (%s)" % (s.conn.error,)
+            else:
+                s.close(linger_ms=tmo)
+                ok = s.conn.error is None
+                if not ok:
+                    err = s.conn.error
     except OSError as e:
         err = "%s" % (e,)
     t1 = clock.now_ms()

@@ -167,8 +167,10 @@ def _wait_eof(sock, timeout=60.0):
         pass
 
 
-def transfer(sock, mode, nbytes, t0):
-    """Run one transfer on a connected socket; return the result dict (the JSON line)."""
+def transfer(sock, mode, nbytes, t0, abort_after=None):
+    """Run one transfer on a connected socket; return the result dict (the JSON line).
+    abort_after: (recv) stop reading after that many bytes and return at once: the caller's
+    close() then leaves data unread, which Linux answers with MP_FASTCLOSE."""
     ok0, _ = mptcp_info(sock)
     sha = hashlib.sha256()
     total = 0
@@ -199,6 +201,11 @@ def transfer(sock, mode, nbytes, t0):
             if mode == "echo":
                 sock.sendall(mv[:n])
             total += n
+            if abort_after is not None and total >= abort_after:
+                time.sleep(0.2)             # more data arrives: the close leaves it unread
+                return {"bytes": total, "sha256": sha.hexdigest(), "aborted": True,
+                        "seconds": round(time.monotonic() - t0, 6), "mptcp": bool(ok0),
+                        "subflows": subflows(sock) or _tcp_subflow(sock)}
         snap = subflows(sock) or _tcp_subflow(sock)
         ok1, info = mptcp_info(sock)
         sock.shutdown(socket.SHUT_WR)
@@ -250,7 +257,7 @@ def ref_endpoints(links, listen):
     return LINKS[links[0]]["dev_addr"]
 
 
-def serve(port, mode, nbytes, tcp, once, bind="0.0.0.0", extra=None):
+def serve(port, mode, nbytes, tcp, once, bind="0.0.0.0", extra=None, abort_after=None):
     ls = new_socket(tcp)
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     ls.bind((bind, port))
@@ -262,7 +269,7 @@ def serve(port, mode, nbytes, tcp, once, bind="0.0.0.0", extra=None):
         c, addr = ls.accept()
         t0 = time.monotonic()
         try:
-            res = transfer(c, mode, nbytes, t0)
+            res = transfer(c, mode, nbytes, t0, abort_after)
             res["peer"] = "%s:%d" % addr
             if extra:
                 res.update(extra)
@@ -330,6 +337,9 @@ def build_parser(prog="mptcp_lab.peer"):
     s.add_argument("--tcp", action="store_true", help="plain TCP instead of MPTCP")
     s.add_argument("--once", action="store_true", help="exit after one connection")
     s.add_argument("--bind", default="0.0.0.0")
+    s.add_argument("--abort-after", type=parse_bytes, metavar="BYTES", default=None,
+                   help="(--recv) read BYTES, then close with data unread: Linux answers "
+                        "that with MP_FASTCLOSE")
     s.add_argument("--ns", default="mplab", help="namespace to run in (used by mptcp-lab)")
     c = sub.add_parser("client", help="kernel client (MPTCP unless --tcp)")
     c.add_argument("--connect", type=hostport, required=True, metavar="HOST:PORT")
@@ -353,7 +363,9 @@ def main(argv=None):
     a = build_parser().parse_args(argv)
     mode, n = _mode(a)
     if a.role == "server":
-        return serve(a.port, mode, n, a.tcp, a.once, a.bind)
+        if a.abort_after is not None and mode != "recv":
+            build_parser().error("--abort-after needs --recv")
+        return serve(a.port, mode, n, a.tcp, a.once, a.bind, abort_after=a.abort_after)
     if a.role != "ref":
         return connect(a.connect[0], a.connect[1], mode, n, a.tcp)
     extra = {"heap_peak": None, "runtime": "kernel", "links": a.links}

@@ -118,7 +118,8 @@ def test_lte_no_carrier_mid_transfer_redials(lte):
 
 
 def test_wifi_and_lte_connection_on_first_link(lte):
-    """--links wifi,lte: both links come up (LTE by dialing); the connection uses Wi-Fi."""
+    """--links wifi,lte: both links come up (LTE by dialing); the connection starts on Wi-Fi
+    and the path manager joins from LTE."""
     port = next(_ports)
     peer = lte.start_peer("server", port=port, mode="recv")
     rc, dev, err = lte.run_device(["--links", "wifi,lte", "--connect", "198.18.0.1:%d" % port,
@@ -127,6 +128,7 @@ def test_wifi_and_lte_connection_on_first_link(lte):
     ker = peer.wait(60)
     assert rc == 0 and dev is not None, "device failed rc=%s: %s %s" % (rc, dev, err[-2000:])
     assert dev["sha256"] == ker["sha256"] and ker["bytes"] == SIZE
-    assert [s["link"] for s in dev["subflows"]] == ["wifi"], dev["subflows"]
+    assert [s["link"] for s in dev["subflows"]] == ["wifi", "lte"], dev["subflows"]
+    assert dev["subflows"][1]["join"] and not dev["subflows"][0]["join"], dev["subflows"]
     assert ker["subflows"][0]["remote"] == "198.18.1.2", ker["subflows"]
     assert dev["lte"]["ups"] == 1 and "lte 198.18.2.2" in err, (dev["lte"], err[-500:])
