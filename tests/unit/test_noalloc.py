@@ -12,14 +12,18 @@ from mptcp.stack import Stack
 from mptcp import counters as C
 
 A = bytes([198, 18, 1, 2])
+A2 = bytes([198, 18, 2, 2])
 B = bytes([198, 18, 0, 1])
 
 
 class _Bulk:
-    def __init__(self, csum, seed, snd=32768, rcv=32768):
-        self.a = a = Stack(snd_buf=snd, rcv_buf=rcv, max_conns=2, seed=seed)
-        self.b = b = Stack(snd_buf=snd, rcv_buf=rcv, max_conns=2, seed=seed + 7)
+    def __init__(self, csum, seed, snd=32768, rcv=32768, two=False):
+        sched = "roundrobin" if two else "minrtt"
+        self.a = a = Stack(snd_buf=snd, rcv_buf=rcv, max_conns=2, seed=seed, scheduler=sched)
+        self.b = b = Stack(snd_buf=snd, rcv_buf=rcv, max_conns=2, seed=seed + 7, scheduler=sched)
         a.add_netif(1, A)
+        if two:
+            a.add_netif(2, A2)          # the path manager joins from it
         b.add_netif(1, B)
         b.listen(5001, True, csum)
         self.now = 1000
@@ -103,6 +107,27 @@ def _run(csum, seed):
 
 def test_bulk_no_alloc():
     _run(False, 11)
+
+
+def test_bulk_no_alloc_two_subflows():
+    """Two subflows (a join, the round-robin scheduler, mappings per segment, the ring held
+    for both): the data path still allocates nothing."""
+    t = _Bulk(False, 31, two=True)
+    for _ in range(300):
+        t.step()
+    assert len(t.ca.subflows) == 2 and len(t.cb.subflows) == 2
+    tx0 = [sf.bytes_tx for sf in t.ca.subflows]
+    got0 = t.got
+    heap_lock()
+    try:
+        for _ in range(200):
+            t.step()
+    finally:
+        heap_unlock()
+    assert t.a.counters.v[C.InternalErrors] == 0 and t.b.counters.v[C.InternalErrors] == 0
+    tx1 = [sf.bytes_tx for sf in t.ca.subflows]
+    assert tx1[0] - tx0[0] > 50000 and tx1[1] - tx0[1] > 50000, (tx0, tx1)
+    assert t.got - got0 > 200 * 1000 and t.bad == 0
 
 
 def test_bulk_no_alloc_dss_checksum():
