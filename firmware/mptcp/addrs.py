@@ -97,7 +97,9 @@ class Addrs:
         return False
 
     def timers(self, now):
-        """An unechoed ADD_ADDR whose time has come is sent again (or given up)."""
+        """An unechoed ADD_ADDR whose time has come is sent again (or given up); True when
+        one became due (the connection then asks a subflow for a pure ACK, once)."""
+        due = False
         for i in range(LADDR_SLOTS):
             if self.l_state[i] == _SENT and ((now - self.l_due[i]) & TMASK) < THALF:
                 if self.l_tries[i] >= ADD_ADDR_RETRANS:
@@ -105,11 +107,16 @@ class Addrs:
                     self.l_due[i] = -1
                 else:
                     self.l_state[i] = _SEND
+                    due = True
+        return due
 
     def next_deadline(self):
+        """The next retransmission of an unechoed ADD_ADDR (one to send now rides on the next
+        pure ACK a subflow can send: no deadline, or the loop would spin before the
+        connection is confirmed)."""
         d = -1
         for i in range(LADDR_SLOTS):
-            if self.l_state[i] == _SENT or self.l_state[i] == _SEND:
+            if self.l_state[i] == _SENT:
                 x = self.l_due[i]
                 if d < 0 or ((x - d) & TMASK) >= THALF:
                     d = x

@@ -217,9 +217,7 @@ class Connection:
         return d
 
     def timers(self, now):
-        a = self.addrs
-        a.timers(now)
-        if a.pending():
+        if self.addrs.timers(now):
             self.signal()
         if self.fail_deadline >= 0 and ((now - self.fail_deadline) & TMASK) < THALF:
             # our MP_FAIL got no answer (RFC 8684 3.7): reset, as Linux does
