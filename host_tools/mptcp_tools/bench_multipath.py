@@ -178,8 +178,7 @@ def run_aggregation(lab, target_s=3.0, extra=()):
                     r["vs_ideal"] = round(r["seconds"] / c["ideal_s"], 3)
                     r["passes"] = r["seconds"] <= c["pass_mark_s"]
                     r["bytes_per_link"] = _bytes_per_link(
-                        r["subflows"] or r.get("peer_subflows", []),
-                        "bytes_tx" if d == "send" else "bytes_rx")
+                        r["subflows"], "bytes_tx" if d == "send" else "bytes_rx")
                 # the device's LTE as measured alone: the ideal it could reach at best
                 got = p.get(d + "_mbit")
                 if who == "device" and got:
@@ -285,9 +284,10 @@ def handover_one(lab, kind, who, scheduler):
     r["stall"] = mm.stall(segs, cut, in_order=True)
     r["stall_new_data"] = mm.stall(segs, cut, in_order=False)
     r["segments_captured"] = len(segs)
-    subs = r["subflows"] or r.get("peer_subflows") or []
-    key = "bytes_tx" if who == "device" else "bytes_rx"
-    r["bytes_per_link"] = _bytes_per_link(subs, key)
+    if r["subflows"]:       # the sender's own view (device or ref)
+        r["bytes_per_link"] = _bytes_per_link(r["subflows"], "bytes_tx")
+    else:                   # the kernel peer's, as received
+        r["bytes_per_link"] = _bytes_per_link(r.get("peer_subflows") or [], "bytes_rx")
     for p in (p_wifi, p_lte):
         try:
             os.unlink(p)
