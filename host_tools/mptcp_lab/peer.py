@@ -237,10 +237,11 @@ def parse_links(text):
     return names
 
 
-def ref_endpoints(links, listen):
+def ref_endpoints(links, listen, backup=None):
     """Configure the kernel's in-kernel path manager in this namespace (mplab-ref) for
     `links`: the first link carries the initial subflow (the socket binds to its address),
-    each other link becomes an endpoint (`subflow` for a client, `signal` for a server).
+    each other link becomes an endpoint (`subflow` for a client, `signal` for a server),
+    flagged `backup` if it is the link `backup` (like the device's --backup).
     Returns the address to bind."""
     import subprocess
 
@@ -252,8 +253,8 @@ def ref_endpoints(links, listen):
     ip("limits", "set", "subflows", "8", "add_addr_accepted", "8")
     for name in links[1:]:
         cfg = LINKS[name]
-        ip("endpoint", "add", cfg["dev_addr"], "dev", cfg["ifname"],
-           "signal" if listen else "subflow")
+        flags = ["signal" if listen else "subflow"] + (["backup"] if name == backup else [])
+        ip("endpoint", "add", cfg["dev_addr"], "dev", cfg["ifname"], *flags)
     return LINKS[links[0]]["dev_addr"]
 
 
@@ -353,6 +354,8 @@ def build_parser(prog="mptcp_lab.peer"):
     _mode_args(r)
     r.add_argument("--links", type=parse_links, default=["wifi"],
                    help="wifi,lte: one subflow per link (the first one first); default wifi")
+    r.add_argument("--backup", default=None, metavar="LINK",
+                   help="that link's endpoint gets the backup flag (not the first link)")
     r.add_argument("--heap", default=None, help="ignored (kernel)")
     r.add_argument("--scheduler", default=None, help="ignored (kernel's default scheduler)")
     r.add_argument("--tcp", action="store_true")
@@ -368,9 +371,13 @@ def main(argv=None):
         return serve(a.port, mode, n, a.tcp, a.once, a.bind, abort_after=a.abort_after)
     if a.role != "ref":
         return connect(a.connect[0], a.connect[1], mode, n, a.tcp)
-    extra = {"heap_peak": None, "runtime": "kernel", "links": a.links}
+    extra = {"heap_peak": None, "runtime": "kernel", "links": a.links, "backup": a.backup}
+    if a.backup is not None and a.backup not in a.links[1:]:
+        emit({"error": "--backup %s is not one of the joined --links %s"
+                       % (a.backup, ",".join(a.links[1:]) or "(none)")})
+        return 2
     try:
-        addr = ref_endpoints(a.links, a.listen is not None)
+        addr = ref_endpoints(a.links, a.listen is not None, a.backup)
     except OSError as e:
         emit({"error": "reference device links %s: %s" % (",".join(a.links), e)})
         return 1

@@ -10,6 +10,10 @@
    CPython, next to the same transfer by the kernel as the device (namespace mplab-ref)
    measured in the same run. CPU time is the device process's user+sys (wait4 rusage) minus
    the cost of starting the interpreter and importing the stack (measured separately).
+5. aggregation: Wi-Fi + LTE together (simult_flows.sh cases), device and kernel as the device,
+   against the ideal time and Linux's pass mark (bench_multipath).
+6. handover: the longest stall of a Wi-Fi cut mid-transfer, signalled and silent, device
+   (minrtt, backup) and kernel as the device (bench_multipath).
 
 Benchmarks never assert speed; they report. Figures are relative to references from the same run.
 """
@@ -23,6 +27,7 @@ import time
 from mptcp_tools.build import ROOT
 
 SEG = 1448
+PARTS = ("checksum", "ppp", "core", "bulk", "aggregation", "handover")
 
 
 def _run_rusage(argv, env, timeout):
@@ -177,12 +182,16 @@ def print_bulk(b):
 def main(argv=None):
     ap = argparse.ArgumentParser(description="Run the benchmarks (see module doc); JSON into results/")
     ap.add_argument("--size", default="64M", help="bulk transfer size (default 64M)")
-    ap.add_argument("--only", choices=("checksum", "ppp", "core", "bulk"), action="append",
+    ap.add_argument("--only", choices=PARTS, action="append",
                     help="run only these parts (repeatable)")
+    ap.add_argument("--agg-seconds", type=float, default=3.0,
+                    help="aggregation: transfer size for about this ideal time (default 3)")
+    ap.add_argument("--mp-buf", default=None,
+                    help="aggregation: the device's --snd-buf/--rcv-buf (default: the board's)")
     ap.add_argument("--out", default=os.path.join(ROOT, "results"), help="output directory")
     a = ap.parse_args(argv)
     size = _parse_size(a.size)
-    parts = a.only or ["checksum", "ppp", "core", "bulk"]
+    parts = a.only or list(PARTS)
     os.makedirs(a.out, exist_ok=True)
     summary = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     failed = False
@@ -209,6 +218,13 @@ def main(argv=None):
         failed = failed or not all(r.get("ok") for r in b["runs"])
         with open(os.path.join(a.out, "bench_bulk.json"), "w") as f:
             json.dump(b, f, indent=1)
+    mp_parts = [p for p in ("aggregation", "handover") if p in parts]
+    if mp_parts:
+        from mptcp_tools import bench_multipath
+        extra = ["--snd-buf", a.mp_buf, "--rcv-buf", a.mp_buf] if a.mp_buf else []
+        mp = bench_multipath.run(a.out, mp_parts, a.agg_seconds, extra)
+        summary.update(mp)
+        failed = failed or bench_multipath.failed(mp)
     with open(os.path.join(a.out, "bench.json"), "w") as f:
         json.dump(summary, f, indent=1)
     print("\nbench: results written to %s/bench.json" % a.out)
