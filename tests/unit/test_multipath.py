@@ -318,3 +318,33 @@ def test_dss_checksum_failure_with_two_subflows_resets_that_subflow():
     # (b may see the MP_TCPRST only as a challenge-ACK away RST: RFC 5961 wants the RST at
     # RCV.NXT exactly, and a's RST carries SND.MAX as Linux's does)
     assert b.counters.get("MPTCPReinject") >= 1
+
+
+def _count_out(t):
+    """Packets the device sends now (any address: the join goes elsewhere), at most 50."""
+    n = 0
+    while n < 50 and t.st.output(t.now, t.out):
+        n += 1
+    return n
+
+
+def test_add_addr_before_the_peer_confirms_sends_no_ack_storm():
+    """Linux announces right after the third ACK, before its first DSS confirms our keys
+    (found against the kernel): the device must neither storm pure ACKs (it cannot echo
+    yet: its ACKs still carry MP_CAPABLE) nor lose the echo once confirmed."""
+    from test_mptcp_states import _est_active
+    from segtest import send, ACK, Dss
+    from mptcp import crypto
+    t, c, s = _est_active()
+    opt = bytearray(16)
+    MP.put_add_addr(opt, 0, 5, B2_ADDR, 0,
+                    crypto.add_addr_hmac(t.peer_key, t.dev_key, 5, B2_ADDR, 0))
+    send(t, 1, 1, ACK, raw_opts=bytes(opt))
+    n = _count_out(t)       # its ACK (MP_CAPABLE: no room for the echo yet), the join's SYN
+    assert n <= 2 and t.ctr("AddAddr") == 1 and t.ctr("EchoAddTx") == 0, n
+    assert t.st.next_deadline() != t.now            # nothing due at once either
+    send(t, 1, 1, ACK, dss=Dss(ack=1))                   # the peer's first DSS confirms
+    n = _count_out(t)
+    assert t.ctr("EchoAddTx") == 1 and n <= 3, n         # the echo (and the join SYN)
+    assert c.confirmed and c.addrs.echo == 0
+    assert t.ctr("MPJoinSynTx") == 1
