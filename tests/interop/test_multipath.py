@@ -344,7 +344,7 @@ def test_fastclose_from_the_kernel(lab):
         peer.wait(60)
     finally:
         lab.link_set("wifi", rate="0", delay="0ms")
-    assert rc != 0 and dev is not None and dev["error"] == "reset", (rc, dev, err[-2000:])
+    assert rc != 0 and dev is not None and "ECONNRESET" in dev["error"], (rc, dev, err[-2000:])
     d = nstat_delta(before, lab.nstat())
     assert kernel_counter(d, "MPTcpExtMPFastcloseTx") >= 1
     assert device_counter(dev, "MPFastcloseRx") >= 1
