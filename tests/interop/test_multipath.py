@@ -348,3 +348,80 @@ def test_fastclose_from_the_kernel(lab):
     d = nstat_delta(before, lab.nstat())
     assert kernel_counter(d, "MPTcpExtMPFastcloseTx") >= 1
     assert device_counter(dev, "MPFastcloseRx") >= 1
+
+
+def test_dss_checksum_failure_with_two_subflows_resets_only_that_subflow(lab):
+    """DSS checksums on, two subflows, a middlebox rewrites one payload byte on Wi-Fi
+    (TCP checksum fixed): the device resets that subflow with MP_TCPRST instead of falling
+    back (RFC 8684 3.7); the kernel reinjects on LTE; the data arrives intact."""
+    port = next(_ports)
+    lab.sysctl("net.mptcp.checksum_enabled", 1)
+    lab.link_set("wifi", rate="8mbit", delay="5ms")
+    before = lab.nstat()
+    peer = lab.start_peer("server", port=port, mode="send", nbytes=4 * 1024 * 1024)
+    t = _later(2.5, lambda: lab.link_set("wifi", direction="down", corrupt=1))
+    try:
+        rc, dev, err = lab.run_device(["--connect", "198.18.0.1:%d" % port, "--recv",
+                                       "--links", "wifi,lte", "--csum"], timeout=300)
+        ker = peer.wait(60)
+    finally:
+        t.cancel()
+        lab.sysctl("net.mptcp.checksum_enabled", 0)
+        lab.link_set("wifi", rate="0", delay="0ms", corrupt="0")
+    _ok(rc, dev, err)
+    assert dev["sha256"] == ker["sha256"] and dev["bytes"] == 4 * 1024 * 1024
+    assert dev["mptcp"] and ker["mptcp"], (dev["mptcp"], ker["mptcp"])
+    assert device_counter(dev, "DataCsumErr") == 1 and device_counter(dev, "MPRstTx") >= 1
+    assert device_counter(dev, "MPFailTx") == 0 and device_counter(dev, "InfiniteMapRx") == 0
+    d = nstat_delta(before, lab.nstat())
+    assert kernel_counter(d, "MPTcpExtInfiniteMapRx") == 0
+    assert kernel_counter(d, "MPTcpExtMPRstRx") >= 1
+
+
+_JOIN_PROBE = r"""
+import sys
+from scapy.all import IP, TCP, sr1, conf
+conf.verb = 0
+port = int(sys.argv[1])
+opt = bytes([0x10, 0]) + bytes.fromhex("deadbeef") + bytes.fromhex("01020304")
+r = sr1(IP(src="198.18.0.1", dst="198.18.1.2") / TCP(sport=40999, dport=port, flags="S",
+        seq=1000, options=[("MSS", 1460), (30, opt)]), timeout=5, iface="wifi0")
+if r is None or TCP not in r:
+    print("none")
+else:
+    t = r[TCP]
+    mp = [v for k, v in t.options if k == 30]
+    print("flags=%s mptcp=%s" % (t.flags, mp[0].hex() if mp else ""))
+"""
+
+
+def test_join_with_an_unknown_token_is_refused_and_the_connection_goes_on(lab):
+    """A forged MP_JOIN SYN naming no connection reaches the device mid-transfer: it answers
+    RST with MP_TCPRST (reason 1), counts it, and the real connection completes."""
+    port = next(_ports)
+    lab.link_set("wifi", rate="8mbit", delay="5ms")
+    try:
+        dev_proc = lab.start_device(["--listen", str(port), "--recv"])
+        lab.wait_device_listening(dev_proc, port)
+        peer = lab.start_peer("client", connect="198.18.1.2:%d" % port, mode="send",
+                              nbytes=3 * 1024 * 1024)
+        time.sleep(1.0)
+        probe = subprocess.run(("ip", "netns", "exec", "mplab", lab_python(), "-c",
+                                _JOIN_PROBE, str(port)), capture_output=True, text=True,
+                               timeout=60)
+        ker = peer.wait(300)
+        rc, dev, err = dev_proc.wait(120)
+    finally:
+        lab.link_set("wifi", rate="0", delay="0ms")
+    _ok(rc, dev, err)
+    assert dev["sha256"] == ker["sha256"] and dev["bytes"] == 3 * 1024 * 1024
+    out = probe.stdout.strip()
+    assert out.startswith("flags=R"), (out, probe.stderr[-500:])
+    assert out.endswith("mptcp=8001"), out            # MP_TCPRST, flags 0, reason 1
+    assert device_counter(dev, "MPJoinSynRx") == 1
+    assert device_counter(dev, "MPJoinNoTokenFound") == 1 and device_counter(dev, "MPRstTx") == 1
+
+
+def lab_python():
+    import sys
+    return sys.executable
