@@ -34,22 +34,44 @@ def _no_join_errors(d):
         assert kernel_counter(d, k) == 0, (k, d[k])
 
 
-def test_device_client_two_subflows(lab):
-    """Device as client with --links wifi,lte: it joins from LTE; both carry data."""
-    port = next(_ports)
-    lab.link_set("wifi", rate="4mbit", delay="5ms")
+def _later(s, fn):
+    t = threading.Timer(s, fn)
+    t.daemon = True
+    t.start()
+    return t
+
+
+def _client_run(lab, port, args, server="recv", nbytes=None, at=(), cleanup=(),
+                wifi=("4mbit", "5ms"), timeout=300, **peer_kw):
+    """The device connects to a kernel server in mplab (mode `server`) with perf `args`;
+    Wi-Fi shaped to `wifi` (None: as it is) so the transfer outlasts the joins; `at`:
+    (seconds, fn) actions during the run; `cleanup`: fns run afterwards whatever happens.
+    Returns (rc, dev, err, ker, kernel counter delta)."""
+    if wifi:
+        lab.link_set("wifi", rate=wifi[0], delay=wifi[1])
     before = lab.nstat()
-    peer = lab.start_peer("server", port=port, mode="recv")
+    peer = lab.start_peer("server", port=port, mode=server, nbytes=nbytes, **peer_kw)
+    timers = [_later(when, fn) for when, fn in at]
     try:
-        rc, dev, err = lab.run_device(["--connect", "198.18.0.1:%d" % port, "--send", "2M",
-                                       "--links", "wifi,lte", "--scheduler", "roundrobin"],
-                                      timeout=300)
+        rc, dev, err = lab.run_device(["--connect", "198.18.0.1:%d" % port] + list(args),
+                                      timeout=timeout)
         ker = peer.wait(60)
     finally:
-        lab.link_set("wifi", rate="0", delay="0ms")
+        for t in timers:
+            t.cancel()
+        for fn in cleanup:
+            fn()
+        if wifi:
+            lab.link_set("wifi", rate="0", delay="0ms")
+    return rc, dev, err, ker, nstat_delta(before, lab.nstat())
+
+
+def test_device_client_two_subflows(lab):
+    """Device as client with --links wifi,lte: it joins from LTE; both carry data."""
+    rc, dev, err, ker, d = _client_run(lab, next(_ports), [
+        "--send", "2M", "--links", "wifi,lte", "--scheduler", "roundrobin"])
     _ok(rc, dev, err)
     assert dev["sha256"] == ker["sha256"] and ker["bytes"] == 2 * 1024 * 1024
-    d = nstat_delta(before, lab.nstat())
     assert_kernel_clean(d)
     assert kernel_counter(d, "MPTcpExtMPJoinSynRx") == 1
     assert kernel_counter(d, "MPTcpExtMPJoinAckRx") == 1
@@ -92,31 +114,15 @@ def test_device_server_kernel_joins(lab):
     assert len(dev["subflows"]) == 2 and dev["subflows"][1]["join"], dev["subflows"]
 
 
-def _later(s, fn):
-    t = threading.Timer(s, fn)
-    t.daemon = True
-    t.start()
-    return t
-
-
 def test_wifi_silent_failure_mid_transfer_completes_on_lte(lab):
     """Wi-Fi drops every packet (no signal) mid-transfer: the device's RTO reinjects the
     Wi-Fi subflow's data on LTE; the transfer completes, nothing lost or duplicated."""
-    port = next(_ports)
-    lab.link_set("wifi", rate="4mbit", delay="5ms")
-    before = lab.nstat()
-    peer = lab.start_peer("server", port=port, mode="recv")
-    t = _later(3.0, lambda: lab.link_set("wifi", loss="100"))
-    try:
-        rc, dev, err = lab.run_device(["--connect", "198.18.0.1:%d" % port, "--send", "2M",
-                                       "--links", "wifi,lte"], timeout=300)
-        ker = peer.wait(60)
-    finally:
-        t.cancel()
-        lab.link_set("wifi", loss="0", rate="0", delay="0ms")
+    rc, dev, err, ker, d = _client_run(
+        lab, next(_ports), ["--send", "2M", "--links", "wifi,lte"],
+        at=[(3.0, lambda: lab.link_set("wifi", loss="100"))],
+        cleanup=[lambda: lab.link_set("wifi", loss="0")])
     _ok(rc, dev, err)
     assert dev["sha256"] == ker["sha256"] and ker["bytes"] == 2 * 1024 * 1024
-    d = nstat_delta(before, lab.nstat())
     assert_kernel_clean(d)
     _no_join_errors(d)
     assert device_counter(dev, "MPTCPReinject") > 0
@@ -128,18 +134,10 @@ def test_wifi_silent_failure_mid_transfer_completes_on_lte(lab):
 def test_backup_lte_idle_until_wifi_fails(lab):
     """--scheduler backup: LTE joined with the backup flag carries nothing while Wi-Fi is
     healthy, then takes over when Wi-Fi fails silently."""
-    port = next(_ports)
-    lab.link_set("wifi", rate="4mbit", delay="5ms")
-    peer = lab.start_peer("server", port=port, mode="recv")
-    t = _later(3.0, lambda: lab.link_set("wifi", loss="100"))
-    try:
-        rc, dev, err = lab.run_device(["--connect", "198.18.0.1:%d" % port, "--send", "2M",
-                                       "--links", "wifi,lte", "--scheduler", "backup"],
-                                      timeout=300)
-        ker = peer.wait(60)
-    finally:
-        t.cancel()
-        lab.link_set("wifi", loss="0", rate="0", delay="0ms")
+    rc, dev, err, ker, d = _client_run(
+        lab, next(_ports), ["--send", "2M", "--links", "wifi,lte", "--scheduler", "backup"],
+        at=[(3.0, lambda: lab.link_set("wifi", loss="100"))],
+        cleanup=[lambda: lab.link_set("wifi", loss="0")])
     _ok(rc, dev, err)
     assert dev["sha256"] == ker["sha256"]
     lte = [s for s in dev["subflows"] if s["link"] == "lte"][0]
@@ -150,11 +148,9 @@ def test_backup_lte_idle_until_wifi_fails(lab):
 
 
 def test_backup_lte_carries_nothing_while_wifi_is_healthy(lab):
-    port = next(_ports)
-    peer = lab.start_peer("server", port=port, mode="recv")
-    rc, dev, err = lab.run_device(["--connect", "198.18.0.1:%d" % port, "--send", "2M",
-                                   "--links", "wifi,lte", "--scheduler", "backup"], timeout=300)
-    ker = peer.wait(60)
+    rc, dev, err, ker, d = _client_run(
+        lab, next(_ports), ["--send", "2M", "--links", "wifi,lte", "--scheduler", "backup"],
+        wifi=None)
     _ok(rc, dev, err)
     assert dev["sha256"] == ker["sha256"]
     lte = [s for s in dev["subflows"] if s["link"] == "lte"]
@@ -165,24 +161,12 @@ def test_wifi_down_signalled_completes_on_lte_and_wifi_rejoins(lab):
     """`link wifi down` (the netif reports it, as a disassociation): the Wi-Fi subflow is
     failed at once and its data reinjected on LTE; when Wi-Fi returns the path manager
     opens a new Wi-Fi subflow, which carries data again."""
-    port = next(_ports)
-    lab.link_set("wifi", rate="4mbit", delay="5ms")
-    before = lab.nstat()
-    peer = lab.start_peer("server", port=port, mode="recv")
-    t1 = _later(2.0, lambda: lab.link("wifi", "down"))
-    t2 = _later(6.0, lambda: lab.link("wifi", "up"))
-    try:
-        rc, dev, err = lab.run_device(["--connect", "198.18.0.1:%d" % port, "--send", "3M",
-                                       "--links", "wifi,lte"], timeout=300)
-        ker = peer.wait(60)
-    finally:
-        t1.cancel()
-        t2.cancel()
-        lab.link("wifi", "up")
-        lab.link_set("wifi", rate="0", delay="0ms")
+    rc, dev, err, ker, d = _client_run(
+        lab, next(_ports), ["--send", "3M", "--links", "wifi,lte"],
+        at=[(2.0, lambda: lab.link("wifi", "down")), (6.0, lambda: lab.link("wifi", "up"))],
+        cleanup=[lambda: lab.link("wifi", "up")])
     _ok(rc, dev, err)
     assert dev["sha256"] == ker["sha256"] and ker["bytes"] == 3 * 1024 * 1024
-    d = nstat_delta(before, lab.nstat())
     assert_kernel_clean(d)
     _no_join_errors(d)
     assert device_counter(dev, "LinkDown") == 1 and device_counter(dev, "RmSubflow") >= 1
@@ -197,21 +181,11 @@ def test_wifi_down_signalled_completes_on_lte_and_wifi_rejoins(lab):
 def test_all_links_down_ten_seconds_then_back(lab):
     """Break-before-make: Wi-Fi and LTE both go down (signalled) for 10 s mid-transfer; the
     connection waits without any subflow and resumes on the links that return."""
-    port = next(_ports)
-    lab.link_set("wifi", rate="4mbit", delay="5ms")
-    peer = lab.start_peer("server", port=port, mode="recv")
-    t1 = _later(2.0, lambda: (lab.link("wifi", "down"), lab.link("lte", "down")))
-    t2 = _later(12.0, lambda: (lab.link("lte", "up"), lab.link("wifi", "up")))
-    try:
-        rc, dev, err = lab.run_device(["--connect", "198.18.0.1:%d" % port, "--send", "3M",
-                                       "--links", "wifi,lte"], timeout=300)
-        ker = peer.wait(60)
-    finally:
-        t1.cancel()
-        t2.cancel()
-        lab.link("lte", "up")
-        lab.link("wifi", "up")
-        lab.link_set("wifi", rate="0", delay="0ms")
+    rc, dev, err, ker, d = _client_run(
+        lab, next(_ports), ["--send", "3M", "--links", "wifi,lte"],
+        at=[(2.0, lambda: (lab.link("wifi", "down"), lab.link("lte", "down"))),
+            (12.0, lambda: (lab.link("lte", "up"), lab.link("wifi", "up")))],
+        cleanup=[lambda: (lab.link("lte", "up"), lab.link("wifi", "up"))])
     _ok(rc, dev, err)
     assert dev["sha256"] == ker["sha256"] and ker["bytes"] == 3 * 1024 * 1024
     assert dev["seconds"] > 10, dev["seconds"]          # it really waited the outage out
@@ -223,24 +197,14 @@ def test_kernel_add_addr_is_echoed_and_joined_then_removed(lab):
     """The kernel announces 198.18.0.2 (`signal` endpoint): the device checks the HMAC,
     echoes it and joins it; mid-transfer the kernel deletes the endpoint (REMOVE_ADDR):
     the device closes that subflow and the transfer completes on the others."""
-    port = next(_ports)
     _ns("ip", "mptcp", "endpoint", "flush")
     _ns("ip", "mptcp", "endpoint", "add", "198.18.0.2", "dev", "lo", "signal", "id", "5")
-    lab.link_set("wifi", rate="4mbit", delay="5ms")
-    before = lab.nstat()
-    peer = lab.start_peer("server", port=port, mode="recv")
-    t = _later(4.0, lambda: _ns("ip", "mptcp", "endpoint", "delete", "id", "5"))
-    try:
-        rc, dev, err = lab.run_device(["--connect", "198.18.0.1:%d" % port, "--send", "3M",
-                                       "--links", "wifi"], timeout=300)
-        ker = peer.wait(60)
-    finally:
-        t.cancel()
-        _ns("ip", "mptcp", "endpoint", "flush")
-        lab.link_set("wifi", rate="0", delay="0ms")
+    rc, dev, err, ker, d = _client_run(
+        lab, next(_ports), ["--send", "3M", "--links", "wifi"],
+        at=[(4.0, lambda: _ns("ip", "mptcp", "endpoint", "delete", "id", "5"))],
+        cleanup=[lambda: _ns("ip", "mptcp", "endpoint", "flush")])
     _ok(rc, dev, err)
     assert dev["sha256"] == ker["sha256"] and ker["bytes"] == 3 * 1024 * 1024
-    d = nstat_delta(before, lab.nstat())
     assert_kernel_clean(d)
     _no_join_errors(d)
     # as mptcp_join.sh's chk_add_nr / chk_rm_nr: the announcement, its echo, the join
@@ -255,24 +219,14 @@ def test_kernel_add_addr_is_echoed_and_joined_then_removed(lab):
 def test_kernel_mp_prio_backup_is_obeyed(lab):
     """The kernel marks its endpoint 198.18.0.2 backup (MP_PRIO on that subflow): the device
     stops sending on it while the initial subflow can carry."""
-    port = next(_ports)
     _ns("ip", "mptcp", "endpoint", "flush")
     _ns("ip", "mptcp", "endpoint", "add", "198.18.0.2", "dev", "lo", "signal", "id", "6")
-    lab.link_set("wifi", rate="4mbit", delay="5ms")
-    before = lab.nstat()
-    peer = lab.start_peer("server", port=port, mode="recv")
-    t = _later(2.0, lambda: _ns("ip", "mptcp", "endpoint", "change", "id", "6", "backup"))
-    try:
-        rc, dev, err = lab.run_device(["--connect", "198.18.0.1:%d" % port, "--send", "3M",
-                                       "--links", "wifi"], timeout=300)
-        ker = peer.wait(60)
-    finally:
-        t.cancel()
-        _ns("ip", "mptcp", "endpoint", "flush")
-        lab.link_set("wifi", rate="0", delay="0ms")
+    rc, dev, err, ker, d = _client_run(
+        lab, next(_ports), ["--send", "3M", "--links", "wifi"],
+        at=[(2.0, lambda: _ns("ip", "mptcp", "endpoint", "change", "id", "6", "backup"))],
+        cleanup=[lambda: _ns("ip", "mptcp", "endpoint", "flush")])
     _ok(rc, dev, err)
     assert dev["sha256"] == ker["sha256"]
-    d = nstat_delta(before, lab.nstat())
     assert_kernel_clean(d)
     assert kernel_counter(d, "MPTcpExtMPPrioTx") >= 1
     assert device_counter(dev, "MPPrioRx") >= 1
@@ -333,19 +287,11 @@ def test_fastclose_from_the_device_with_two_subflows(lab):
 
 def test_fastclose_from_the_kernel(lab):
     """The kernel's server closes with data unread (Linux answers that with MP_FASTCLOSE):
-    the device's connection ends with 'reset', counted MPFastcloseRx."""
-    port = next(_ports)
-    lab.link_set("wifi", rate="8mbit", delay="5ms")
-    before = lab.nstat()
-    peer = lab.start_peer("server", port=port, mode="recv", abort_after="1M")
-    try:
-        rc, dev, err = lab.run_device(["--connect", "198.18.0.1:%d" % port, "--send", "8M",
-                                       "--links", "wifi,lte"], timeout=120)
-        peer.wait(60)
-    finally:
-        lab.link_set("wifi", rate="0", delay="0ms")
+    the device's connection ends with a reset, counted MPFastcloseRx."""
+    rc, dev, err, ker, d = _client_run(
+        lab, next(_ports), ["--send", "8M", "--links", "wifi,lte"], wifi=("8mbit", "5ms"),
+        timeout=120, abort_after="1M")
     assert rc != 0 and dev is not None and "ECONNRESET" in dev["error"], (rc, dev, err[-2000:])
-    d = nstat_delta(before, lab.nstat())
     assert kernel_counter(d, "MPTcpExtMPFastcloseTx") >= 1
     assert device_counter(dev, "MPFastcloseRx") >= 1
 
@@ -354,45 +300,20 @@ def test_dss_checksum_failure_with_two_subflows_resets_only_that_subflow(lab):
     """DSS checksums on, two subflows, a middlebox rewrites one payload byte on Wi-Fi
     (TCP checksum fixed): the device resets that subflow with MP_TCPRST instead of falling
     back (RFC 8684 3.7); the kernel reinjects on LTE; the data arrives intact."""
-    port = next(_ports)
     lab.sysctl("net.mptcp.checksum_enabled", 1)
-    lab.link_set("wifi", rate="8mbit", delay="5ms")
-    before = lab.nstat()
-    peer = lab.start_peer("server", port=port, mode="send", nbytes=4 * 1024 * 1024)
-    t = _later(2.5, lambda: lab.link_set("wifi", direction="down", corrupt=1))
-    try:
-        rc, dev, err = lab.run_device(["--connect", "198.18.0.1:%d" % port, "--recv",
-                                       "--links", "wifi,lte", "--csum"], timeout=300)
-        ker = peer.wait(60)
-    finally:
-        t.cancel()
-        lab.sysctl("net.mptcp.checksum_enabled", 0)
-        lab.link_set("wifi", rate="0", delay="0ms", corrupt="0")
+    rc, dev, err, ker, d = _client_run(
+        lab, next(_ports), ["--recv", "--links", "wifi,lte", "--csum"], server="send",
+        nbytes=4 * 1024 * 1024, wifi=("8mbit", "5ms"),
+        at=[(2.5, lambda: lab.link_set("wifi", direction="down", corrupt=1))],
+        cleanup=[lambda: lab.sysctl("net.mptcp.checksum_enabled", 0),
+                 lambda: lab.link_set("wifi", corrupt="0")])
     _ok(rc, dev, err)
     assert dev["sha256"] == ker["sha256"] and dev["bytes"] == 4 * 1024 * 1024
     assert dev["mptcp"] and ker["mptcp"], (dev["mptcp"], ker["mptcp"])
     assert device_counter(dev, "DataCsumErr") == 1 and device_counter(dev, "MPRstTx") >= 1
     assert device_counter(dev, "MPFailTx") == 0 and device_counter(dev, "InfiniteMapRx") == 0
-    d = nstat_delta(before, lab.nstat())
     assert kernel_counter(d, "MPTcpExtInfiniteMapRx") == 0
     assert kernel_counter(d, "MPTcpExtMPRstRx") >= 1
-
-
-_JOIN_PROBE = r"""
-import sys
-from scapy.all import IP, TCP, sr1, conf
-conf.verb = 0
-port = int(sys.argv[1])
-opt = bytes([0x10, 0]) + bytes.fromhex("deadbeef") + bytes.fromhex("01020304")
-r = sr1(IP(src="198.18.0.1", dst="198.18.1.2") / TCP(sport=40999, dport=port, flags="S",
-        seq=1000, options=[("MSS", 1460), (30, opt)]), timeout=5, iface="wifi0")
-if r is None or TCP not in r:
-    print("none")
-else:
-    t = r[TCP]
-    mp = [v for k, v in t.options if k == 30]
-    print("flags=%s mptcp=%s" % (t.flags, mp[0].hex() if mp else ""))
-"""
 
 
 def test_join_with_an_unknown_token_is_refused_and_the_connection_goes_on(lab):

@@ -391,14 +391,11 @@ def tcp_fix(pkt):
     return p
 
 
-def strip_mptcp(pkt):
-    """Replace every MPTCP option by NOPs (a middlebox that strips options); a new
-    bytearray, its TCP checksum fixed (IHL 5)."""
-    p = bytearray(pkt)
-    hl = (p[32] >> 4) * 4
+def mptcp_opts(p):
+    """Offsets of the MPTCP options (kind 30) of an IPv4 (IHL 5) / TCP packet, in order."""
+    out = []
     i = 40
-    end = 20 + hl
-    changed = False
+    end = 20 + (p[32] >> 4) * 4
     while i < end:
         k = p[i]
         if k == 0:
@@ -410,11 +407,21 @@ def strip_mptcp(pkt):
         if ln < 2:
             break
         if k == 30:
-            for j in range(ln):
-                p[i + j] = 1
-            changed = True
+            out.append(i)
         i += ln
-    return tcp_fix(p) if changed else p
+    return out
+
+
+def strip_mptcp(pkt):
+    """Replace every MPTCP option by NOPs (a middlebox that strips options); a new
+    bytearray, its TCP checksum fixed (IHL 5)."""
+    p = bytearray(pkt)
+    offs = mptcp_opts(p)
+    for i in offs:
+        ln = p[i + 1]
+        for j in range(ln):
+            p[i + j] = 1
+    return tcp_fix(p) if offs else p
 
 
 def craft(sf, flags, opts=b"", payload=b"", seq=None, ack=None, window=None):

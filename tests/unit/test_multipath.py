@@ -2,7 +2,7 @@
 MP_JOIN in both roles, data over both subflows, link failure signalled and silent,
 break-before-make, the backup scheduler, refused joins. Every transfer is checked by
 SHA-256 both ways."""
-from netsim import App, run, run_for, establish, B_ADDR, tcp_fix
+from netsim import App, run, run_for, establish, B_ADDR, tcp_fix, mptcp_opts
 from mpnet import MpLink, mp_pair, WIFI, LTE
 from mptcp import mpopts as MP
 
@@ -126,19 +126,10 @@ def _corrupt_join(length):
     """A forwarding filter flipping one HMAC byte of every MP_JOIN option of `length`."""
     def fwd(pkt, dst):
         p = bytearray(pkt)
-        i = 40
-        end = 20 + (p[32] >> 4) * 4
-        while i < end:
-            k = p[i]
-            if k == 0:
-                break
-            if k == 1:
-                i += 1
-                continue
-            if k == 30 and p[i + 1] == length and p[i + 2] >> 4 == MP.MP_JOIN:
+        for i in mptcp_opts(p):
+            if p[i + 1] == length and p[i + 2] >> 4 == MP.MP_JOIN:
                 p[i + 4] ^= 0x55            # inside the HMAC for both lengths
                 return tcp_fix(p)
-            i += p[i + 1]
         return pkt
     return fwd
 
@@ -196,20 +187,10 @@ def _opt_filter(subtype, action, limit=1, echo=None):
         if left[0] <= 0:
             return pkt
         p = bytearray(pkt)
-        i = 40
-        end = 20 + (p[32] >> 4) * 4
-        while i < end:
-            k = p[i]
-            if k == 0:
-                break
-            if k == 1:
-                i += 1
-                continue
-            if k == 30 and p[i + 2] >> 4 == subtype and (
-                    echo is None or bool(p[i + 2] & 1) == echo):
+        for i in mptcp_opts(p):
+            if p[i + 2] >> 4 == subtype and (echo is None or bool(p[i + 2] & 1) == echo):
                 left[0] -= 1
                 return action(p, i)
-            i += p[i + 1]
         return pkt
     return fwd
 
