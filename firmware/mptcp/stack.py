@@ -68,6 +68,7 @@ class Stack:
         self.ctr = self.counters.v
         self.prng = _Prng(seed) if seed is not None else None
         self.netifs = []            # [ifindex, addr4, up, backup]
+        self.blocked_ifs = []       # links whose transmit queue is full (set_blocked)
         self.conns = []
         self.listeners = []         # [port, mptcp, csum]
         self.accept_q = []
@@ -150,6 +151,19 @@ class Stack:
                 self._fail_subflows(ifindex, None)
                 self.pm.link_down(ifindex, self.now)
 
+    def set_blocked(self, ifindex, blocked):
+        """The link's transmit queue is full (True) or has room again: its subflows send
+        nothing meanwhile and the scheduler gives new data to the others."""
+        bl = self.blocked_ifs
+        if blocked and ifindex not in bl:
+            bl.append(ifindex)
+        elif not blocked and ifindex in bl:
+            bl.remove(ifindex)
+        for c in self.conns:
+            for sf in c.subflows:
+                if sf.ifindex == ifindex:
+                    sf.blocked = blocked
+
     def _set_link(self, ifindex, up):
         for c in self.conns:
             for sf in c.subflows:
@@ -200,6 +214,7 @@ class Stack:
         sf.ooo = Assembler(SUBFLOW_OOO_SLOTS)
         sf.set_rcv_wscale(self.rcv_buf)
         sf.link_up = self.is_up(ifindex)
+        sf.blocked = ifindex in self.blocked_ifs
         c.subflows.append(sf)
         return sf
 

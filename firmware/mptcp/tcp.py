@@ -155,6 +155,7 @@ class Subflow:
         self.released = False      # its data was reinjected: it no longer holds the send ring
         self.stale = False         # STALE_RTOS RTOs without progress
         self.link_up = True
+        self.blocked = False       # its link's transmit queue is full (Stack.set_blocked)
         self.join = False          # an MP_JOIN subflow (not the MP_CAPABLE one)
         self.join_acked = True     # MP_JOIN initiator: the third ACK was acknowledged
         self.addr_id = 0           # our address id on this subflow
@@ -272,7 +273,7 @@ class Subflow:
         """Congestion window (with limited transmit) and scoreboard have room for a new
         segment. (The send window is the connection's, the same for every subflow.)"""
         return self.snd_max - self.snd_una < self.cc.cwnd + self.cc.limited() \
-            and self.sb.n < SEG_SLOTS
+            and self.sb.n < SEG_SLOTS and not self.blocked
 
     def lost(self, now, send_rst):
         """This subflow is gone (link down, reset, too many RTOs); the connection is not:
@@ -1173,6 +1174,8 @@ class Subflow:
     # ------------------------------------------------------------ output
     def output(self, now, buf):
         """Write at most one packet into buf; return its length (0 = nothing)."""
+        if self.blocked:
+            return 0
         st = self.state
         if self.rst_pending:
             return self._out_rst(buf)

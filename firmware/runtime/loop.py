@@ -34,6 +34,7 @@ class Loop:
         self.iterations = 0
         self._timed = []          # netifs with their own timers: poll(now) -> deadline or -1
         self._gated = []          # netifs with tx back-pressure: writable() -> bool
+        self._blk = {}            # ifindex -> blocked as last told to the stack
         self.on_link_event = None  # callable(name, netif) for the app / path manager
         for nif in netifs:
             self.add_netif(nif)
@@ -71,15 +72,26 @@ class Loop:
                 return True
         return False
 
+    def _gate(self):
+        """Tell the stack which slow links have a full queue: their subflows wait, the
+        others go on (one full serial line must not stall Wi-Fi)."""
+        st = self.stack
+        for nif in self._gated:
+            b = nif.up and not nif.writable()
+            if b != self._blk.get(nif.ifindex, False):
+                self._blk[nif.ifindex] = b
+                st.set_blocked(nif.ifindex, b)
+
     def flush(self, now):
-        """Send everything the stack has queued (paused while a slow link's queue is full)."""
+        """Send everything the stack has queued (a slow link's subflows pause while its
+        queue is full)."""
         st = self.stack
         mv = self.txmv
         netifs = self.netifs
         gated = self._gated
         while True:
-            if gated and self._blocked():
-                return
+            if gated:
+                self._gate()
             n = st.output(now, mv)
             if n <= 0:
                 return

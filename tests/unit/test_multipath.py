@@ -329,3 +329,22 @@ def test_add_addr_before_the_peer_confirms_sends_no_ack_storm():
     assert t.ctr("EchoAddTx") == 1 and n <= 3, n         # the echo (and the join SYN)
     assert c.confirmed and c.addrs.echo == 0
     assert t.ctr("MPJoinSynTx") == 1
+
+
+def test_a_blocked_link_pauses_its_subflow_only():
+    """A slow link's full transmit queue (the loop's Stack.set_blocked) stops its subflow;
+    the scheduler gives the data to the other one meanwhile (a full serial line must not
+    stall Wi-Fi)."""
+    a, b, link, ca, cb, pa, pb, now = _start("roundrobin")
+    now = run(link, now, lambda: (pa.step() or pb.step() or True) and len(_joined(ca)) == 2)
+    a.set_blocked(LTE, True)
+    lte0 = link.path("lte").payload[0]
+    got0 = pb.got
+    now = run_for(link, now, 60, lambda: (pa.step(), pb.step()))
+    assert link.path("lte").payload[0] == lte0          # nothing on the blocked link
+    assert pb.got - got0 > 20000, pb.got - got0         # Wi-Fi carried on
+    a.set_blocked(LTE, False)
+    now = run_for(link, now, 30, lambda: (pa.step(), pb.step()))
+    assert link.path("lte").payload[0] > lte0           # and LTE again once it has room
+    run(link, now, _step(pa, pb))
+    _check(pa, pb, ca, cb)
