@@ -1,0 +1,115 @@
+"""mptcp.sched on its own: tiers (regular > backup > in trouble), minrtt's pick, the backup
+scheduler's first-RTO switch, round robin's rotation. Stand-in subflows with just the
+fields a scheduler reads."""
+from mptcp import sched
+from tutil import raises
+
+
+class _Sf:
+    def __init__(self, name, srtt=10, rto=300, carry=True, room=True, backup=False,
+                 peer_backup=False, stale=False, tries=0):
+        self.name = name
+        self.srtt = srtt
+        self.rto = rto
+        self.carry = carry
+        self.room = room
+        self.backup = backup
+        self.peer_backup = peer_backup
+        self.stale = stale
+        self.tries = tries
+
+    def can_carry(self):
+        return self.carry
+
+    def has_room(self):
+        return self.room
+
+    def __repr__(self):
+        return self.name
+
+
+class _C:
+    def __init__(self, *subs):
+        self.subflows = list(subs)
+        self.last_tx = None
+
+
+def _picked(s, c):
+    return [x.name for x in c.subflows if s.allows(c, x)]
+
+
+def test_by_name_and_unknown_names():
+    assert sched.by_name("minrtt").kind == sched.MINRTT
+    assert sched.by_name("backup").kind == sched.BACKUP
+    assert sched.by_name("roundrobin").name == "roundrobin"
+    e = raises(ValueError, sched.by_name, "fancy")
+    assert "minrtt" in str(e) and "fancy" in str(e)
+
+
+def test_tiers():
+    m = sched.by_name("minrtt")
+    b = sched.by_name("backup")
+    assert m.tier(_Sf("a")) == 0
+    assert m.tier(_Sf("a", backup=True)) == 1 and m.tier(_Sf("a", peer_backup=True)) == 1
+    assert m.tier(_Sf("a", stale=True)) == 2 and m.tier(_Sf("a", stale=True, backup=True)) == 2
+    assert m.tier(_Sf("a", tries=1)) == 0          # minrtt: an RTO alone is no trouble
+    assert b.tier(_Sf("a", tries=1)) == 2          # backup: the first RTO is
+    assert b.tier(_Sf("a", tries=0)) == 0
+    assert m.tier(_Sf("a", carry=False)) == 9
+
+
+def test_minrtt_picks_the_lowest_rtt_with_room():
+    m = sched.by_name("minrtt")
+    c = _C(_Sf("wifi", srtt=20), _Sf("lte", srtt=60))
+    assert _picked(m, c) == ["wifi"]
+    c.subflows[0].room = False                     # the fastest is full: the next one
+    assert _picked(m, c) == ["lte"]
+    c.subflows[1].room = False
+    assert _picked(m, c) == []
+    c = _C(_Sf("wifi", srtt=-1, rto=1000), _Sf("lte", srtt=60))   # no sample: its RTO
+    assert _picked(m, c) == ["lte"]
+    c = _C(_Sf("wifi", srtt=60), _Sf("lte", srtt=60))              # a tie: the first
+    assert _picked(m, c) == ["wifi"]
+
+
+def test_backup_subflows_only_when_no_regular_one_can_carry():
+    m = sched.by_name("minrtt")
+    c = _C(_Sf("wifi", srtt=80), _Sf("lte", srtt=10, backup=True))
+    assert _picked(m, c) == ["wifi"]
+    c.subflows[0].room = False                     # a regular one full: wait for it
+    assert _picked(m, c) == []
+    c.subflows[0].carry = False                    # gone: the backup carries
+    assert _picked(m, c) == ["lte"]
+    c = _C(_Sf("wifi", srtt=10, stale=True), _Sf("lte", srtt=50, peer_backup=True))
+    assert _picked(m, c) == ["lte"]                # a stale regular ranks below a backup
+
+
+def test_backup_scheduler_switches_at_the_first_rto():
+    b = sched.by_name("backup")
+    m = sched.by_name("minrtt")
+    c = _C(_Sf("wifi", srtt=10, tries=1), _Sf("lte", srtt=60, backup=True))
+    assert _picked(b, c) == ["lte"]
+    assert _picked(m, c) == ["wifi"]
+    c.subflows[0].tries = 0
+    assert _picked(b, c) == ["wifi"]
+
+
+def test_roundrobin_rotates_among_those_with_room():
+    r = sched.by_name("roundrobin")
+    a, b_, d = _Sf("a"), _Sf("b"), _Sf("d")
+    c = _C(a, b_, d)
+    order = []
+    for _ in range(6):
+        for x in c.subflows:
+            if r.allows(c, x):
+                order.append(x.name)
+                break
+    assert order == ["a", "b", "d", "a", "b", "d"], order
+    b_.room = False
+    c.last_tx = a
+    assert not r.allows(c, b_) and r.allows(c, d) and c.last_tx is d   # b is skipped
+    assert not r.allows(c, d) and r.allows(c, a) and c.last_tx is a   # and it wraps
+    b_.carry = False
+    d.room = False
+    a.room = False
+    assert [x.name for x in c.subflows if r.allows(c, x)] == []
