@@ -152,7 +152,7 @@ class Hostile:
         self.kinds = (self.flip, self.ip_garbage, self.truncate, self.bad_mp_option,
                       self.bad_mp_option, self.out_of_window, self.ack_unsent,
                       self.rst_syn_in_window, self.wrong_ports, self.bad_tcp_header,
-                      self.bogus_sack)
+                      self.bogus_sack, self.wrong_mp_signal, self.wrong_mp_signal)
         self.made = {}
 
     def make(self, t, dst_conn):
@@ -230,6 +230,37 @@ class Hostile:
         if len(ts) + len(opt) > 40:
             opt = opt[:40 - len(ts)]
         return with_options(t, ts + bytes(opt))
+
+    def wrong_mp_signal(self, t, c):
+        """A copy of a pure ACK carrying one WELL-FORMED but wrong multipath option (RFC 8684
+        3.2-3.4): ADD_ADDR with a wrong HMAC, an echo of an address never announced,
+        REMOVE_ADDR of ids that name no join, MP_PRIO, an MP_JOIN on an established
+        subflow. Ignored, refused or counted; the connection goes on."""
+        r = self.r
+        if payload_len(t) or t[33] != T.ACK:
+            return None
+        ts = ts_of(t) if r.random() < 0.7 else b""
+        k = r.randrange(6)
+        addr = bytes([198, 18, r.randrange(256), r.randrange(256)])
+        opt = bytearray(24)
+        if k == 0:
+            hm = bytes(r.getrandbits(8) for _ in range(8))
+            n = MP.put_add_addr(opt, 0, r.randrange(256), addr, r.choice((0, 0, 80)), hm)
+        elif k == 1:
+            n = MP.put_add_addr(opt, 0, r.randrange(256), addr, 0, None, True)
+        elif k == 2:
+            n = MP.put_remove_addr(opt, 0, bytes(r.randrange(1, 256)
+                                                 for _ in range(r.randint(1, 4))))
+        elif k == 3:
+            n = MP.put_mp_prio(opt, 0, r.random() < 0.5)
+        elif k == 4:
+            n = MP.put_mp_join_syn(opt, 0, r.randrange(256), r.getrandbits(32), b"abcd")
+        else:
+            n = MP.put_mp_join_ack(opt, 0, bytes(r.getrandbits(8) for _ in range(20)))
+        opt = bytes(opt[:n])
+        if len(ts) + len(opt) > 40:
+            ts = b""
+        return with_options(t, ts + opt)
 
     def out_of_window(self, t, c):
         r = self.r
@@ -486,11 +517,18 @@ def run_case(idx, forged, tw=False):
                                                               blame())
     for st in (a, b):
         assert st.counters.get("InternalErrors") == 0, st.counters.nonzero()
+        for name in SIGNAL_COUNTERS:
+            SIGNALS[name] = SIGNALS.get(name, 0) + st.counters.get(name)
         for c in st.conns:
             sf = c.sf
             assert sf.snd_una <= sf.snd_nxt <= sf.snd_max + 1
             assert 0 <= c.rcv.len <= c.rcv.size and 0 <= c.snd.len <= c.snd.size
     return state["inputs"]
+
+
+# what the wrong multipath signalling (Hostile.wrong_mp_signal) drew from the stacks
+SIGNAL_COUNTERS = ("AddAddrDrop", "EchoAdd", "RmAddr", "MPPrioRx", "MPJoinAckHMacFailure")
+SIGNALS = {}
 
 
 def _run_all(n, forged, tw=False):
@@ -512,6 +550,10 @@ def test_must_survive_inputs():
     print("MPTCP_FUZZ_SEED=%d: %d must-survive inputs in %d cases" % (MASTER, total,
                                                                        SURVIVE_CASES))
     assert total >= MIN_SURVIVE, (total, MIN_SURVIVE)
+    # the multipath options were really delivered and handled (ignored, counted): an
+    # ADD_ADDR with a wrong HMAC is dropped, echoes / REMOVE_ADDR / MP_PRIO are counted
+    for name in ("AddAddrDrop", "EchoAdd", "RmAddr", "MPPrioRx"):
+        assert SIGNALS.get(name, 0) > 0, (name, SIGNALS)
 
 
 def test_inputs_after_a_clean_close_keep_it_clean():
