@@ -15,3 +15,6 @@ APN = "internet"
 SND_BUF = 16 * 1024
 RCV_BUF = 16 * 1024
 MAX_CONNECTIONS = 1
+MAX_SUBFLOWS = 2
+SCHEDULER = "minrtt"
+BACKUP_LINK = None         # "lte": join LTE as backup (idle until Wi-Fi fails)

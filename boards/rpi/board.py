@@ -11,3 +11,6 @@ APN = "internet"
 SND_BUF = 64 * 1024
 RCV_BUF = 64 * 1024
 MAX_CONNECTIONS = 4
+MAX_SUBFLOWS = 4
+SCHEDULER = "minrtt"
+BACKUP_LINK = None         # "lte": join LTE as backup (idle until Wi-Fi fails)

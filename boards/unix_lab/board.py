@@ -17,3 +17,6 @@ LTE_PACE = True              # a pty has no UART FIFO: pace writes to the line r
 APN = "internet"
 SIM_PIN = None               # e.g. "1234" if the SIM asks for one
 PPP_AUTH = None              # or ("chap" | "pap", user, password) if the network asks
+MAX_SUBFLOWS = 4
+SCHEDULER = "minrtt"
+BACKUP_LINK = None         # "lte": join LTE as backup (idle until Wi-Fi fails)

@@ -237,19 +237,18 @@ def _log(o, *args):
 
 
 def run(o):
-    from mptcp.stack import Stack
+    from runtime.factory import make_stack, backup_link
     from runtime.loop import Loop
     from runtime.socket_api import MPSocket
     marks = {}
     board = board_config()
     _mem("code", marks)
-    snd = o["snd_buf"] or getattr(board, "SND_BUF", 32768)
-    rcv = o["rcv_buf"] or getattr(board, "RCV_BUF", 32768)
-    st = Stack(snd_buf=snd, rcv_buf=rcv, max_conns=2, scheduler=o["scheduler"],
-               max_subflows=getattr(board, "MAX_SUBFLOWS", 4))
+    st = make_stack(board, o["snd_buf"], o["rcv_buf"], o["scheduler"], max_conns=2)
+    snd = st.snd_buf
     nifs = make_netifs(o, board)
+    backup = o["backup"] or backup_link(board, o["scheduler"], o["links"].split(","))
     for n in nifs:
-        n.backup = n.name == o["backup"]
+        n.backup = n.name == backup
     loop = Loop(st, nifs)
     _mem("stack", marks)    # also: the big buffers below want contiguous heap
     first = LINKS[o["links"].split(",")[0]]

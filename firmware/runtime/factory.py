@@ -1,0 +1,40 @@
+"""Builds a device's stack from its board config (boards/<board>/board.py), so every app
+sizes memory and picks multipath policy the same way.
+
+Board names read (all optional; the default in brackets): SND_BUF, RCV_BUF [32768]: the
+rings of each connection; MAX_CONNECTIONS [2]; MAX_SUBFLOWS [4] per connection;
+SCHEDULER ["minrtt"]: mptcp.sched's name; BACKUP_LINK [None]: the link joined with the
+backup flag ("lte" for a handover device; the `backup` scheduler makes the last link the
+backup when none is named).
+"""
+from mptcp.stack import Stack
+
+DEFAULTS = (("SND_BUF", 32768), ("RCV_BUF", 32768), ("MAX_CONNECTIONS", 2),
+            ("MAX_SUBFLOWS", 4), ("SCHEDULER", "minrtt"), ("BACKUP_LINK", None))
+
+
+def setting(board, name):
+    """The board's value of `name`, or its default (a name not in DEFAULTS: KeyError)."""
+    for k, v in DEFAULTS:
+        if k == name:
+            return getattr(board, name, v) if board is not None else v
+    raise KeyError(name)
+
+
+def make_stack(board, snd_buf=None, rcv_buf=None, scheduler=None, max_conns=None):
+    """A Stack sized and configured by the board; arguments given override it."""
+    return Stack(snd_buf=snd_buf or setting(board, "SND_BUF"),
+                 rcv_buf=rcv_buf or setting(board, "RCV_BUF"),
+                 max_conns=max_conns or setting(board, "MAX_CONNECTIONS"),
+                 max_subflows=setting(board, "MAX_SUBFLOWS"),
+                 scheduler=scheduler or setting(board, "SCHEDULER"))
+
+
+def backup_link(board, scheduler, links):
+    """The link (a name in `links`) to join as backup, or None."""
+    b = setting(board, "BACKUP_LINK")
+    if b is not None and b in links:
+        return b
+    if scheduler == "backup" and len(links) > 1:
+        return links[-1]
+    return None
