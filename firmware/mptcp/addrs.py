@@ -28,11 +28,11 @@ _DONE = const(3)         # echoed (or given up)
 class Addrs:
     def __init__(self):
         self.r_id = [-1] * RADDR_SLOTS
-        self.r_addr = [None] * RADDR_SLOTS
+        self.r_addr = [None] * RADDR_SLOTS     # type: list[bytes | None]
         self.r_port = [0] * RADDR_SLOTS
         self.echo = 0                   # bit i: echo remote slot i
         self.l_id = [-1] * LADDR_SLOTS
-        self.l_addr = [None] * LADDR_SLOTS
+        self.l_addr = [None] * LADDR_SLOTS     # type: list[bytes | None]
         self.l_state = bytearray(LADDR_SLOTS)
         self.l_due = [-1] * LADDR_SLOTS
         self.l_tries = bytearray(LADDR_SLOTS)

@@ -21,13 +21,17 @@ def setting(board, name):
     raise KeyError(name)
 
 
+def _int(board, name):
+    return int(setting(board, name))
+
+
 def make_stack(board, snd_buf=None, rcv_buf=None, scheduler=None, max_conns=None):
     """A Stack sized and configured by the board; arguments given override it."""
-    return Stack(snd_buf=snd_buf or setting(board, "SND_BUF"),
-                 rcv_buf=rcv_buf or setting(board, "RCV_BUF"),
-                 max_conns=max_conns or setting(board, "MAX_CONNECTIONS"),
-                 max_subflows=setting(board, "MAX_SUBFLOWS"),
-                 scheduler=scheduler or setting(board, "SCHEDULER"))
+    return Stack(snd_buf=snd_buf or _int(board, "SND_BUF"),
+                 rcv_buf=rcv_buf or _int(board, "RCV_BUF"),
+                 max_conns=max_conns or _int(board, "MAX_CONNECTIONS"),
+                 max_subflows=_int(board, "MAX_SUBFLOWS"),
+                 scheduler=scheduler or str(setting(board, "SCHEDULER")))
 
 
 def backup_link(board, scheduler, links):
