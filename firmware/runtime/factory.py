@@ -9,20 +9,31 @@ backup when none is named).
 """
 from mptcp.stack import Stack
 
-DEFAULTS = (("SND_BUF", 32768), ("RCV_BUF", 32768), ("MAX_CONNECTIONS", 2),
-            ("MAX_SUBFLOWS", 4), ("SCHEDULER", "minrtt"), ("BACKUP_LINK", None))
+INT_DEFAULTS = (("SND_BUF", 32768), ("RCV_BUF", 32768), ("MAX_CONNECTIONS", 2),
+                ("MAX_SUBFLOWS", 4))
+STR_DEFAULTS = (("SCHEDULER", "minrtt"), ("BACKUP_LINK", None))
 
 
 def setting(board, name):
-    """The board's value of `name`, or its default (a name not in DEFAULTS: KeyError)."""
-    for k, v in DEFAULTS:
+    """The board's value of `name`, or its default (a name not listed: KeyError)."""
+    for k, v in INT_DEFAULTS:
         if k == name:
-            return getattr(board, name, v) if board is not None else v
+            return _get(board, name, v)
+    for k, v in STR_DEFAULTS:
+        if k == name:
+            return _get(board, name, v)
     raise KeyError(name)
 
 
+def _get(board, name, dflt):
+    return getattr(board, name, dflt) if board is not None else dflt
+
+
 def _int(board, name):
-    return int(setting(board, name))
+    for k, v in INT_DEFAULTS:
+        if k == name:
+            return int(_get(board, name, v))
+    raise KeyError(name)
 
 
 def make_stack(board, snd_buf=None, rcv_buf=None, scheduler=None, max_conns=None):
