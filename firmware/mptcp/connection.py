@@ -36,6 +36,7 @@ FAIL_TIMEOUT_MS = const(120000)   # wait for the MP_FAIL response (Linux: TCP_RT
 OOO_SLOTS = const(4)     # out-of-order islands per connection
 CLOSE_TIMEOUT_MS = const(60000)   # without any subflow, wait this long (Linux's close_timeout)
 MAX_RETRIES = const(12)
+_ESTABLISHED = const(3)  # mptcp.tcp.ESTABLISHED (tcp imports this module, not the reverse)
 RTO_MAX = const(60000)
 
 
@@ -269,9 +270,12 @@ class Connection:
         n = r.readinto(mv)
         if n:
             self.rcv_read += n
-            sf = self.live()
-            if sf is not None:
-                sf.window_opened(self.rcv_read + r.size - old_right)
+            # a synchronized subflow tells the peer (not a join still in SYN-SENT: it
+            # could not send the update and would keep asking to)
+            for sf in self.subflows:
+                if sf.state >= _ESTABLISHED and not sf.is_closed():
+                    sf.window_opened(self.rcv_read + r.size - old_right)
+                    break
         return n
 
     def shutdown_write(self):

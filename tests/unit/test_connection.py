@@ -28,6 +28,7 @@ class _Sf:
         self.snd_una = 1
         self.roff_h = 0
         self.hold_dsn = -1          # what hold() answers: the DSN it may still retransmit
+        self.state = 3              # ESTABLISHED
         self.tx_delta = 0
         self.sb = _Sb()
         self.released = False

@@ -348,3 +348,23 @@ def test_a_blocked_link_pauses_its_subflow_only():
     assert link.path("lte").payload[0] > lte0           # and LTE again once it has room
     run(link, now, _step(pa, pb))
     _check(pa, pb, ca, cb)
+
+
+def test_reading_while_only_a_join_is_trying_does_not_spin():
+    """No subflow but a join in SYN-SENT (the link is back but silent): the app reading
+    must not ask that join for a window update (it cannot send one: the loop would spin
+    on a deadline of 'now' for ever)."""
+    a, b, link, ca, cb, pa, pb, now = _start("minrtt")
+    now = run(link, now, lambda: (pa.step() or pb.step() or True) and len(_joined(ca)) == 2
+              and pa.got > SIZE // 4)
+    now = run_for(link, now, 50, lambda: pb.step())          # b -> a data waits unread
+    assert ca.rcv.len > 0
+    link.down("wifi")
+    link.down("lte")
+    link.a.add_netif(LTE, link.path("lte").addr)            # "up", but the path drops all
+    now = run_for(link, now, 10, lambda: None)
+    assert [sf.state_name() for sf in ca.subflows if not sf.is_closed()] == ["SYN_SENT"]
+    pa.step()                                                # the app reads
+    link.pump(now)
+    d = a.next_deadline()
+    assert d != now and d >= 0, (d, now)
