@@ -11,6 +11,7 @@ A test whose feature this interpreter really lacks raises tutil.NotApplicable
 "not applicable: name (reason)", neither passed nor failed. Under pytest the
 same exception is a failure.
 """
+import gc
 import sys
 import os
 
@@ -63,6 +64,7 @@ def main(argv):
             f = getattr(mod, attr)
             if not callable(f):
                 continue
+            gc.collect()        # each test starts from a collected heap (less fragmentation)
             try:
                 f()
                 passed += 1
