@@ -253,6 +253,7 @@ class Flow:
         self.progress = 0       # bytes of app progress so far
         self.last_prog = -1     # tick of the last progress
         self.idle_since = -1    # tick since when no progress while pending (-1: none)
+        self.busy_since = -1    # tick the pending work began (a request or write issued)
         self.stalled = False
         self.done = False
         self.ok = False
@@ -276,6 +277,7 @@ class BulkFlow(Flow):
         self.up = up
         self.h = hashlib.sha256()
         self.closing = False
+        self.busy_since = clock.now_ms()
         self.blk = 0
         self.pos = 0            # offset in the current block
 
@@ -385,6 +387,8 @@ class PeriodicFlow(Flow):
             elif self.kind == TELEM and c.snd.size - c.snd.len < self.n:
                 self.missed += 1
             else:
+                if not self.pending():
+                    self.busy_since = now
                 self.count += 1
                 self.req_left = self.n
                 if self.kind == INTER:
@@ -482,6 +486,8 @@ class Tracker:
             fl = conn_flow(c)
             for sf in c.subflows:
                 i = self._slot(sf)
+                if i < 0 and sf.is_closed():
+                    continue        # closed before it was seen (or already reported)
                 if i < 0:
                     for j in range(MAX_SLOTS):
                         if self.sf[j] is None:
@@ -525,8 +531,10 @@ class Tracker:
                 self.prev[i] = v[i]
 
     def progress(self, now, flows):
-        """Per flow: a resume event after a pause >= RESUME_MS, a stall event once a pause
-        with work pending passes STALL_MS."""
+        """Per flow (called every loop iteration): a resume event after a pause in progress
+        (>= RESUME_MS for bulk; for periodic traffic, whose pauses are its period, only
+        after a stall), a stall event once a pause with work pending passes STALL_MS. A
+        pause starts at the last progress or when the pending work began, the later."""
         t = self.t(now)
         for f in flows:
             if f is None:
@@ -534,7 +542,7 @@ class Tracker:
             if f.progress != f.seen:
                 if f.idle_since >= 0:
                     idle = ticks.diff(now, f.idle_since)
-                    if idle >= RESUME_MS:
+                    if idle >= (RESUME_MS if f.kind == BULK else STALL_MS):
                         self.ring.push(t, K_RESUME, f.kind, idle, self.t(f.idle_since))
                 f.seen = f.progress
                 f.last_prog = now
@@ -542,7 +550,11 @@ class Tracker:
                 f.stalled = False
             elif f.pending():
                 if f.idle_since < 0:
-                    f.idle_since = f.last_prog if f.last_prog >= 0 else now
+                    f.idle_since = now
+                    if f.busy_since >= 0 and ticks.diff(f.busy_since, f.idle_since) < 0:
+                        f.idle_since = f.busy_since
+                    if f.last_prog >= 0 and ticks.diff(f.last_prog, f.idle_since) > 0:
+                        f.idle_since = f.last_prog
                 if not f.stalled and ticks.diff(now, f.idle_since) > STALL_MS:
                     f.stalled = True
                     self.ring.push(t, K_STALL, f.kind, self.t(f.idle_since))
@@ -711,8 +723,8 @@ def run(o):
                     if f.done and not was:
                         ring.push(ticks.diff(now, t0), K_DONE, f.kind, f.progress,
                                   1 if f.ok else 0)
+            tracker.progress(now, flows)
             if tracker.due(now):
-                tracker.progress(now, flows)
                 tracker.sample(now, flows, conn_flow)
             drain(ring)
             if all(f is None or f.done for f in flows):

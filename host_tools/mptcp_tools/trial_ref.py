@@ -16,7 +16,7 @@ SAMPLE_S = 0.1
 RESUME_MS = 50
 STALL_MS = 200
 ADDR_LINK = {cfg["dev_addr"]: name for name, cfg in LINKS.items()}
-_TOKEN = re.compile(r"(\d+\.\d+\.\d+\.\d+):(\d+)")
+_TOKEN = re.compile(r"(\d+\.\d+\.\d+\.\d+)(?:%[^:\s]+)?:(\d+)")
 
 
 def parse_ss(text, port):
@@ -51,7 +51,7 @@ class Sampler(threading.Thread):
         self.port = port
         self.t0 = t0
         self.events = []
-        self._stop = threading.Event()
+        self._halt = threading.Event()
         self.prev_sf = {}
         self.up = {}
         self.ids = 0
@@ -65,7 +65,7 @@ class Sampler(threading.Thread):
         return int((time.monotonic() - self.t0) * 1000)
 
     def stop(self):
-        self._stop.set()
+        self._halt.set()
         self.join(10)
 
     def _counters(self, t):
@@ -121,9 +121,9 @@ class Sampler(threading.Thread):
                 self.events.append({"t": t, "ev": "stall", "flow": "bulk", "since": self.idle_since})
 
     def run(self):
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             self.sample()
-            self._stop.wait(SAMPLE_S)
+            self._halt.wait(SAMPLE_S)
 
 
 def run(sc, port, on_start=None, timeout=None):

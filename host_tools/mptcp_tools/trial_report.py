@@ -107,15 +107,34 @@ def main_flow(events):
     return None
 
 
+def flow_at(events, t):
+    """The flow a cut at t is measured on: bulk while it runs (no `done` before t), else the
+    interactive flow, else telemetry (the flows the start event or any event names)."""
+    flows = set()
+    done = set()
+    for e in events:
+        if e.get("ev") == "start" and isinstance(e.get("flows"), int):
+            flows.update(n for i, n in enumerate(FLOWS) if e["flows"] & (1 << i))
+        elif e.get("flow") in FLOWS:
+            flows.add(e["flow"])
+            if e.get("ev") == "done" and e.get("t", 0) <= t:
+                done.add(e["flow"])
+    for f in FLOWS:
+        if f in flows and f not in done:
+            return f
+    return main_flow(events)
+
+
 def handover_gaps(events, schedule_cuts=(), t0=None, flow=None):
     """Per cut: {"at_ms", "link", "source", "flow", "gap_ms", "note"}. gap_ms: the end of
     the pause covering the cut minus the cut; 0 when progress went on (no pause >= 50 ms);
-    None when there was no progress after the cut at all."""
-    flow = flow or main_flow(events)
-    ps = pauses(events, flow)
+    None when there was no progress after the cut at all. The flow is `flow`, or the one
+    running at the cut (flow_at)."""
     out = []
     for t, link, source in cut_times(events, schedule_cuts, t0):
-        g = {"at_ms": t, "link": link, "source": source, "flow": flow, "gap_ms": None,
+        fl = flow or flow_at(events, t)
+        ps = pauses(events, fl)
+        g = {"at_ms": t, "link": link, "source": source, "flow": fl, "gap_ms": None,
              "note": ""}
         hit = None
         for p in ps:
@@ -127,7 +146,7 @@ def handover_gaps(events, schedule_cuts=(), t0=None, flow=None):
             g["note"] = "pause %d ms from %d" % (hit["ms"], hit["from"])
         elif hit is not None:
             g["note"] = "no progress after the cut (stalled to the end)"
-        elif _progress_after(events, flow, t):
+        elif _progress_after(events, fl, t):
             g["gap_ms"] = 0
             g["note"] = "progress went on (no pause >= 50 ms)"
         else:

@@ -34,6 +34,9 @@ TRAFFIC_KEYS = {"bulk": {"type", "bytes", "direction"},
                 "telemetry": {"type", "bytes", "every_ms"}}
 SCHEDULERS = ("minrtt", "backup", "roundrobin")
 MAX_S = 86400
+# The lab device's heap: one connection per kind of traffic, each with its two rings
+# (32 KiB + 32 KiB by default), beside the LTE link's modem/PPP code (~80 KB on the unix port).
+HEAP = "1m"
 
 
 class ScenarioError(ValueError):
@@ -191,7 +194,8 @@ def agent_args(sc, port, host="198.18.0.1"):
     """The device trial agent's command line for scenario `sc` against the peer on `port`."""
     t = sc["traffic"]
     args = ["--connect", "%s:%d" % (host, port), "--links", ",".join(sc["links"]),
-            "--scheduler", sc["scheduler"], "--timeout", "%g" % sc["timeout"]]
+            "--scheduler", sc["scheduler"], "--timeout", "%g" % sc["timeout"],
+            "--heap", HEAP]
     if "bulk" in t:
         args += ["--bulk", str(t["bulk"]["bytes"]), "--bulk-dir", t["bulk"]["direction"]]
     if "interactive" in t:

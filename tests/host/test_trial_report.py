@@ -110,3 +110,14 @@ def test_live_plain_lines():
     text = out.getvalue()
     assert "\x1b[" not in text
     assert "link wifi DOWN" in text and "subflow #1 up on wifi (bulk)" in text
+
+
+def test_gap_measured_on_the_flow_running_at_the_cut():
+    ev = [{"t": 0, "ev": "start", "flows": 3},
+          {"t": 900, "ev": "done", "flow": "bulk", "bytes": 10, "ok": True},
+          {"t": 1000, "ev": "link", "link": "wifi", "state": "down"},
+          {"t": 1400, "ev": "resume", "flow": "interactive", "idle_ms": 500, "since": 950},
+          {"t": 1500, "ev": "resp", "flow": "interactive", "latency_ms": 550}]
+    g = R.handover_gaps(ev)
+    assert [(x["flow"], x["gap_ms"]) for x in g] == [("interactive", 400)]
+    assert R.flow_at(ev, 500) == "bulk"
