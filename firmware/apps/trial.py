@@ -447,7 +447,7 @@ class Tracker:
         self.sample_ms = sample_ms
         self.watch = tuple(i for i in range(C.COUNT) if C.NAMES[i] in WATCH)
         self.prev = [0] * C.COUNT
-        self.sf = [None] * MAX_SLOTS
+        self.sf = [None] * MAX_SLOTS  # type: list
         self.sf_up = [False] * MAX_SLOTS
         self.sf_tx = [0] * MAX_SLOTS
         self.sf_rx = [0] * MAX_SLOTS
@@ -655,10 +655,10 @@ def run(o):
         if name in ("up", "down"):
             ring.push(ticks.diff(clock.now_ms(), t0), K_LINK, nif.ifindex,
                       1 if name == "up" else 0)
-    loop.on_link_event = on_link
+    loop.on_link_event = on_link  # pyright: ignore[reportAttributeAccessIssue]
     first = LINKS[o["links"].split(",")[0]]
     tmo = int(o["timeout"] * 1000)
-    flows = [None, None, None]
+    flows = [None, None, None]  # type: list
     err = None
     tracker = Tracker(st, ring, t0, o["sample_ms"])
     conns = []
@@ -744,9 +744,12 @@ def run(o):
     t1 = clock.now_ms()
     drain(ring, ring.n)
     ok = err is None
+    out_flows = {}  # type: dict
+    out_links = {}  # type: dict
+    out_ctr = {}  # type: dict
     res = {"ev": "summary", "t": ticks.diff(t1, t0), "ok": False, "error": err,
-           "seconds": ticks.diff(t1, t_start) / 1000, "flows": {},
-           "links": {}, "counters": {}, "events": ring.pushed, "dropped": ring.dropped,
+           "seconds": ticks.diff(t1, t_start) / 1000, "flows": out_flows,
+           "links": out_links, "counters": out_ctr, "events": ring.pushed, "dropped": ring.dropped,
            "ring": ring.n, "impl": sys.implementation.name, "scheduler": o["scheduler"]}
     for f in flows:
         if f is None:

@@ -94,3 +94,16 @@ def test_command_exits_2_with_one_line(tmp_path):
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "traffic[0]: bytes must be > 0" in lines[0]
+
+
+def test_lab_device_command_runs_the_trial_agent():
+    from mptcp_lab import device
+    from mptcp_lab.common import LabError
+    sc = validate(GOOD, "x")
+    argv, env = device.command(agent_args(sc, 5201), "source", app="trial")
+    assert argv[argv.index("-m") + 1] == "apps.trial"
+    assert "-X" in argv and argv[argv.index("-X") + 1] == "heapsize=1m"
+    argv, _ = device.command(["--connect", "h:1", "--send", "1"], "source")
+    assert argv[argv.index("-m") + 1] == "apps.perf"
+    with pytest.raises(LabError):
+        device.command([], "source", app="nope")
