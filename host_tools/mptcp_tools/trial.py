@@ -21,7 +21,7 @@ import threading
 import time
 
 from . import trial_png, trial_report as R, trial_view
-from .trial_scenario import ScenarioError, agent_args, cuts, load
+from .trial_scenario import ScenarioError, agent_args, cuts, load, restores
 
 PORT = 5201
 REF_PORT = 5301
@@ -268,11 +268,14 @@ def run_trial(path, out_dir=None, with_ref=False, runtime="mpy", pcap=True, stre
                 if pcap else None
             report["ref"] = ref
         report["side_by_side"] = compare(dev, ref)
+        def back(t0):
+            return [(int(t0 or 0) + int(at * 1000), ln) for at, ln in restores(sc)]
         sides = [("device (%s)" % summary.get("impl", runtime), events,
-                  R.cut_times(events, cuts(sc), sched_ms))]
+                  R.cut_times(events, cuts(sc), sched_ms), back(sched_ms))]
         if ref is not None:
             sides.append(("kernel reference (mplab-ref)", ref["events"],
-                          R.cut_times(ref["events"], cuts(sc), ref["start_ms"])))
+                          R.cut_times(ref["events"], cuts(sc), ref["start_ms"]),
+                          back(ref["start_ms"])))
         png = os.path.join(out_dir, "timeline.png")
         trial_png.write(png, sides, "mptcp-trial: %s" % sc["name"])
         report["png"] = os.path.basename(png)

@@ -16,7 +16,7 @@ def _mark_color(label):
     return "black"
 
 
-def _panel(ax, title, events, cuts):
+def _panel(ax, title, events, cuts, back=()):
     g = R.goodput(events)
     for ln in ("wifi", "lte"):
         if any(g[ln]):
@@ -35,6 +35,8 @@ def _panel(ax, title, events, cuts):
                 va="top", color=_mark_color(label))
     for t_ms, link, source in cuts:
         ax.axvline(t_ms / 1000.0, color="red", linewidth=1.5, linestyle=":")
+    for t_ms, link in back:
+        ax.axvline(t_ms / 1000.0, color="green", linewidth=1.5, linestyle=":")
     ax.set_title(title, fontsize=9)
     ax.set_ylabel("Mbit/s")
     ax.grid(True, alpha=0.3)
@@ -42,17 +44,18 @@ def _panel(ax, title, events, cuts):
 
 
 def write(path, sides, title="trial"):
-    """sides: [(label, events, cuts)] with cuts as trial_report.cut_times gives them.
+    """sides: [(label, events, cuts)] or [(label, events, cuts, back)], cuts as
+    trial_report.cut_times gives them, back = [(t_ms, link)] scheduled link returns.
     Writes a PNG at `path` and returns it."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     n = max(1, len(sides))
     fig, axes = plt.subplots(n, 1, figsize=(11, 3.4 * n), sharex=True, squeeze=False)
-    for ax, (label, events, cuts) in zip(axes[:, 0], sides):
-        _panel(ax, label, events, cuts)
-    axes[-1, 0].set_xlabel("seconds since the agent started (dotted red: scheduled cuts, "
-                           "shaded: stalls)")
+    for ax, side in zip(axes[:, 0], sides):
+        _panel(ax, *side)
+    axes[-1, 0].set_xlabel("seconds since the agent started (dotted: scheduled cuts red, "
+                           "returns green; shaded: stalls)")
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

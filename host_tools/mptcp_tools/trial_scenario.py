@@ -216,3 +216,13 @@ def cuts(sc):
         elif e["action"] == "set" and e["settings"].get("loss", 0) >= 100:
             out.append((e["at"], e["link"], "loss"))
     return out
+
+
+def restores(sc):
+    """[(at_s, link)]: the schedule's link returns (up, or set loss below 100)."""
+    out = []
+    for e in sc["schedule"]:
+        if e["action"] == "up" or (e["action"] == "set" and "loss" in e["settings"]
+                                   and e["settings"]["loss"] < 100):
+            out.append((e["at"], e["link"]))
+    return out

@@ -74,7 +74,8 @@ def test_goodput_and_link_bytes():
 def test_png_written(tmp_path):
     path = str(tmp_path / "t.png")
     cuts = R.cut_times(EVENTS, SCHEDULE_CUTS)
-    trial_png.write(path, [("device", EVENTS, cuts), ("kernel", EVENTS[:6], cuts)], "test")
+    trial_png.write(path, [("device", EVENTS, cuts, [(5500, "wifi")]),
+                           ("kernel", EVENTS[:6], cuts)], "test")
     with open(path, "rb") as f:
         head = f.read(8)
     assert head == b"\x89PNG\r\n\x1a\n"

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from mptcp_tools.trial_scenario import ScenarioError, agent_args, cuts, load, validate
+from mptcp_tools.trial_scenario import ScenarioError, agent_args, cuts, load, restores, validate
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 GOOD = {"links": {"wifi": "slow", "lte": "clean"},
@@ -34,6 +34,7 @@ def test_good_scenario_canonical():
     assert [e["at"] for e in sc["schedule"]] == [2.0, 5.0, 6.0]
     assert sc["duration"] is None and sc["timeout"] == 300.0
     assert cuts(sc) == [(2.0, "wifi", "down"), (6.0, "wifi", "loss")]
+    assert restores(sc) == [(5.0, "wifi")]
     args = agent_args(sc, 5201)
     assert args[:4] == ["--connect", "198.18.0.1:5201", "--links", "wifi,lte"]
     assert "--bulk" in args and args[args.index("--bulk") + 1] == str(2 * 1024 * 1024)
