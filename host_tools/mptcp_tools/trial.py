@@ -261,8 +261,13 @@ def run_trial(path, out_dir=None, with_ref=False, runtime="mpy", pcap=True, stre
                 if sc["schedule"]:
                     api.schedule(sc["schedule"], clear=True)
                 box["ms"] = int((time.monotonic() - t0) * 1000)
+            rview = trial_view.Live(trial_view.State(
+                sc["name"] + " (kernel)", list(sc["links"]), None,
+                bulk["bytes"] if bulk else None), stream, tty=view.tty)
             with Captures(out_dir, "ref", list(sc["links"]), pcap) as caps:
-                revents, rsummary = trial_ref.run(sc, REF_PORT, on_start)
+                revents, rsummary = trial_ref.run(sc, REF_PORT, on_start,
+                                                  on_event=rview.update)
+            rview.update(rsummary)
             ref = R.side(revents, rsummary, cuts(sc), box.get("ms", 0))
             ref["pcap"] = pcap_summary(caps.paths, os.path.join(out_dir, "ref-links.pcap")) \
                 if pcap else None

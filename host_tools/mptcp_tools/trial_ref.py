@@ -126,10 +126,10 @@ class Sampler(threading.Thread):
             self._halt.wait(SAMPLE_S)
 
 
-def run(sc, port, on_start=None, timeout=None):
+def run(sc, port, on_start=None, timeout=None, on_event=None):
     """Run the scenario's bulk transfer on the kernel reference device. on_start(t0) is
-    called when the transfer starts (the runner applies the schedule then).
-    Returns (events, summary dict)."""
+    called when the transfer starts (the runner applies the schedule then); on_event(ev)
+    sees each sampled event as it comes (the live view). Returns (events, summary dict)."""
     bulk = sc["traffic"].get("bulk")
     if bulk is None:
         return [], {"ok": False, "error": "the reference side runs bulk traffic only"}
@@ -146,9 +146,16 @@ def run(sc, port, on_start=None, timeout=None):
     sampler.start()
     if on_start is not None:
         on_start(t0)
-    try:
-        ref.proc.wait(timeout or sc["timeout"])
-    except subprocess.TimeoutExpired:
+    deadline = time.monotonic() + (timeout or sc["timeout"])
+    shown = 0
+    while ref.proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+        if on_event is not None:
+            evs = sampler.events[:]      # appended by the sampler thread
+            for ev in evs[shown:]:
+                on_event(ev)
+            shown = len(evs)
+    if ref.proc.poll() is None:
         ref.stop()
     sampler.stop()
     sampler.sample(last=True)
