@@ -204,13 +204,13 @@ def run_ref(args, timeout=120.0):
 class DeviceHandle:
     """The device perf app running in the background (see start_device)."""
 
-    def __init__(self, args, runtime):
+    def __init__(self, args, runtime, app="perf"):
         self.args = list(args)
         self.out = tempfile.TemporaryFile()
         self.err = tempfile.TemporaryFile()
         w = lab.status().get("links", {}).get("wifi", {})
         self._changes0 = w.get("device_changes", 0)
-        self.proc = device.start(self.args, runtime, stdout=self.out, stderr=self.err)
+        self.proc = device.start(self.args, runtime, stdout=self.out, stderr=self.err, app=app)
 
     def _read(self, f):
         f.seek(0)
@@ -250,9 +250,9 @@ class DeviceHandle:
         self.stop()
 
 
-def start_device(args, runtime="mpy"):
-    """Start the device perf app in the background; returns a DeviceHandle."""
-    return DeviceHandle(args, runtime)
+def start_device(args, runtime="mpy", app="perf"):
+    """Start the device app (apps.perf, or apps.trial) in the background; a DeviceHandle."""
+    return DeviceHandle(args, runtime, app)
 
 
 def wait_device_listening(handle, port=None, timeout=30.0, settle=0.3):

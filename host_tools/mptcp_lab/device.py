@@ -20,6 +20,7 @@ DEFAULT_HEAP = "256k"
 # in RAM on the unix port, where modules are not frozen, plus ~21 KB of buffers).
 DEFAULT_HEAP_LTE = "512k"
 RUNTIMES = ("mpy", "source", "cpython")
+APPS = ("perf", "trial")
 
 
 def heap_of(args):
@@ -39,8 +40,11 @@ def heap_of(args):
     return heap
 
 
-def command(args, runtime="mpy"):
-    """(argv, env) to run the perf app with `args` under `runtime`."""
+def command(args, runtime="mpy", app="perf"):
+    """(argv, env) to run the device app `app` (apps.perf, or apps.trial for mptcp-trial)
+    with `args` under `runtime`."""
+    if app not in APPS:
+        raise LabError("unknown device app %r (use %s)" % (app, ", ".join(APPS)))
     if runtime not in RUNTIMES:
         raise LabError("unknown runtime %r (use %s)" % (runtime, ", ".join(RUNTIMES)))
     env = dict(os.environ)
@@ -58,26 +62,26 @@ def command(args, runtime="mpy"):
     args = list(args)
     if runtime == "cpython":
         src = os.path.join(REPO, "firmware")
-        if not os.path.exists(os.path.join(src, "apps", "perf.py")):
-            raise LabError("device perf app not found: %s/apps/perf.py (not written yet?)" % src)
+        if not os.path.exists(os.path.join(src, "apps", app + ".py")):
+            raise LabError("device app not found: %s/apps/%s.py (not written yet?)" % (src, app))
         env["PYTHONPATH"] = src + ":" + os.path.join(REPO, "boards", "unix_lab")
-        return [os.path.join(venv, "python"), "-m", "apps.perf"] + args, env
+        return [os.path.join(venv, "python"), "-m", "apps." + app] + args, env
     path = os.path.join(REPO, "build", "unix_lab") if runtime == "mpy" else \
         os.path.join(REPO, "firmware")
-    if not any(os.path.exists(os.path.join(path, "apps", "perf" + ext)) for ext in (".mpy", ".py")):
+    if not any(os.path.exists(os.path.join(path, "apps", app + ext)) for ext in (".mpy", ".py")):
         hint = "run make build" if runtime == "mpy" else "not written yet?"
-        raise LabError("device perf app not found: %s/apps/perf(.mpy|.py) (%s)" % (path, hint))
+        raise LabError("device %s app not found: %s/apps/%s(.mpy|.py) (%s)" % (app, path, app, hint))
     if runtime == "source":     # the bundle carries board.mpy; from source add the board dir
         path += ":" + os.path.join(REPO, "boards", "unix_lab")
     env["MICROPYPATH"] = path
     mpy = os.path.join(venv, "micropython")
-    return [mpy, "-X", "heapsize=%s" % heap_of(args), "-m", "apps.perf"] + args, env
+    return [mpy, "-X", "heapsize=%s" % heap_of(args), "-m", "apps." + app] + args, env
 
 
-def start(args, runtime="mpy", stdout=None, stderr=None):
+def start(args, runtime="mpy", stdout=None, stderr=None, app="perf"):
     """Start the device app (lab must be up); returns the Popen.  The lab's `down` ends it."""
     lab.require_up()
-    argv, env = command(args, runtime)
+    argv, env = command(args, runtime, app)
     p = subprocess.Popen(argv, env=env, cwd=REPO, stdout=stdout, stderr=stderr,
                          stdin=subprocess.DEVNULL)
     lab.register_process(p.pid)
