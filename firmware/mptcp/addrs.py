@@ -97,9 +97,7 @@ class Addrs:
         return False
 
     def timers(self, now):
-        """An unechoed ADD_ADDR whose time has come is sent again (or given up); True when
-        one became due (the connection then asks a subflow for a pure ACK, once)."""
-        due = False
+        """An unechoed ADD_ADDR whose time has come is sent again (or given up)."""
         for i in range(LADDR_SLOTS):
             if self.l_state[i] == _SENT and ((now - self.l_due[i]) & TMASK) < THALF:
                 if self.l_tries[i] >= ADD_ADDR_RETRANS:
@@ -107,8 +105,6 @@ class Addrs:
                     self.l_due[i] = -1
                 else:
                     self.l_state[i] = _SEND
-                    due = True
-        return due
 
     def next_deadline(self):
         """The next retransmission of an unechoed ADD_ADDR (one to send now rides on the next

@@ -195,13 +195,6 @@ class Connection:
                 sf.rst_pending = True
 
     # ------------------------------------------------------------ timers
-    def signal(self):
-        """A connection-level option is pending: a live subflow sends a pure ACK."""
-        for sf in self.subflows:
-            if sf.can_carry():
-                sf.ack_now = True
-                return
-
     def next_deadline(self):
         d = self.addrs.next_deadline()
         x = self.dfin_deadline
@@ -218,8 +211,7 @@ class Connection:
         return d
 
     def timers(self, now):
-        if self.addrs.timers(now):
-            self.signal()
+        self.addrs.timers(now)      # (a due ADD_ADDR goes on a subflow's next pure ACK)
         if self.fail_deadline >= 0 and ((now - self.fail_deadline) & TMASK) < THALF:
             # our MP_FAIL got no answer (RFC 8684 3.7): reset, as Linux does
             self.fail_deadline = -1

@@ -39,9 +39,7 @@ class PathManager:
         for i in range(len(st.netifs)):
             nf = st.netifs[i]
             if nf[2] and nf[1] != c.sf.laddr:
-                c.addrs.announce(i + 1, nf[1], now)
-        if c.addrs.pending():
-            c.signal()
+                c.addrs.announce(i + 1, nf[1], now)     # (a subflow's next output sends it)
 
     def link_down(self, ifindex, now):
         st = self.stack
@@ -50,8 +48,6 @@ class PathManager:
                 for c in st.conns:
                     if not c.client and c.mptcp and c.error is None:
                         c.addrs.withdraw(i + 1)
-                        if c.addrs.pending():
-                            c.signal()
 
     def confirmed(self, c, now):
         """Connection c (ours) may have more subflows now."""
@@ -67,8 +63,8 @@ class PathManager:
                 self._schedule(c, now, 0)
             elif not c.client and c.established and c.peer_key is not None:
                 self.established_passive(c, now)
-            elif c.addrs.r_id[0] >= 0 or c.addrs.r_id[1] >= 0:
-                self._schedule(c, now, 0)
+                if self._announced(c):
+                    self._schedule(c, now, 0)   # the peer's addresses: join them again
 
     def subflow_gone(self, c, sf, now):
         if not c.mptcp or c.error is not None or c.fin_rcvd:

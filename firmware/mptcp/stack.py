@@ -148,7 +148,7 @@ class Stack:
                 nf[2] = False
                 self.ctr[C.LinkDown] += 1
                 self._set_link(ifindex, False)
-                self._fail_subflows(ifindex, None)
+                self._fail_subflows(ifindex, None, nf[1])
                 self.pm.link_down(ifindex, self.now)
 
     def set_blocked(self, ifindex, blocked):
@@ -170,15 +170,17 @@ class Stack:
                 if sf.ifindex == ifindex:
                     sf.link_up = up
 
-    def _fail_subflows(self, ifindex, addr):
+    def _fail_subflows(self, ifindex, addr, own=None):
         """Lose the established MPTCP subflows on ifindex (with local address addr if
-        given). Plain TCP connections keep theirs: they may survive a short outage."""
+        given), or with the link's own address `own` (a subflow is the link's by its
+        address too). Plain TCP connections keep theirs: they may survive an outage."""
         now = self.now
         for c in self.conns:
             if not c.mptcp or c.peer_key is None:
                 continue
             for sf in c.subflows:
-                if sf.ifindex == ifindex and sf.state != CLOSED and (addr is None or sf.laddr == addr) \
+                if (sf.ifindex == ifindex or sf.laddr == own) and sf.state != CLOSED \
+                        and (addr is None or sf.laddr == addr) \
                         and (sf.state >= ESTABLISHED or sf.join):
                     sf.lost(now, False)
 

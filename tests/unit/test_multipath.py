@@ -368,3 +368,36 @@ def test_reading_while_only_a_join_is_trying_does_not_spin():
     link.pump(now)
     d = a.next_deadline()
     assert d != now and d >= 0, (d, now)
+
+
+def test_a_lost_subflow_is_recreated_with_backoff():
+    """LTE comes back "up" but drops everything: the path manager's joins time out and
+    are retried after 1 s, 2 s, 4 s ... (doubling, at most 30 s); the connection goes on
+    over Wi-Fi meanwhile, and a join that succeeds resets the backoff."""
+    from mptcp.pm import PM_BACKOFF_MS, PM_BACKOFF_MAX_MS
+    a, b, link, ca, cb, pa, pb, now = _start("minrtt", size=SIZE)
+    now = run(link, now, lambda: (pa.step() or pb.step() or True) and len(_joined(ca)) == 2)
+    link.down("lte")
+    assert ca.pm_backoff == 2 * PM_BACKOFF_MS          # the loss doubled it
+    link.path("lte").up = False
+    a.add_netif(LTE, link.path("lte").addr)       # signalled up, silently dead
+    now = run_for(link, now, 300000, lambda: None)  # a join gives up after its SYN retries (~127 s)
+    # every join tries its SYN (with SYN retries) and gives up; the next comes later
+    assert a.counters.get("TcpAttemptFails") >= 2, a.counters.nonzero()
+    assert ca.pm_backoff == PM_BACKOFF_MAX_MS or ca.pm_backoff >= 4 * PM_BACKOFF_MS, ca.pm_backoff
+    assert ca.error is None and ca.live() is not None          # Wi-Fi carries the connection
+    link.path("lte").up = True
+    now = run(link, now, lambda: len(_joined(ca)) == 2, 120000)
+    assert ca.pm_backoff == PM_BACKOFF_MS and a.counters.get("SubflowRecreate") >= 2
+
+
+def test_server_announces_a_link_that_comes_up_later():
+    a, b, link, ca, cb, pa, pb, now = _start_b2()
+    now = run(link, now, lambda: (pa.step() or pb.step() or True) and len(_to(ca, B2_ADDR)) == 1)
+    b.netif_down(2)
+    now = run(link, now, lambda: (pa.step() or pb.step() or True) and a.counters.get("RmAddr") == 1)
+    b.add_netif(2, B2_ADDR)                       # back: announced again, joined again
+    now = run(link, now, lambda: (pa.step() or pb.step() or True) and len(_to(ca, B2_ADDR)) == 1)
+    assert b.counters.get("AddAddrTx") == 2 and a.counters.get("AddAddr") == 2
+    run(link, now, _step(pa, pb))
+    _check(pa, pb, ca, cb)
