@@ -2,7 +2,7 @@ USAGE = """perf: bulk transfer over the device's MPTCP stack (iperf-like), for t
 
 client:  perf --connect HOST:PORT (--send BYTES | --recv)
 server:  perf --listen PORT (--send BYTES | --recv)
-options: --links wifi[,lte]  --heap BYTES  --scheduler minrtt|backup|roundrobin
+options: --links wifi[,lte]  --heap BYTES  --scheduler minrtt|backup|redundant|roundrobin
          --backup LINK (joined with the backup flag; default: lte with --scheduler backup)
          --abort-after BYTES (--recv: abort the connection after BYTES: RST + MP_FASTCLOSE)
          --no-mptcp  --csum

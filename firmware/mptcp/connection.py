@@ -73,6 +73,10 @@ class Connection:
         self.rtx_end = 0
         self.ch_dsn = 0             # the chunk `chunk()` offered: its DSN ...
         self.ch_rtx = False         # ... and whether it comes from the reinjection range
+        self.ch_dup = False         # ... or from the redundant scheduler's copy range
+        self.dup_nxt = 0            # [dup_nxt, dup_end): small writes dup_sf sent, which the
+        self.dup_end = 0            # other subflows send too (the `redundant` scheduler)
+        self.dup_sf = None
         self.orphan_deadline = -1   # no subflow left: the connection ends then (tick)
         self.rtx_deadline = -1      # data-level retransmission timer (Linux's msk timer)
         self.rtx_backoff = 0
@@ -295,9 +299,21 @@ class Connection:
     def rcv_window(self):
         return self.rcv.size - self.rcv.len
 
-    def chunk(self):
-        """Bytes a subflow may take for new data: from the reinjection range first, then
-        unsent data; the DSN is left in ch_dsn (no tuple: no allocation)."""
+    def chunk(self, sf=None):
+        """Bytes subflow sf may take for new data: a copy of a small write another subflow
+        sent (`redundant`), the reinjection range, then unsent data; the DSN is left in
+        ch_dsn (no tuple: no allocation)."""
+        self.ch_dup = False
+        if self.dup_end > self.dup_nxt:
+            lo = self.dup_nxt if self.dup_nxt > self.snd_base else self.snd_base
+            if lo >= self.dup_end:
+                self.dup_nxt = self.dup_end = 0
+                self.dup_sf = None
+            elif sf is not self.dup_sf:
+                self.ch_dsn = lo
+                self.ch_rtx = False
+                self.ch_dup = True
+                return self.dup_end - lo
         if self.rtx_end > self.rtx_nxt:
             lo = self.rtx_nxt
             if lo < self.snd_base:
@@ -312,9 +328,19 @@ class Connection:
         self.ch_rtx = False
         return self.data_end() - self.snd_nxt
 
-    def took(self, dsn, n):
-        """A subflow sent [dsn, dsn+n) as new subflow data."""
+    def took(self, dsn, n, sf=None):
+        """Subflow sf sent [dsn, dsn+n) as new subflow data."""
         e = dsn + n
+        if self.ch_dup:
+            self.dup_nxt = e
+            self.ctr[C.MPTCPDupTx] += 1
+            return
+        if not self.ch_rtx and self.sched is not None and self.sched.copies(n) \
+                and len(self.subflows) > 1:
+            if self.dup_end <= self.dup_nxt:
+                self.dup_nxt = dsn
+                self.dup_sf = sf
+            self.dup_end = e            # (the copy follows the same subflow's small writes)
         if self.ch_rtx:
             self.rtx_nxt = e
             self.ctr[C.MPTCPReinject] += 1

@@ -50,6 +50,7 @@ NAMES = (
     "RmAddrTx",
     "MPPrioTx",
     "MPPrioRx",
+    "MPTCPDupTx",
 )
 
 MPCapableSYNRX = const(0)
@@ -138,7 +139,8 @@ RmAddr = const(82)          # REMOVE_ADDR address ids received
 RmAddrTx = const(83)        # REMOVE_ADDR sent
 MPPrioTx = const(84)        # MP_PRIO sent
 MPPrioRx = const(85)        # MP_PRIO received
-COUNT = const(86)
+MPTCPDupTx = const(86)  # copies of small writes sent on other subflows (redundant)
+COUNT = const(87)
 
 
 class Counters:

@@ -6,12 +6,16 @@ data and have room now, so the others leave the data to it. Subflows are ranked
 in tiers first (RFC 8684 3.3.8: backup subflows only when no other can carry):
   0  a regular subflow in good health
   1  a backup subflow (our B flag or the peer's) in good health
-  2  a subflow in trouble (stale; with `backup`, any RTO outstanding)
+  2  a subflow in trouble (an RTO outstanding, or stale)
 and the policy picks within the best tier that has any member:
   minrtt      lowest smoothed RTT (Linux's default picks by the same measure)
-  backup      like minrtt, but a regular subflow drops out at its first RTO, so a
-              backup (e.g. LTE) takes over at once: iOS's handover mode
+  backup      minrtt with the last link joined as backup (the app and the board pick it,
+              see runtime.factory): it carries nothing until the regular subflow has an
+              RTO or fails, then takes over at once: iOS's handover mode
   roundrobin  the next subflow in turn (tests)
+  redundant   minrtt for bulk data; a small write (a segment of at most SMALL_WRITE
+              bytes) is also sent on every other subflow that can carry it, so a lost
+              or stalled path costs it nothing (latency-critical messages)
 No allocation: loops over the connection's short subflow list.
 """
 from mptcp.compat import const
@@ -19,7 +23,9 @@ from mptcp.compat import const
 MINRTT = const(0)
 BACKUP = const(1)
 ROUNDROBIN = const(2)
-NAMES = ("minrtt", "backup", "roundrobin")
+REDUNDANT = const(3)
+NAMES = ("minrtt", "backup", "roundrobin", "redundant")
+SMALL_WRITE = const(512)
 
 
 def by_name(name):
@@ -38,16 +44,22 @@ class Scheduler:
         """0-2 as in the module docstring; 9: cannot carry data at all."""
         if not sf.can_carry():
             return 9
-        if sf.stale or (self.kind == BACKUP and sf.tries > 0):
+        if sf.stale or sf.tries > 0:
             return 2
         if sf.backup or sf.peer_backup:
             return 1
         return 0
 
+    def copies(self, n):
+        """Does a new segment of n bytes get copies on the other subflows?"""
+        return self.kind == REDUNDANT and n <= SMALL_WRITE
+
     def allows(self, c, sf):
         t = self.tier(sf)
         if t == 9:
             return False
+        if c.dup_end > c.dup_nxt and c.dup_sf is not sf and sf.has_room():
+            return True                 # a copy of a small write (redundant)
         subs = c.subflows
         best = 9
         for s in subs:

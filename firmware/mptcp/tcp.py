@@ -1256,13 +1256,13 @@ class Subflow:
         elif self.can_carry() and (not c.mptcp or not self.client or c.confirmed
                                    or self.snd_max <= 1):
             # new data (an MP_CAPABLE client sends one segment until the peer confirms)
-            avail = c.chunk()
+            avail = c.chunk(self)
             if avail > 0:
                 dsn = c.ch_dsn
                 if c.sched is None or c.sched.allows(c, self):
                     n = self._send_room(nxt, dsn, avail)
                     if n > 0:
-                        c.took(dsn, n)
+                        c.took(dsn, n, self)
                         return self._out_seg(now, buf, nxt, n, T.ACK, dsn)
                     if self.snd_max == self.snd_una and self.persist_deadline < 0 \
                             and (self.snd_right <= nxt or c.wnd_end <= dsn):

@@ -401,3 +401,31 @@ def test_server_announces_a_link_that_comes_up_later():
     assert b.counters.get("AddAddrTx") == 2 and a.counters.get("AddAddr") == 2
     run(link, now, _step(pa, pb))
     _check(pa, pb, ca, cb)
+
+
+def _message_latency(scheduler):
+    """A 100-byte message written while Wi-Fi (the faster path) silently drops everything:
+    ms until the other end has it."""
+    a, b, link, ca, cb, pa, pb, now = _start(scheduler, size=0)
+    buf = bytearray(200)
+    assert ca.write(b"hello") == 5                     # the peer's DATA_ACK confirms: joins
+    now = run(link, now, lambda: cb.readinto(memoryview(buf)) == 0 and len(_joined(ca)) == 2
+              and len(_joined(cb)) == 2)
+    now = run_for(link, now, 500, lambda: None)        # RTTs measured, idle
+    link.path("wifi").up = False
+    assert ca.write(b"m" * 100) == 100
+    t0 = now
+    got = [0]
+
+    def arrived():
+        got[0] += cb.readinto(memoryview(buf))
+        return got[0] == 100
+    now = run(link, now, arrived, 10000)
+    return now - t0, a
+
+
+def test_redundant_scheduler_delivers_a_small_write_despite_a_dead_path():
+    ms, a = _message_latency("redundant")
+    assert ms < 100 and a.counters.get("MPTCPDupTx") >= 1, ms      # LTE's copy: one LTE trip
+    ms, a = _message_latency("minrtt")
+    assert ms >= 200 and a.counters.get("MPTCPDupTx") == 0, ms     # minrtt waits for an RTO

@@ -32,6 +32,9 @@ class _C:
     def __init__(self, *subs):
         self.subflows = list(subs)
         self.last_tx = None
+        self.dup_nxt = 0
+        self.dup_end = 0
+        self.dup_sf = None
 
 
 def _picked(s, c):
@@ -52,8 +55,8 @@ def test_tiers():
     assert m.tier(_Sf("a")) == 0
     assert m.tier(_Sf("a", backup=True)) == 1 and m.tier(_Sf("a", peer_backup=True)) == 1
     assert m.tier(_Sf("a", stale=True)) == 2 and m.tier(_Sf("a", stale=True, backup=True)) == 2
-    assert m.tier(_Sf("a", tries=1)) == 0          # minrtt: an RTO alone is no trouble
-    assert b.tier(_Sf("a", tries=1)) == 2          # backup: the first RTO is
+    assert m.tier(_Sf("a", tries=1)) == 2          # an RTO outstanding: in trouble
+    assert b.tier(_Sf("a", tries=1)) == 2
     assert b.tier(_Sf("a", tries=0)) == 0
     assert m.tier(_Sf("a", carry=False)) == 9
 
@@ -84,14 +87,16 @@ def test_backup_subflows_only_when_no_regular_one_can_carry():
     assert _picked(m, c) == ["lte"]                # a stale regular ranks below a backup
 
 
-def test_backup_scheduler_switches_at_the_first_rto():
-    b = sched.by_name("backup")
-    m = sched.by_name("minrtt")
-    c = _C(_Sf("wifi", srtt=10, tries=1), _Sf("lte", srtt=60, backup=True))
-    assert _picked(b, c) == ["lte"]
-    assert _picked(m, c) == ["wifi"]
-    c.subflows[0].tries = 0
-    assert _picked(b, c) == ["wifi"]
+def test_the_first_rto_hands_over_to_another_subflow():
+    for name in ("backup", "minrtt"):
+        s = sched.by_name(name)
+        c = _C(_Sf("wifi", srtt=10, tries=1), _Sf("lte", srtt=60, backup=True))
+        assert _picked(s, c) == ["lte"]
+        c.subflows[0].tries = 0
+        assert _picked(s, c) == ["wifi"]
+        c.subflows[1].tries = 1                    # both in trouble: the faster
+        c.subflows[0].tries = 1
+        assert _picked(s, c) == ["wifi"]
 
 
 def test_roundrobin_rotates_among_those_with_room():
@@ -113,3 +118,19 @@ def test_roundrobin_rotates_among_those_with_room():
     d.room = False
     a.room = False
     assert [x.name for x in c.subflows if r.allows(c, x)] == []
+
+
+def test_redundant_copies_small_writes_on_the_other_subflows():
+    r = sched.by_name("redundant")
+    assert r.copies(sched.SMALL_WRITE) and not r.copies(sched.SMALL_WRITE + 1)
+    assert not sched.by_name("minrtt").copies(10)
+    w, l = _Sf("wifi", srtt=10), _Sf("lte", srtt=60)
+    c = _C(w, l)
+    assert _picked(r, c) == ["wifi"]               # bulk: as minrtt
+    c.dup_nxt, c.dup_end, c.dup_sf = 1, 100, w     # wifi sent a small write
+    assert _picked(r, c) == ["wifi", "lte"]        # lte may send its copy now
+    l.room = False
+    assert _picked(r, c) == ["wifi"]
+    l.room = True
+    l.carry = False
+    assert _picked(r, c) == ["wifi"]
