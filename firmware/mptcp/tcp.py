@@ -1259,7 +1259,7 @@ class Subflow:
             avail = c.chunk(self)
             if avail > 0:
                 dsn = c.ch_dsn
-                if c.sched is None or c.sched.allows(c, self):
+                if len(c.subflows) == 1 or c.sched is None or c.sched.allows(c, self):
                     n = self._send_room(nxt, dsn, avail)
                     if n > 0:
                         c.took(dsn, n, self)
