@@ -323,8 +323,9 @@ def equivalent_record(m):
 
 # -- running -----------------------------------------------------------------------------
 def make_copy(root, dest):
-    """firmware/ and tests/ of root under dest, plus a pytest.ini pinning rootdir there."""
-    for d in ("firmware", "tests"):
+    """firmware/, tests/ and boards/ of root under dest, plus a pytest.ini pinning rootdir
+    there."""
+    for d in ("firmware", "tests", "boards"):     # (boards: the board-config tests)
         shutil.copytree(os.path.join(root, d), os.path.join(dest, d), ignore=COPY_IGNORE)
     with open(os.path.join(dest, "pytest.ini"), "w") as f:
         f.write("[pytest]\npythonpath = firmware tests\n")
