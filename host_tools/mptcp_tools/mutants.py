@@ -326,6 +326,8 @@ def make_copy(root, dest):
     """firmware/, tests/ and boards/ of root under dest, plus a pytest.ini pinning rootdir
     there."""
     for d in ("firmware", "tests", "boards"):     # (boards: the board-config tests)
+        if d == "boards" and not os.path.isdir(os.path.join(root, d)):
+            continue
         shutil.copytree(os.path.join(root, d), os.path.join(dest, d), ignore=COPY_IGNORE)
     with open(os.path.join(dest, "pytest.ini"), "w") as f:
         f.write("[pytest]\npythonpath = firmware tests\n")
