@@ -104,3 +104,17 @@ def test_options_wait_for_room():
     c.local_key = b"\x01" * 8
     c.peer_key = b"\x02" * 8
     assert a.put(c, buf, 40, 55, 0) == 40 and a.pending()   # an announcement needs 16
+
+
+def test_remove_addr_waits_for_room_too():
+    a = Addrs()
+    a.announce(2, A1, 0)
+    a.announce(4, A2, 0)
+    a.l_state[0] = a.l_state[1] = 3             # (echoed: only the withdrawals are left)
+    a.withdraw(2)
+    a.withdraw(4)
+    c = Connection(Stack(seed=1), 64, 64, True, False)
+    buf = bytearray(80)
+    assert a.put(c, buf, 40, 47, 0) == 40 and a.rm_n == 2   # 3 + 2 bytes, padded to 8
+    assert a.put(c, buf, 40, 48, 0) == 48 and a.rm_n == 0
+    assert buf[41] == 5 and buf[45] == 1 and buf[46] == 1 and buf[47] == 1

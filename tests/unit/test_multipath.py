@@ -429,3 +429,20 @@ def test_redundant_scheduler_delivers_a_small_write_despite_a_dead_path():
     assert ms < 100 and a.counters.get("MPTCPDupTx") >= 1, ms      # LTE's copy: one LTE trip
     ms, a = _message_latency("minrtt")
     assert ms >= 200 and a.counters.get("MPTCPDupTx") == 0, ms     # minrtt waits for an RTO
+
+
+def test_the_path_manager_keeps_to_max_subflows():
+    """Two links and a second server address, but max_subflows 2: two subflows, no more."""
+    a, b = mp_pair(snd=16384, rcv=16384, seed=3)
+    a.max_subflows = 2
+    b.add_netif(2, B2_ADDR)
+    link = MpLink(a, b, seed=3)
+    b.listen(5001)
+    ca = a.connect(1000, B_ADDR, 5001, ifindex=WIFI)
+    now, cb = establish(link, 1000, ca, b)
+    pa = App(link, ca, SIZE, 11)
+    pb = App(link, cb, SIZE, 12)
+    run(link, now, _step(pa, pb))
+    _check(pa, pb, ca, cb)
+    assert len(ca.subflows) == 2 and a.counters.get("MPJoinSynTx") == 1
+    assert a.counters.get("AddAddr") == 1             # announced, not joined: no room
