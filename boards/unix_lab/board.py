@@ -1,7 +1,7 @@
 """Board config: the lab device (MicroPython unix port on x86-64)."""
 NAME = "unix_lab"
 ARCH = "x64"                 # mpy-cross -march for native/viper modules
-HEAP = 256 * 1024            # default MicroPython heap for the device process
+HEAP = 384 * 1024            # default MicroPython heap for the device process (mptcp-lab device)
 NETIFS = ("wifi", "lte")     # wifi: IP-in-UDP to the lab link emulator; lte: PPP over a pty
 WIFI_TUNNEL = ("127.0.0.1", 47001)   # the link emulator's UDP port for the Wi-Fi link
 WIFI_ADDR = "198.18.1.2"

@@ -303,7 +303,7 @@ def build_parser():
                        description="Runs firmware/apps/perf.py: MicroPython from build/unix_lab "
                                    "(default), from firmware/ (--source) or CPython "
                                    "(--cpython). --heap BYTES in ARGS sets MicroPython's heap "
-                                   "(default 256k) and is passed on. Exit code = the app's.",
+                                   "(default 384k; 512k with LTE) and is passed on. Exit code = the app's.",
                        usage="mptcp-lab device [--cpython | --source] -- ARGS")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--cpython", action="store_true", help="run under CPython")
