@@ -23,6 +23,8 @@ def _ns(*cmd):
 def _ok(rc, dev, err):
     assert rc == 0 and dev is not None, "device failed rc=%s: %s %s" % (rc, dev, err[-3000:])
     assert dev["ok"] and dev["error"] is None, dev
+    # an exception inside the stack (a MemoryError too) is counted, never silent
+    assert device_counter(dev, "InternalErrors") == 0, dev["counters"]
 
 
 def _links(dev):
