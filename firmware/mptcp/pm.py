@@ -66,8 +66,15 @@ class PathManager:
                 if self._announced(c):
                     self._schedule(c, now, 0)   # the peer's addresses: join them again
 
+    def _done(self, c):
+        """Nothing more to do for c: an error, or both DATA_FINs exchanged; while closing
+        (one stream ended) a subflow is still wanted, but only when none is left."""
+        if c.error is not None or not c.mptcp or (c.dfin_acked and c.fin_rcvd):
+            return True
+        return (c.fin_queued or c.fin_rcvd) and c.live_count() > 0
+
     def subflow_gone(self, c, sf, now):
-        if not c.mptcp or c.error is not None or c.fin_rcvd:
+        if self._done(c):
             return
         if not c.client and not self._announced(c):
             return
@@ -91,7 +98,7 @@ class PathManager:
             if due < 0 or ((now - due) & TMASK) >= THALF:
                 continue
             c.pm_due = -1
-            if c.error is not None or not c.mptcp or c.fin_queued or c.fin_rcvd:
+            if self._done(c):
                 continue
             raddr = c.sf.raddr
             rport = c.sf.rport

@@ -368,6 +368,8 @@ class Subflow:
         c = self.conn
         if c.live() is None:
             c.dfin_deadline = -1
+            if c.dfin_sent and not c.dfin_acked:
+                c.dfin_sent = False     # the next subflow (break-before-make) sends it again
 
     def _reset_by_peer(self, fatal=False):
         """A RST (fatal: with MP_FASTCLOSE, the whole connection) from the peer."""
@@ -1020,11 +1022,6 @@ class Subflow:
             s += k
             seq += k
             dlen -= k
-        if c.app_closed:
-            # new data after close(): nobody will read it; reset as Linux does (tcp_reset
-            # on data after RCV_SHUTDOWN) rather than let the peer believe it was delivered
-            self.abort()
-            return
         wnd_end = self.rcv_adv if self.rcv_adv > self.rcv_nxt else self.rcv_nxt
         if seq + dlen > wnd_end:
             dlen = wnd_end - seq
@@ -1105,6 +1102,12 @@ class Subflow:
             dsn = m_dsn + (seq - m_ssn)
         else:
             dsn = seq + c.map_delta
+        if c.app_closed and dsn + dlen > c.rcv_nxt:
+            # new data after close(): nobody will read it; reset as Linux does (tcp_reset
+            # on data after RCV_SHUTDOWN) rather than let the peer believe it was delivered.
+            # (Data the connection already has, reinjected on a new subflow, is no news.)
+            self.abort()
+            return
         # the receive ring bounds the data level (window relative to DATA_ACK)
         lim = c.rcv_read + c.rcv.size - dsn
         if dlen > lim:
