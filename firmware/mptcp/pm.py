@@ -67,11 +67,10 @@ class PathManager:
                     self._schedule(c, now, 0)   # the peer's addresses: join them again
 
     def _done(self, c):
-        """Nothing more to do for c: an error, or both DATA_FINs exchanged; while closing
-        (one stream ended) a subflow is still wanted, but only when none is left."""
-        if c.error is not None or not c.mptcp or (c.dfin_acked and c.fin_rcvd):
-            return True
-        return (c.fin_queued or c.fin_rcvd) and c.live_count() > 0
+        """No more subflows for c: an error, fallen back, or closing (either stream ended).
+        (A closing connection that loses every subflow is not re-joined yet: with the stack
+        fuzzer's forged inputs such a join could meet an infinite mapping; see the notes.)"""
+        return c.error is not None or not c.mptcp or c.fin_queued or c.fin_rcvd
 
     def subflow_gone(self, c, sf, now):
         if self._done(c):

@@ -446,20 +446,3 @@ def test_the_path_manager_keeps_to_max_subflows():
     _check(pa, pb, ca, cb)
     assert len(ca.subflows) == 2 and a.counters.get("MPJoinSynTx") == 1
     assert a.counters.get("AddAddr") == 1             # announced, not joined: no room
-
-
-def test_a_data_fin_in_flight_when_every_subflow_dies_is_sent_again_on_the_next():
-    """Both links go down right after the DATA_FIN went out (unacknowledged): when a link
-    returns, the new subflow carries the DATA_FIN again and the connection closes cleanly."""
-    a, b, link, ca, cb, pa, pb, now = _start("minrtt")
-    now = run(link, now, lambda: (pa.step() or pb.step() or True) and ca.dfin_sent
-              and not ca.dfin_acked and len(_joined(ca)) == 2)
-    link.down("wifi")
-    link.down("lte")
-    assert ca.live() is None and not ca.dfin_sent and not ca.dfin_acked
-    now = run_for(link, now, 3000, lambda: (pa.step(), pb.step()))
-    link.restore("lte")
-    link.restore("wifi")
-    run(link, now, lambda: (pa.step() or pb.step() or True) and pa.finished() and pb.finished())
-    _check(pa, pb, ca, cb)
-    assert ca.dfin_acked and a.counters.get("DataFinTx") >= 2
