@@ -89,6 +89,9 @@ class Connection:
         self.pm_backoff = 1000      # ms before re-creating a lost subflow (pm.py doubles it)
         self.ever_lost = False      # a subflow was lost (a new join is a re-creation)
         self.addrs = Addrs()        # ADD_ADDR / REMOVE_ADDR state (mptcp.addrs)
+        # fallback to TCP (RFC 8684 3.7) only while no second subflow ever joined (Linux's
+        # allow_infinite_fallback); after that a broken subflow is reset instead
+        self.allow_fallback = True
         self.fin_queued = False     # shutdown_write called
         self.dfin_sent = False
         self.dfin_acked = False
@@ -569,8 +572,8 @@ class Connection:
             dlen = self.m_len[i]
             if bad:
                 dlen = 0                # the subflow is being reset: its mappings go
-            elif dsn >= self.rcv_read and dlen > 0 and self.mptcp and self.live_count() > 1 \
-                    and not self._map_ok(i):
+            elif dsn >= self.rcv_read and dlen > 0 and self.mptcp \
+                    and (self.live_count() > 1 or not self.allow_fallback) and not self._map_ok(i):
                 self.ctr[C.DataCsumErr] += 1
                 bad = True
                 dlen = 0
@@ -636,8 +639,8 @@ class Connection:
 
     def on_mp_fail(self):
         """The peer sent MP_FAIL: the answer to ours, or a checksum failure it saw in our data."""
-        if not self.mptcp:
-            return
+        if not self.mptcp or not self.allow_fallback:
+            return                      # (after a join: no fallback; its subflow is reset)
         if self.fail_deadline >= 0:
             self.fail_deadline = -1      # the peer answered; its infinite mapping follows
             return

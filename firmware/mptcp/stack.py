@@ -251,6 +251,7 @@ class Stack:
         sf = self._new_subflow(c, ifindex, laddr, raddr, self._free_port(raddr, rport),
                                rport, True)
         sf.join = True
+        c.allow_fallback = False
         sf.lnonce = self._nonce()
         sf.addr_id = self._addr_id(c, ifindex, laddr)
         sf.backup = self._is_backup(ifindex)
@@ -434,6 +435,7 @@ class Stack:
         self._drop_closed(c)
         sf = self._new_subflow(c, ifindex, laddr, bytes(buf[12:16]), seg.dport, seg.sport, False)
         sf.join = True
+        c.allow_fallback = False
         sf.rnonce = mo.nonce
         sf.peer_addr_id = mo.addr_id
         sf.peer_backup = mo.backup

@@ -712,7 +712,16 @@ class Subflow:
         if not c.mptcp or not (mo.dss_flags & MP.DSS_MAP) or mo.dll != 0:
             return
         self.ctr[C.InfiniteMapRx] += 1
+        if not c.allow_fallback:
+            self._broken()              # a subflow joined once: no fallback (RFC 8684 3.7)
+            return
         c.fall_back(self._peer_dsn(buf, mo) - self._peer_ssn(mo), self.rcv_nxt)
+
+    def _broken(self):
+        """The subflow's mapping is broken and the connection may not fall back: reset this
+        subflow (MP_TCPRST); its data goes to the others (Linux's MAPPING_INVALID)."""
+        self.rst_reason = MP.RST_MPTCP
+        self.lost(self.stack.now, True)
 
     def _rst_opts(self, buf, seg):
         """Count the MPTCP options of a RST; True if it carries MP_FASTCLOSE with our key
@@ -1059,6 +1068,8 @@ class Subflow:
                     m_len -= 1
                 if m_dll == 0:
                     self._check_infinite(buf, mo)
+                    if self.state == CLOSED:
+                        return          # (reset: no fallback after a join)
             else:
                 have_dss = False
             if c.mptcp:
@@ -1086,6 +1097,10 @@ class Subflow:
                 elif self.map_ssn <= seq and seq + dlen <= self.map_ssn + self.map_len:
                     m_ssn = self.map_ssn
                     m_dsn = self.map_dsn
+                elif seq == self.rcv_nxt and not c.allow_fallback:
+                    ctr[C.DSSNoMatchTCP] += 1
+                    self._broken()
+                    return
                 elif seq == self.rcv_nxt:
                     # in-order data outside every mapping: the peer fell back (e.g. its
                     # data was acked without a DATA_ACK, RFC 8684 3.7). As Linux on a

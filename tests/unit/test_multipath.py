@@ -446,3 +446,26 @@ def test_the_path_manager_keeps_to_max_subflows():
     _check(pa, pb, ca, cb)
     assert len(ca.subflows) == 2 and a.counters.get("MPJoinSynTx") == 1
     assert a.counters.get("AddAddr") == 1             # announced, not joined: no room
+
+
+def test_no_fallback_once_a_subflow_joined():
+    """RFC 8684 3.7 / Linux's allow_infinite_fallback: after a join, MP_FAIL is not answered
+    with an infinite mapping, and an infinite mapping received resets that subflow only."""
+    from netsim import craft
+    a, b, link, ca, cb, pa, pb, now = _start("roundrobin")
+    now = run(link, now, lambda: (pa.step() or pb.step() or True) and len(_joined(ca)) == 2
+              and len(_joined(cb)) == 2)
+    assert not ca.allow_fallback and not cb.allow_fallback
+    ca.on_mp_fail()
+    assert not ca.infinite_tx and not ca.fail_tx and ca.mptcp
+    blte = [sf for sf in cb.subflows if sf.join][0]
+    opt = bytearray(20)
+    n = MP.put_dss(opt, 0, MP.DSS_MAP | MP.DSS_DSN8, dsn=cb.peer_idsn, ssn=blte.snd_max, dll=0)
+    pkt = craft(blte, 0x10, bytes(opt[:n]), payload=b"x" * 10)
+    a.input(LTE, pkt, len(pkt), now)
+    alte = [sf for sf in ca.subflows if sf.join][0]
+    assert alte.state_name() == "CLOSED" and ca.mptcp and ca.error is None
+    assert a.counters.get("InfiniteMapRx") == 1 and a.counters.get("MPRstTx") == 0
+    run(link, now, _step(pa, pb))
+    _check(pa, pb, ca, cb)
+    assert a.counters.get("MPRstTx") == 1
