@@ -267,7 +267,7 @@ def test_device_command(lab):
     """`mptcp-lab device` runs apps.perf with the lab env; a missing app is a clear error."""
     from mptcp_lab import device
     assert device.heap_of(["--recv", "--heap", "64k"]) == "64k"
-    assert device.heap_of(["--recv"]) == "256k"
+    assert device.heap_of(["--recv"]) == "384k"
     if os.path.exists(os.path.join(REPO, "firmware", "apps", "perf.py")):
         argv, env = device.command(["--recv", "--heap", "64k"], "source")
         assert argv[1:3] == ["-X", "heapsize=64k"] and argv[-3:] == ["--recv", "--heap", "64k"]
