@@ -12,7 +12,7 @@ from mptcp.compat import const
 from mptcp import mpopts as MP
 from mptcp import crypto
 from mptcp import counters as C
-from mptcp.ticks import add as tadd, MASK as TMASK, HALF as THALF
+from mptcp.ticks import add as tadd, due, earlier
 
 RADDR_SLOTS = const(4)
 LADDR_SLOTS = const(4)
@@ -99,7 +99,7 @@ class Addrs:
     def timers(self, now):
         """An unechoed ADD_ADDR whose time has come is sent again (or given up)."""
         for i in range(LADDR_SLOTS):
-            if self.l_state[i] == _SENT and ((now - self.l_due[i]) & TMASK) < THALF:
+            if self.l_state[i] == _SENT and due(now, self.l_due[i]):
                 if self.l_tries[i] >= ADD_ADDR_RETRANS:
                     self.l_state[i] = _DONE
                     self.l_due[i] = -1
@@ -113,9 +113,7 @@ class Addrs:
         d = -1
         for i in range(LADDR_SLOTS):
             if self.l_state[i] == _SENT:
-                x = self.l_due[i]
-                if d < 0 or ((x - d) & TMASK) >= THALF:
-                    d = x
+                d = earlier(d, self.l_due[i])
         return d
 
     def pending(self):

@@ -28,7 +28,7 @@ from mptcp.addrs import Addrs
 from mptcp import checksum
 from mptcp import counters as C
 from mptcp import mpopts as MP
-from mptcp.ticks import add as tadd, MASK as TMASK, HALF as THALF
+from mptcp.ticks import add as tadd, due, earlier
 
 M64 = 0xFFFFFFFFFFFFFFFF
 MAP_SLOTS = const(8)     # pending (checksummed) mappings per connection
@@ -203,27 +203,18 @@ class Connection:
 
     # ------------------------------------------------------------ timers
     def next_deadline(self):
-        d = self.addrs.next_deadline()
-        x = self.dfin_deadline
-        if d < 0 or (x >= 0 and ((x - d) & TMASK) >= THALF):
-            d = x
-        if d < 0 or (self.fail_deadline >= 0 and ((self.fail_deadline - d) & TMASK) >= THALF):
-            d = self.fail_deadline
-        o = self.orphan_deadline
-        if d < 0 or (o >= 0 and ((o - d) & TMASK) >= THALF):
-            d = o
-        o = self.rtx_deadline
-        if d < 0 or (o >= 0 and ((o - d) & TMASK) >= THALF):
-            d = o
-        return d
+        d = earlier(self.addrs.next_deadline(), self.dfin_deadline)
+        d = earlier(d, self.fail_deadline)
+        d = earlier(d, self.orphan_deadline)
+        return earlier(d, self.rtx_deadline)
 
     def timers(self, now):
         self.addrs.timers(now)      # (a due ADD_ADDR goes on a subflow's next pure ACK)
-        if self.fail_deadline >= 0 and ((now - self.fail_deadline) & TMASK) < THALF:
+        if due(now, self.fail_deadline):
             # our MP_FAIL got no answer (RFC 8684 3.7): reset, as Linux does
             self.fail_deadline = -1
             self.kill("MP_FAIL not answered")
-        if self.dfin_deadline >= 0 and ((now - self.dfin_deadline) & TMASK) < THALF:
+        if due(now, self.dfin_deadline):
             self.dfin_tries += 1
             self.dfin_deadline = -1
             if self.dfin_tries > MAX_RETRIES:
@@ -231,9 +222,9 @@ class Connection:
             else:
                 self.dfin_sent = False      # a subflow's output() sends it again
                 self.ctr[C.MPTCPRetrans] += 1
-        if self.rtx_deadline >= 0 and ((now - self.rtx_deadline) & TMASK) < THALF:
+        if due(now, self.rtx_deadline):
             self._data_rtx(now)
-        if self.orphan_deadline >= 0 and ((now - self.orphan_deadline) & TMASK) < THALF:
+        if due(now, self.orphan_deadline):
             self.orphan_deadline = -1
             self.ctr[C.OrphanTimeout] += 1
             if self.error is None:

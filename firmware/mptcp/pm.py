@@ -14,7 +14,7 @@ until echoed: mptcp.addrs) so the peer can join them, and withdraw them
 pm_backoff, addrs): nothing grows here.
 """
 from mptcp.compat import const
-from mptcp.ticks import add as tadd, MASK as TMASK, HALF as THALF, earlier
+from mptcp.ticks import add as tadd, due, earlier
 from mptcp import counters as C
 
 PM_BACKOFF_MS = const(1000)
@@ -26,9 +26,7 @@ class PathManager:
         self.stack = stack
 
     def _schedule(self, c, now, delay):
-        due = tadd(now, delay)
-        if c.pm_due < 0 or ((due - c.pm_due) & TMASK) >= THALF:
-            c.pm_due = due
+        c.pm_due = earlier(c.pm_due, tadd(now, delay))
 
     def addr_added(self, c, now):
         self._schedule(c, now, 0)
@@ -93,8 +91,7 @@ class PathManager:
     def poll(self, now):
         st = self.stack
         for c in st.conns:
-            due = c.pm_due
-            if due < 0 or ((now - due) & TMASK) >= THALF:
+            if not due(now, c.pm_due):
                 continue
             c.pm_due = -1
             if self._done(c):
