@@ -360,3 +360,20 @@ def test_go_back_resends_a_sacked_segment_at_snd_una():
     sb.pop(100)                                          # then SND.UNA reached segment 2
     assert sb.skip_sacked(100, 100) == 100               # at SND.UNA: not skipped
     assert sb.skip_sacked(200, 100) == 300               # above it: skipped
+
+
+def test_scoreboard_keeps_each_segments_mapping_through_both_rebases():
+    """DSN - seq per segment: a subflow rebase (seq drops) raises it, a data-level rebase
+    (DSN drops) lowers it; delta_at finds the segment holding a seq."""
+    from mptcp.cc import Scoreboard
+    sb = Scoreboard(4)
+    sb.push(101, 0)
+    sb.push(201, 5000)
+    assert sb.delta_at(50, -7) == 0 and sb.delta_at(150, -7) == 5000
+    assert sb.delta_at(201, -7) == -7                  # past every segment: the default
+    assert sb.max_dsn_end() == 201 + 5000
+    sb.rebase(100)                                     # the subflow's space dropped by 100
+    assert sb.end[0] == 1 and sb.delta_at(50, -7) == 5000 + 100
+    sb.rebase_dsn(1000)                                # the connection's space dropped
+    assert sb.delta_at(0, -7) == 100 - 1000 and sb.delta_at(50, -7) == 5100 - 1000
+    assert sb.max_dsn_end() == 101 + 4100

@@ -469,3 +469,35 @@ def test_no_fallback_once_a_subflow_joined():
     run(link, now, _step(pa, pb))
     _check(pa, pb, ca, cb)
     assert a.counters.get("MPRstTx") == 1
+
+
+def test_a_plain_tcp_connection_survives_a_link_flap():
+    """netif_down leaves a plain TCP connection alone (it may outlive a short outage) and
+    add_netif gives its subflow the link back: the transfer completes."""
+    a, b = mp_pair(snd=16384, rcv=16384, seed=9)
+    link = MpLink(a, b, seed=9)
+    b.listen(5001, mptcp=False)
+    ca = a.connect(1000, B_ADDR, 5001, ifindex=WIFI, mptcp=False)
+    now, cb = establish(link, 1000, ca, b)
+    pa = App(link, ca, SIZE, 11)
+    pb = App(link, cb, SIZE, 12)
+    now = run(link, now, lambda: (pa.step() or pb.step() or True) and pb.got > SIZE // 3)
+    link.down("wifi")
+    assert not ca.mptcp and ca.sf.state_name() == "ESTABLISHED" and not ca.sf.link_up
+    now = run_for(link, now, 500, lambda: (pa.step(), pb.step()))
+    link.restore("wifi")
+    assert ca.sf.link_up
+    run(link, now, _step(pa, pb))
+    _check(pa, pb, ca, cb)
+
+
+def test_a_join_on_a_blocked_link_starts_blocked():
+    a, b, link, ca, cb, pa, pb, now = _start("roundrobin", size=0)
+    a.set_blocked(LTE, True)
+    buf = bytearray(16)
+    assert ca.write(b"hello") == 5
+    now = run(link, now, lambda: cb.readinto(memoryview(buf)) == 0 and len(ca.subflows) == 2)
+    lte = [sf for sf in ca.subflows if sf.ifindex == LTE][0]
+    assert lte.blocked and lte.state_name() == "SYN_SENT"      # its SYN waits for the link
+    a.set_blocked(LTE, False)
+    run(link, now, lambda: len(_joined(ca)) == 2)
