@@ -8,7 +8,11 @@ in tiers first (RFC 8684 3.3.8: backup subflows only when no other can carry):
   1  a backup subflow (our B flag or the peer's) in good health
   2  a subflow in trouble (an RTO outstanding, or stale)
 and the policy picks within the best tier that has any member:
-  minrtt      lowest smoothed RTT (Linux's default picks by the same measure)
+  minrtt      the subflow whose queue drains soonest: bytes in flight over its rate
+              (cwnd / srtt), as Linux's default scheduler (linger time = wmem_queued /
+              pacing rate); ties go to the lowest smoothed RTT. Not "lowest RTT with room":
+              with a send ring smaller than the fast path's window that one takes every
+              byte and the other link idles (measured: 7044K/123K over Wi-Fi/LTE)
   backup      minrtt with the last link joined as backup (the app and the board pick it,
               see runtime.factory): it carries nothing until the regular subflow has an
               RTO or fails, then takes over at once: iOS's handover mode
@@ -82,14 +86,33 @@ class Scheduler:
                     c.last_tx = s if s is sf else c.last_tx
                     return s is sf
             return False
-        # minrtt (and backup): the lowest smoothed RTT among those with room
+        # minrtt (and backup): the shortest linger time among those with room
         pick = None
+        pl = 0
         for s in subs:
             if self.tier(s) == best and s.has_room():
-                if pick is None or _rtt(s) < _rtt(pick):
+                x = linger(s)
+                if pick is None or x < pl or (x == pl and _rtt(s) < _rtt(pick)):
                     pick = s
+                    pl = x
         return pick is sf
 
 
 def _rtt(sf):
     return sf.srtt if sf.srtt >= 0 else sf.rto
+
+
+def linger(sf):
+    """How long (ms) the subflow's bytes in flight take to drain at its rate cwnd / srtt,
+    in 64-byte units with both factors capped so the product stays a small int on a
+    32-bit board (< 2**29: no allocation)."""
+    q = (sf.snd_max - sf.snd_una) >> 6
+    if q <= 0:
+        return 0
+    if q > 0xFFFF:
+        q = 0xFFFF
+    r = _rtt(sf)
+    if r > 0x1FFF:
+        r = 0x1FFF
+    w = sf.cc.cwnd >> 6
+    return (q * r) // (w if w > 0 else 1)

@@ -5,10 +5,18 @@ from mptcp import sched
 from tutil import raises
 
 
+class _Cc:
+    def __init__(self, cwnd):
+        self.cwnd = cwnd
+
+
 class _Sf:
     def __init__(self, name, srtt=10, rto=300, carry=True, room=True, backup=False,
-                 peer_backup=False, stale=False, tries=0):
+                 peer_backup=False, stale=False, tries=0, flight=0, cwnd=14480):
         self.name = name
+        self.snd_una = 1000
+        self.snd_max = 1000 + flight
+        self.cc = _Cc(cwnd)
         self.srtt = srtt
         self.rto = rto
         self.carry = carry
@@ -73,6 +81,30 @@ def test_minrtt_picks_the_lowest_rtt_with_room():
     assert _picked(m, c) == ["lte"]
     c = _C(_Sf("wifi", srtt=60), _Sf("lte", srtt=60))              # a tie: the first
     assert _picked(m, c) == ["wifi"]
+
+
+def test_minrtt_picks_the_subflow_whose_queue_drains_soonest():
+    m = sched.by_name("minrtt")
+    # Wi-Fi: 20 ms, 40 KB in flight in a 64 KB window (12.5 ms of queue); LTE idle at 60 ms
+    wifi = _Sf("wifi", srtt=20, flight=40960, cwnd=65536)
+    lte = _Sf("lte", srtt=60, flight=0, cwnd=14480)
+    c = _C(wifi, lte)
+    assert sched.linger(wifi) == 12 and sched.linger(lte) == 0
+    assert _picked(m, c) == ["lte"]
+    lte.snd_max += 4096                            # LTE: 4 KB at 14.5 KB / 60 ms = 16 ms
+    assert sched.linger(lte) == 16
+    assert _picked(m, c) == ["wifi"]
+    wifi.snd_max = wifi.snd_una                    # both idle: the lower RTT
+    lte.snd_max = lte.snd_una
+    assert _picked(m, c) == ["wifi"]
+
+
+def test_linger_stays_a_small_int():
+    # 4 MB in flight, an RTO of 60 s, a one-segment window: capped, below 2**29
+    s = _Sf("x", srtt=-1, rto=60000, flight=4 << 20, cwnd=1)
+    assert sched.linger(s) == 0xFFFF * 0x1FFF
+    assert sched.linger(s) < (1 << 29)
+    assert sched.linger(_Sf("y", flight=63)) == 0  # less than one unit: idle
 
 
 def test_backup_subflows_only_when_no_regular_one_can_carry():
