@@ -65,10 +65,10 @@ class PathManager:
                     self._schedule(c, now, 0)   # the peer's addresses: join them again
 
     def _done(self, c):
-        """No more subflows for c: an error, fallen back, or closing (either stream ended).
-        (A closing connection that loses every subflow is not re-joined yet: with the stack
-        fuzzer's forged inputs such a join could meet an infinite mapping; see the notes.)"""
-        return c.error is not None or not c.mptcp or c.fin_queued or c.fin_rcvd
+        """No more subflows for c: an error, fallen back, or both streams over (our DATA_FIN
+        acknowledged, the peer's received). A closing connection still has data or a
+        DATA_FIN to deliver one way or the other: it joins again like any other."""
+        return c.error is not None or not c.mptcp or (c.dfin_acked and c.fin_rcvd)
 
     def subflow_gone(self, c, sf, now):
         if self._done(c):

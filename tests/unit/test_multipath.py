@@ -501,3 +501,23 @@ def test_a_join_on_a_blocked_link_starts_blocked():
     assert lte.blocked and lte.state_name() == "SYN_SENT"      # its SYN waits for the link
     a.set_blocked(LTE, False)
     run(link, now, lambda: len(_joined(ca)) == 2)
+
+
+def test_a_closing_connection_that_loses_every_subflow_rejoins():
+    """The app wrote everything and shut down writing (DATA_FIN queued) while the tail of
+    its data is still in flight; then every link goes down for 5 s. The connection joins
+    again when a link returns and delivers the tail and the DATA_FIN (no orphan timeout)."""
+    a, b, link, ca, cb, pa, pb, now = _start("minrtt")
+    now = run(link, now, lambda: (pa.step() or pb.step() or True) and ca.fin_queued
+              and pb.got < SIZE and len(_joined(ca)) == 2)
+    link.down("wifi")
+    link.down("lte")
+    assert ca.live() is None and ca.error is None
+    now = run_for(link, now, 5000, lambda: (pa.step(), pb.step()))
+    assert pb.got < SIZE and ca.error is None
+    link.restore("wifi")
+    link.restore("lte")
+    run(link, now, _step(pa, pb))
+    _check(pa, pb, ca, cb)
+    assert a.counters.get("OrphanTimeout") == 0
+    assert a.counters.get("MPJoinSynTx") >= 3, a.counters.nonzero()
