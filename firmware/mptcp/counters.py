@@ -51,6 +51,7 @@ NAMES = (
     "MPPrioTx",
     "MPPrioRx",
     "MPTCPDupTx",
+    "TokenCollision",
 )
 
 MPCapableSYNRX = const(0)
@@ -140,7 +141,8 @@ RmAddrTx = const(83)        # REMOVE_ADDR sent
 MPPrioTx = const(84)        # MP_PRIO sent
 MPPrioRx = const(85)        # MP_PRIO received
 MPTCPDupTx = const(86)  # copies of small writes sent on other subflows (redundant)
-COUNT = const(87)
+TokenCollision = const(87)  # a new key whose token another connection has: a new key drawn
+COUNT = const(88)
 
 
 class Counters:

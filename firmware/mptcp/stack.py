@@ -281,11 +281,24 @@ class Stack:
         c.sf = sf
         sf.backup = self._is_backup(ifindex)
         if mptcp:
-            c.local_key = self._new_key()
-            c.token = crypto.key_token(c.local_key)
-            c.set_local_idsn(crypto.key_idsn(c.local_key))
+            self._keys(c)
         self.conns.append(c)
         return c
+
+    def _keys(self, c):
+        """A local key whose token no other connection has (an MP_JOIN names its connection
+        by token: RFC 8684 2.2; Linux's mptcp_token_new_connect draws again too)."""
+        while True:
+            c.local_key = self._new_key()
+            c.token = crypto.key_token(c.local_key)
+            clash = False
+            for x in self.conns:
+                if x is not c and x.mptcp and x.token == c.token:
+                    clash = True
+            if not clash:
+                break
+            self.counters.v[C.TokenCollision] += 1
+        c.set_local_idsn(crypto.key_idsn(c.local_key))
 
     def set_peer_key(self, c, key):
         c.peer_key = bytes(key)

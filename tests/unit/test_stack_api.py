@@ -101,6 +101,25 @@ def test_token_and_idsn_are_taken_from_sha256_of_the_key():
     assert c.peer_idsn == int.from_bytes(_sha(c.peer_key)[24:], "big")
 
 
+def test_a_key_whose_token_is_taken_is_drawn_again():
+    """Two connections must not share a token (an MP_JOIN names its connection by it)."""
+    st = Stack(seed=3, max_conns=3)
+    st.add_netif(IFX, DEV_ADDR)
+    k1 = b"\x11" * 8
+    k2 = b"\x22" * 8
+    keys = [k1, k1, k1, k2]
+    st._new_key = lambda: keys.pop(0)
+    c1 = st.connect(T0, PEER_ADDR, 80)
+    c2 = st.connect(T0, PEER_ADDR, 81)
+    assert c1.local_key == k1 and c2.local_key == k2 and keys == []
+    assert c1.token != c2.token
+    assert c2.token == int.from_bytes(_sha(k2)[:4], "big")
+    assert c2.local_idsn == int.from_bytes(_sha(k2)[24:], "big")
+    assert st.counters.get("TokenCollision") == 2
+    c3 = st.connect(T0, PEER_ADDR, 82, mptcp=False)     # plain TCP: no key, no clash
+    assert c3.token == 0 and st.counters.get("TokenCollision") == 2
+
+
 def test_plain_connection_has_no_key():
     st = Stack(seed=3)
     st.add_netif(IFX, DEV_ADDR)
