@@ -347,8 +347,8 @@ class Connection:
         """(Only with more than one subflow: alone, a subflow's own RTO covers its data.)"""
         r = 200
         for sf in self.subflows:
-            if not sf.is_closed() and sf.rto > r:
-                r = sf.rto
+            if not sf.is_closed() and sf.rtt.rto > r:
+                r = sf.rtt.rto
         r = r << self.rtx_backoff
         self.rtx_deadline = tadd(now, r if r < RTO_MAX else RTO_MAX)
 

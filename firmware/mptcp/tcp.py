@@ -16,7 +16,7 @@ from mptcp import ipv4
 from mptcp import checksum
 from mptcp import ringbuf
 from mptcp import counters as C
-from mptcp.cc import NewReno, Scoreboard
+from mptcp.cc import NewReno, Scoreboard, RttEstimator, RTO_MAX
 from mptcp.connection import M64
 from mptcp import crypto
 from mptcp.ticks import MASK as TMASK, HALF as THALF, earlier, add as tadd
@@ -35,10 +35,6 @@ TIME_WAIT = const(9)
 STATE_NAMES = ("CLOSED", "SYN_SENT", "SYN_RCVD", "ESTABLISHED", "FIN_WAIT_1",
                "FIN_WAIT_2", "CLOSE_WAIT", "CLOSING", "LAST_ACK", "TIME_WAIT")
 
-RTO_INIT = const(1000)
-RTO_FALLBACK = const(3000) # after a handshake without an RTT sample (RFC 6298 5.7, Linux)
-RTO_MIN = const(200)       # like Linux
-RTO_MAX = const(60000)
 MAX_RETRIES = const(12)
 SYN_RETRIES = const(6)
 DELACK_MS = const(40)
@@ -105,9 +101,7 @@ class Subflow:
         self.fin_acked = False
         self.fin_rcvd = False
         # timers (-1 = off)
-        self.rto = RTO_INIT
-        self.srtt = -1
-        self.rttvar = 0
+        self.rtt = RttEstimator()
         self.rto_deadline = -1
         self.tries = 0
         self.rtt_seq = -1
@@ -132,7 +126,6 @@ class Subflow:
         self.rx_mib = 0
         self.rx_b = 0
         self.retrans = 0
-        self.rtt_ms = 0
         # current receive mapping (relative): used for segments without a DSS
         self.map_ssn = 0
         self.map_dsn = 0
@@ -312,32 +305,6 @@ class Subflow:
         self.ts_l = x & 0xFFFF
         self.ts_h = (self.ts_h + (d >> 16) + (x >> 16)) & 0xFFFF
 
-    def _rtt_sample(self, r):
-        if r < 1:
-            r = 1
-        if self.srtt < 0:
-            self.srtt = r
-            self.rttvar = r >> 1
-        else:
-            d = self.srtt - r
-            if d < 0:
-                d = -d
-            self.rttvar = (3 * self.rttvar + d) >> 2
-            self.srtt = (7 * self.srtt + r) >> 3
-        self.rtt_ms = self.srtt
-        self._set_rto()
-
-    def _set_rto(self):
-        v = 4 * self.rttvar
-        if v < 10:
-            v = 10
-        rto = self.srtt + v
-        if rto < RTO_MIN:
-            rto = RTO_MIN
-        if rto > RTO_MAX:
-            rto = RTO_MAX
-        self.rto = rto
-
     def window_opened(self, grew):
         """The app read data: send a window update when it matters (SWS avoidance)."""
         if self.fin_rcvd or self.state >= TIME_WAIT:
@@ -457,9 +424,7 @@ class Subflow:
             if self.persist_backoff < 6:
                 self.persist_backoff += 1
         else:
-            self.rto = self.rto * 2
-            if self.rto > RTO_MAX:
-                self.rto = RTO_MAX
+            self.rtt.backoff()
         if self.state <= SYN_RCVD:
             self.syn_sent = False
             return
@@ -858,10 +823,10 @@ class Subflow:
                 if ((self.ts_h + (d >> 16) - seg.tse_h + (x >> 16)) & 0xFFFF) == 0:
                     r = x & 0xFFFF
                     if r < RTO_MAX:
-                        self._rtt_sample(r)
+                        self.rtt.sample(r)
                 self.rtt_seq = -1
             elif self.rtt_seq >= 0 and ack >= self.rtt_seq:
-                self._rtt_sample((now - self.rtt_time) & TMASK)
+                self.rtt.sample((now - self.rtt_time) & TMASK)
                 self.rtt_seq = -1
             self.tries = 0
             if self.stale:
@@ -871,7 +836,7 @@ class Subflow:
             if self.snd_una >= self.snd_max:
                 self.rto_deadline = -1
             else:
-                self.rto_deadline = tadd(now, self.rto)
+                self.rto_deadline = tadd(now, self.rtt.rto)
             flight = self.snd_max - self.snd_una
             c.release()
             self.sb.pop(self.snd_una)
@@ -938,8 +903,7 @@ class Subflow:
     def _established(self, now):
         c = self.conn
         self.state = ESTABLISHED
-        if self.srtt < 0:
-            self.rto = RTO_FALLBACK     # no RTT sample from the handshake (RFC 6298 5.7)
+        self.rtt.fallback()             # no RTT sample from the handshake (RFC 6298 5.7)
         self.tries = 0
         self.rto_deadline = -1
         if not c.established:
@@ -973,7 +937,7 @@ class Subflow:
         if self.snd_nxt < 1:
             self.snd_nxt = 1
         if self.rtt_seq >= 0:
-            self._rtt_sample((now - self.rtt_time) & TMASK)
+            self.rtt.sample((now - self.rtt_time) & TMASK)
             self.rtt_seq = -1
         if self.join:
             mo = self.stack.mo
@@ -1223,7 +1187,7 @@ class Subflow:
             # MP_JOIN initiator: only the third ACK until the peer acknowledges it
             if self.ack_now:
                 if self.rto_deadline < 0:
-                    self.rto_deadline = tadd(now, self.rto)
+                    self.rto_deadline = tadd(now, self.rtt.rto)
                 return self._out_seg(now, buf, self.snd_max, 0, T.ACK)
             return 0
         if c.fail_tx and c.mptcp and c.established and (c.confirmed or not self.client):
@@ -1285,7 +1249,7 @@ class Subflow:
                     if self.snd_max == self.snd_una and self.persist_deadline < 0 \
                             and (self.snd_right <= nxt or c.wnd_end <= dsn):
                         b = self.persist_backoff
-                        t = self.rto << b
+                        t = self.rtt.rto << b
                         if t > RTO_MAX:
                             t = RTO_MAX
                         self.persist_deadline = tadd(now, t)
@@ -1304,7 +1268,7 @@ class Subflow:
                 and self.can_carry():
             c.dfin_sent = True
             b = c.dfin_tries if c.dfin_tries < 8 else 8
-            t = self.rto << b
+            t = self.rtt.rto << b
             c.dfin_deadline = tadd(now, (t if t < RTO_MAX else RTO_MAX))
             self.ctr[C.DataFinTx] += 1
             return self._out_seg(now, buf, self.snd_max, 0, T.ACK)
@@ -1313,7 +1277,7 @@ class Subflow:
         if self.rto_deadline < 0 and self.snd_max > self.snd_una:
             # whatever could not be sent (window, SACKed at SND.UNA, ...), data in
             # flight always has a retransmission timer: no connection waits for ever
-            self.rto_deadline = tadd(now, self.rto)
+            self.rto_deadline = tadd(now, self.rtt.rto)
         return 0
 
     def _give_up(self, now, buf):
@@ -1432,7 +1396,7 @@ class Subflow:
             self.rtt_time = now
         else:
             self.rtt_seq = -1
-        self.rto_deadline = tadd(now, self.rto)
+        self.rto_deadline = tadd(now, self.rtt.rto)
         wnd = c.rcv_window()
         if wnd > 0xFFFF:
             wnd = 0xFFFF
@@ -1606,7 +1570,7 @@ class Subflow:
                 x -= MIB
             self.tx_b = x
             if self.rto_deadline < 0:
-                t = self.rto
+                t = self.rtt.rto
                 if self.snd_wnd == 0 and self.persist_backoff:
                     t = t << self.persist_backoff     # a zero-window probe: persist backoff
                     if t > RTO_MAX:
@@ -1621,7 +1585,7 @@ class Subflow:
                 self.snd_max = e
             self.snd_nxt = e
             if self.rto_deadline < 0:
-                self.rto_deadline = tadd(now, self.rto)
+                self.rto_deadline = tadd(now, self.rtt.rto)
         wnd = c.rcv_window()
         w = wnd >> self.rcv_wscale
         if w > 0xFFFF:

@@ -2,6 +2,7 @@
 scheduler's first-RTO switch, round robin's rotation. Stand-in subflows with just the
 fields a scheduler reads."""
 from mptcp import sched
+from mptcp.cc import RttEstimator
 from tutil import raises
 
 
@@ -9,8 +10,9 @@ class _Sf:
     def __init__(self, name, srtt=10, rto=300, carry=True, room=True, backup=False,
                  peer_backup=False, stale=False, tries=0):
         self.name = name
-        self.srtt = srtt
-        self.rto = rto
+        self.rtt = RttEstimator()
+        self.rtt.srtt = srtt
+        self.rtt.rto = rto
         self.carry = carry
         self.room = room
         self.backup = backup
