@@ -192,6 +192,11 @@ class Connection:
         self.orphan_deadline = -1
         self.stack.pm.subflow_up(self, sf)
 
+    def set_error(self, why):
+        """The connection's first error is the one reported."""
+        if self.error is None:
+            self.error = why
+
     def kill(self, why):
         """The connection ends with an error: every subflow is reset."""
         if self.error is None:
@@ -456,7 +461,7 @@ class Connection:
             self.m_dsn[i] -= by
         for sf in self.subflows:
             sf.map_dsn -= by
-            sf.adv_data -= by
+            sf.adv_base -= by
 
     # ------------------------------------------------------------ receive side
     def add_pending_map(self, sf, ssn, dsn, dlen, dll, csum, in_order):
