@@ -74,7 +74,7 @@ class NewReno:
         self.recover = 0
 
     def rebase(self, by):
-        """The sequence space dropped by `by` (Subflow._rebase_snd)."""
+        """The sequence space dropped by `by` (TcpEndpoint._rebase_snd)."""
         x = self.recover - by
         self.recover = x if x > 0 else 0        # behind snd_una: only "behind" matters
 
@@ -166,7 +166,7 @@ class Scoreboard:
         self.n = 0
 
     def rebase(self, by):
-        """The subflow's sequence space dropped by `by` (Subflow._rebase_snd)."""
+        """The subflow's sequence space dropped by `by` (TcpEndpoint._rebase_snd)."""
         for i in range(self.cap):
             self.end[i] -= by
             self.delta[i] += by

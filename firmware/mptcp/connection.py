@@ -1,7 +1,7 @@
 """One MPTCP connection: data sequence space, DSS mappings, DATA_ACK, DATA_FIN.
 
 The connection owns the send and receive rings (allocated once, here) and the
-data-level state; its subflows (mptcp.tcp) own the TCP state. All sequence
+data-level state; its subflows (mptcp.subflow on mptcp.tcp) own the TCP state. All sequence
 numbers are RELATIVE: data byte k of our stream has DSN IDSN+1+k, i.e. the
 relative DSN 1+k. The send side hands chunks of the ring to the subflows the
 scheduler picks (`chunk`/`took`); each subflow remembers the DSN of every
@@ -36,7 +36,7 @@ FAIL_TIMEOUT_MS = const(120000)   # wait for the MP_FAIL response (Linux: TCP_RT
 OOO_SLOTS = const(4)     # out-of-order islands per connection
 CLOSE_TIMEOUT_MS = const(60000)   # without any subflow, wait this long (Linux's close_timeout)
 MAX_RETRIES = const(12)
-_ESTABLISHED = const(3)  # mptcp.tcp.ESTABLISHED (tcp imports this module, not the reverse)
+_ESTABLISHED = const(3)  # mptcp.tcp.ESTABLISHED (subflow imports this module, not the reverse)
 RTO_MAX = const(60000)
 
 

@@ -190,12 +190,12 @@ class TcpEndpoint:
         self.ts_now = 0            # ... at this tick
 
     # ------------------------------------------------------------ helpers
-    @property
+    # (methods, not properties: on MicroPython a property anywhere in the class hierarchy
+    # makes every attribute store look through the classes, a third more per segment)
     def bytes_tx(self):
         """Payload bytes sent (retransmissions included); may be a big int: not for the data path."""
         return self.tx_mib * MIB + self.tx_b
 
-    @property
     def bytes_rx(self):
         return self.rx_mib * MIB + self.rx_b
 
