@@ -189,6 +189,106 @@ class TcpEndpoint:
         self.ts_l = 0
         self.ts_now = 0            # ... at this tick
 
+    # ------------------------------------------------------------ upcalls (the subclass's)
+    def _opts_in(self, buf, seg, now):
+        raise NotImplementedError
+
+    def _third_ack(self, buf, seg, r):
+        raise NotImplementedError
+
+    def _synack_in(self, buf, seg, now):
+        raise NotImplementedError
+
+    def _handshake_done(self, now):
+        raise NotImplementedError
+
+    def _ack_in(self, buf, seg, ack, r):
+        raise NotImplementedError
+
+    def _acked(self):
+        raise NotImplementedError
+
+    def _wnd_in(self, ack, r):
+        raise NotImplementedError
+
+    def _data_in(self, buf, mv, seg, seq, s, n, r, now):
+        raise NotImplementedError
+
+    def _data_done(self, seq, n, adv, now):
+        raise NotImplementedError
+
+    def _dup_in(self, buf, r):
+        raise NotImplementedError
+
+    def _old_data_in(self, buf, seg):
+        raise NotImplementedError
+
+    def _data_fin_in(self, buf):
+        raise NotImplementedError
+
+    def _fin_in(self, now):
+        raise NotImplementedError
+
+    def _rst_in(self, buf, seg):
+        raise NotImplementedError
+
+    def _closed_above(self):
+        raise NotImplementedError
+
+    def _reset_in(self, fatal):
+        raise NotImplementedError
+
+    def _input_done(self):
+        raise NotImplementedError
+
+    def _rebased_snd(self, by):
+        raise NotImplementedError
+
+    def _rebased_rcv(self, by):
+        raise NotImplementedError
+
+    def _gave_up(self, now):
+        raise NotImplementedError
+
+    def _rto_in(self, now):
+        raise NotImplementedError
+
+    def _app_closed(self):
+        raise NotImplementedError
+
+    def _closed(self):
+        raise NotImplementedError
+
+    def _unwanted(self):
+        raise NotImplementedError
+
+    def _ctl_out(self, now, buf):
+        raise NotImplementedError
+
+    def _dsn_gone(self, dsn, now):
+        raise NotImplementedError
+
+    def _new_data(self, now, nxt):
+        raise NotImplementedError
+
+    def _close_out(self, now, buf, nxt, fin_ok):
+        raise NotImplementedError
+
+    def _syn_opts(self, buf, o):
+        raise NotImplementedError
+
+    def _seg_opts(self, buf, o, seq, n, flags, dsn, now):
+        raise NotImplementedError
+
+    def _sent(self, seq, n, dsn):
+        raise NotImplementedError
+
+    def _rst_out(self, buf, o):
+        raise NotImplementedError
+
+    def _rcv_window(self):
+        raise NotImplementedError
+
     # ------------------------------------------------------------ helpers
     # (methods, not properties: on MicroPython a property anywhere in the class hierarchy
     # makes every attribute store look through the classes, a third more per segment)
