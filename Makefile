@@ -116,7 +116,7 @@ test-interop: setup
 
 # Mutation testing of the core against the unit suite (not part of `make test`: minutes).
 # MUTANTS_SAMPLE=0 runs every mutant (a long run); results/mutants.json.
-MUTANTS_FILES  ?= tcp.py,connection.py,stack.py,cc.py,assembler.py,ringbuf.py
+MUTANTS_FILES  ?= tcp.py,subflow.py,connection.py,stack.py,cc.py,assembler.py,ringbuf.py
 MUTANTS_SAMPLE ?= 60
 MUTANTS_SEED   ?= 1
 MUTANTS_JOBS   ?= 2

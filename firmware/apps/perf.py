@@ -332,8 +332,8 @@ def run(o):
     if c is not None:
         for sf in c.subflows:
             subflows.append({"link": names.get(sf.ifindex, str(sf.ifindex)),
-                             "bytes_tx": sf.bytes_tx, "bytes_rx": sf.bytes_rx,
-                             "rtt_ms": sf.rtt_ms, "retrans": sf.retrans,
+                             "bytes_tx": sf.bytes_tx(), "bytes_rx": sf.bytes_rx(),
+                             "rtt_ms": sf.rtt.rtt_ms, "retrans": sf.retrans,
                              "state": sf.state_name(), "join": sf.join,
                              "backup": sf.backup or sf.peer_backup, "stale": sf.stale})
     counters = {}

@@ -469,10 +469,10 @@ class Tracker:
         return -1
 
     def _account(self, i, sf):
-        dtx = sf.bytes_tx - self.sf_tx[i]
-        drx = sf.bytes_rx - self.sf_rx[i]
-        self.sf_tx[i] = sf.bytes_tx
-        self.sf_rx[i] = sf.bytes_rx
+        dtx = sf.bytes_tx() - self.sf_tx[i]
+        drx = sf.bytes_rx() - self.sf_rx[i]
+        self.sf_tx[i] = sf.bytes_tx()
+        self.sf_rx[i] = sf.bytes_rx()
         li = sf.ifindex if sf.ifindex < 2 else 1
         self.link_bytes[li] += dtx + drx
         self.link_total[li][0] += dtx
@@ -518,7 +518,7 @@ class Tracker:
                 self._account(i, sf)
                 if self.sf_up[i]:
                     self.ring.push(t, K_SFDOWN, sf.ifindex, self.sf_id[i], self.sf_flow[i],
-                                   sf.bytes_tx, sf.bytes_rx)
+                                   sf.bytes_tx(), sf.bytes_rx())
                 self.sf[i] = None
         return live
 

@@ -4,6 +4,7 @@ Byte-counted cwnd/ssthresh. The subflow calls `on_ack` for every ACK that
 advances snd_una, `on_dupack` for duplicates (returns True when the third
 one means "fast retransmit now"), `on_rto` on a retransmission timeout.
 `recover` is the RFC 6582 recovery point (relative sequence).
+`RttEstimator` is RFC 6298's SRTT/RTTVAR/RTO.
 `Scoreboard` remembers the segments in flight and what the peer SACKed:
 retransmissions re-send exactly an original segment (so its DSS mapping and
 checksum are the original ones, as the kernel requires with checksums).
@@ -12,6 +13,55 @@ from mptcp.compat import const
 from mptcp.tcpwire import rel32
 
 CWND_MAX = const(0x1000000)   # 16 MiB: far above any board's buffers, a small int for ever
+RTO_INIT = const(1000)
+RTO_FALLBACK = const(3000) # after a handshake without an RTT sample (RFC 6298 5.7, Linux)
+RTO_MIN = const(200)       # like Linux
+RTO_MAX = const(60000)
+
+
+class RttEstimator:
+    """RFC 6298: smoothed RTT, its variation and the retransmission timeout, in ms
+    (srtt -1: no sample yet). Karn's rule is the caller's: it samples only
+    unambiguous ACKs; the backed-off RTO stays until the next sample."""
+
+    def __init__(self):
+        self.srtt = -1
+        self.rttvar = 0
+        self.rto = RTO_INIT
+        self.rtt_ms = 0            # the last SRTT, 0 before any sample (statistics)
+
+    def sample(self, r):
+        if r < 1:
+            r = 1
+        if self.srtt < 0:
+            self.srtt = r
+            self.rttvar = r >> 1
+        else:
+            d = self.srtt - r
+            if d < 0:
+                d = -d
+            self.rttvar = (3 * self.rttvar + d) >> 2
+            self.srtt = (7 * self.srtt + r) >> 3
+        self.rtt_ms = self.srtt
+        v = 4 * self.rttvar
+        if v < 10:
+            v = 10
+        rto = self.srtt + v
+        if rto < RTO_MIN:
+            rto = RTO_MIN
+        if rto > RTO_MAX:
+            rto = RTO_MAX
+        self.rto = rto
+
+    def backoff(self):
+        """A retransmission timeout: the RTO doubles (RFC 6298 5.5), up to RTO_MAX."""
+        rto = self.rto * 2
+        self.rto = rto if rto < RTO_MAX else RTO_MAX
+
+    def fallback(self):
+        """Established without an RTT sample from the handshake (RFC 6298 5.7)."""
+        if self.srtt < 0:
+            self.rto = RTO_FALLBACK
 
 
 class NewReno:
@@ -24,7 +74,7 @@ class NewReno:
         self.recover = 0
 
     def rebase(self, by):
-        """The sequence space dropped by `by` (Subflow._rebase_snd)."""
+        """The sequence space dropped by `by` (TcpEndpoint._rebase_snd)."""
         x = self.recover - by
         self.recover = x if x > 0 else 0        # behind snd_una: only "behind" matters
 
@@ -116,7 +166,7 @@ class Scoreboard:
         self.n = 0
 
     def rebase(self, by):
-        """The subflow's sequence space dropped by `by` (Subflow._rebase_snd)."""
+        """The subflow's sequence space dropped by `by` (TcpEndpoint._rebase_snd)."""
         for i in range(self.cap):
             self.end[i] -= by
             self.delta[i] += by

@@ -1,7 +1,7 @@
 """One MPTCP connection: data sequence space, DSS mappings, DATA_ACK, DATA_FIN.
 
 The connection owns the send and receive rings (allocated once, here) and the
-data-level state; its subflows (mptcp.tcp) own the TCP state. All sequence
+data-level state; its subflows (mptcp.subflow on mptcp.tcp) own the TCP state. All sequence
 numbers are RELATIVE: data byte k of our stream has DSN IDSN+1+k, i.e. the
 relative DSN 1+k. The send side hands chunks of the ring to the subflows the
 scheduler picks (`chunk`/`took`); each subflow remembers the DSN of every
@@ -36,7 +36,7 @@ FAIL_TIMEOUT_MS = const(120000)   # wait for the MP_FAIL response (Linux: TCP_RT
 OOO_SLOTS = const(4)     # out-of-order islands per connection
 CLOSE_TIMEOUT_MS = const(60000)   # without any subflow, wait this long (Linux's close_timeout)
 MAX_RETRIES = const(12)
-_ESTABLISHED = const(3)  # mptcp.tcp.ESTABLISHED (tcp imports this module, not the reverse)
+_ESTABLISHED = const(3)  # mptcp.tcp.ESTABLISHED (subflow imports this module, not the reverse)
 RTO_MAX = const(60000)
 
 
@@ -191,6 +191,11 @@ class Connection:
     def subflow_up(self, sf):
         self.orphan_deadline = -1
         self.stack.pm.subflow_up(self, sf)
+
+    def set_error(self, why):
+        """The connection's first error is the one reported."""
+        if self.error is None:
+            self.error = why
 
     def kill(self, why):
         """The connection ends with an error: every subflow is reset."""
@@ -347,8 +352,8 @@ class Connection:
         """(Only with more than one subflow: alone, a subflow's own RTO covers its data.)"""
         r = 200
         for sf in self.subflows:
-            if not sf.is_closed() and sf.rto > r:
-                r = sf.rto
+            if not sf.is_closed() and sf.rtt.rto > r:
+                r = sf.rtt.rto
         r = r << self.rtx_backoff
         self.rtx_deadline = tadd(now, r if r < RTO_MAX else RTO_MAX)
 
@@ -456,7 +461,7 @@ class Connection:
             self.m_dsn[i] -= by
         for sf in self.subflows:
             sf.map_dsn -= by
-            sf.adv_data -= by
+            sf.adv_base -= by
 
     # ------------------------------------------------------------ receive side
     def add_pending_map(self, sf, ssn, dsn, dlen, dll, csum, in_order):

@@ -99,7 +99,8 @@ class Scheduler:
 
 
 def _rtt(sf):
-    return sf.srtt if sf.srtt >= 0 else sf.rto
+    r = sf.rtt
+    return r.srtt if r.srtt >= 0 else r.rto
 
 
 def linger(sf):

@@ -15,7 +15,8 @@ from mptcp.counters import Counters
 from mptcp.errors import E_NOTV4, E_BADOPT
 from mptcp.assembler import Assembler
 from mptcp.connection import Connection, M64
-from mptcp.tcp import Subflow, CLOSED, SYN_SENT, ESTABLISHED
+from mptcp.tcp import CLOSED, SYN_SENT, ESTABLISHED
+from mptcp.subflow import Subflow
 from mptcp.ticks import MASK as TMASK, earlier
 from mptcp.sched import by_name as sched_by_name
 from mptcp.pm import PathManager

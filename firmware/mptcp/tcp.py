@@ -1,24 +1,22 @@
-"""One subflow's TCP (RFC 9293) carrying MPTCP v1 options (RFC 8684).
+"""One TCP endpoint (RFC 9293), the base of an MPTCP subflow (mptcp.subflow).
 
 Sequence numbers are relative to ISS/IRS (SYN = 0, first data byte = 1) and
 are turned into 32-bit wire values only when a segment is read or written.
-The subflow handles the TCP state machine, retransmission (RFC 6298 RTO with
-Karn and backoff, fast retransmit + NewReno from mptcp.cc), delayed ACKs, the
-persist timer, RFC 5961 challenge ACKs and TIME-WAIT; everything about data
-sequence numbers is delegated to its Connection (mptcp.connection).
+The endpoint handles the TCP state machine, retransmission (RFC 6298 RTO with
+Karn and backoff: mptcp.cc.RttEstimator; fast retransmit + NewReno and the SACK
+scoreboard from mptcp.cc), delayed ACKs, the persist timer, RFC 5961 challenge
+ACKs, TIME-WAIT and the TCP options (MSS, window scale, SACK, timestamps). It
+knows nothing of MPTCP and never touches a Connection: what lies above TCP is
+reached through the upcalls listed in TcpEndpoint's docstring.
 
 Output is pulled: `output(now, buf)` writes at most one IPv4 packet into buf.
 """
 from mptcp.compat import const
 from mptcp import tcpwire as T
-from mptcp import mpopts as MP
-from mptcp import ipv4
 from mptcp import checksum
 from mptcp import ringbuf
 from mptcp import counters as C
-from mptcp.cc import NewReno, Scoreboard
-from mptcp.connection import M64
-from mptcp import crypto
+from mptcp.cc import NewReno, Scoreboard, RttEstimator, RTO_MAX
 from mptcp.ticks import MASK as TMASK, HALF as THALF, earlier, add as tadd
 
 CLOSED = const(0)
@@ -35,10 +33,6 @@ TIME_WAIT = const(9)
 STATE_NAMES = ("CLOSED", "SYN_SENT", "SYN_RCVD", "ESTABLISHED", "FIN_WAIT_1",
                "FIN_WAIT_2", "CLOSE_WAIT", "CLOSING", "LAST_ACK", "TIME_WAIT")
 
-RTO_INIT = const(1000)
-RTO_FALLBACK = const(3000) # after a handshake without an RTT sample (RFC 6298 5.7, Linux)
-RTO_MIN = const(200)       # like Linux
-RTO_MAX = const(60000)
 MAX_RETRIES = const(12)
 SYN_RETRIES = const(6)
 DELACK_MS = const(40)
@@ -51,17 +45,64 @@ SEG_SLOTS = const(96)      # segments in flight remembered (retransmit them unch
 MAX_DUPACKS_OWED = const(3)
 # Relative sequence numbers stay small ints for ever (DESIGN 2.3): when one passes
 # REBASE_AT, every value of that space drops by REBASE_BY and the base (ISS/IRS halves,
-# IDSN limbs, DSS SSN offset) grows by as much. A multiple of 2**16: only high halves move.
+# and what lies above: _rebased_snd/_rebased_rcv) grows by as much. A multiple of
+# 2**16: only high halves move.
 REBASE_AT = const(0x20000000)
 REBASE_BY = const(0x10000000)
 MIB = const(0x100000)      # byte statistics are kept as MiB + bytes (small ints for ever)
 OOW_RATE_MS = const(500)   # out-of-window ACK answers, like net.ipv4.tcp_invalid_ratelimit
-STALE_RTOS = const(4)      # RTOs in a row that make a subflow stale (Linux's stale_loss_cnt)
 
 
-class Subflow:
-    def __init__(self, conn, stack, ifindex, laddr, raddr, lport, rport, iss, mss, client):
-        self.conn = conn
+class TcpEndpoint:
+    """RFC 9293 for one 4-tuple. The subclass (mptcp.subflow.Subflow) is what lies above
+    TCP; the endpoint calls it only through these upcalls (one object per subflow: no
+    indirection, no allocation).
+
+    `r` below is the subclass's own bit set, returned by `_opts_in` and handed back;
+    the endpoint reads only bit 2 (4: call `_data_fin_in`).
+
+    input:
+      _opts_in(buf, seg, now) -> r     extra options of an acceptable ACK; < 0: stop here
+      _third_ack(buf, seg, r) -> bool  SYN-RCVD: may the handshake complete? (False: gone)
+      _synack_in(buf, seg, now) -> bool  SYN-SENT got a valid SYN/ACK (False: gone)
+      _handshake_done(now)             the endpoint just became ESTABLISHED
+      _ack_in(buf, seg, ack, r)        before the ACK is processed (acknowledgements above)
+      _acked()                         SND.UNA advanced
+      _wnd_in(ack, r)                  the peer's window was updated (snd_wnd)
+      _data_in(buf, mv, seg, seq, s, n, r, now) -> n   place payload buf[s:s+n] (seq);
+                                       the bytes accepted (a prefix), 0: dropped
+      _data_done(seq, n, adv, now)     after placing (adv: RCV.NXT advance, 0: out of order)
+      _dup_in(buf, r)                  a segment whose data we already have
+      _old_data_in(buf, seg)           an old (duplicate) segment outside the window
+      _data_fin_in(buf)                no data, but `r` has bit 2
+      _fin_in(now)                     the peer's FIN, in order (before the state moves)
+      _rst_in(buf, seg) -> fatal       an acceptable RST: its options (True: fatal)
+      _closed_above() -> bool          both streams above ended: a late RST is no error
+      _reset_in(fatal)                 a RST that is an error (counted; not yet closed)
+      _input_done()                    end of every segment in a synchronized state
+      _rebased_snd(by), _rebased_rcv(by)   a sequence space dropped by `by`
+    timers:
+      _gave_up(now) -> bool            RTO limit reached (True: handled, nothing more)
+      _rto_in(now) -> bool             an RTO (True: no go-back-N this time)
+      _app_closed() -> bool            the application closed (FIN-WAIT-2 timeout applies)
+      _closed()                        the endpoint went to CLOSED
+    output:
+      _unwanted() -> bool              SYN-SENT: give up the attempt silently
+      _ctl_out(now, buf) -> len        a control segment first (> 0: sent, < 0: nothing)
+      _dsn_gone(dsn, now) -> bool      a retransmission's data is gone (the subflow is)
+      _new_data(now, nxt) -> n         new payload at nxt (stream position in tx_dsn)
+      _close_out(now, buf, nxt, fin_ok) -> len   FIN (-1: send it) or a closing segment
+      _syn_opts(buf, o) -> o           options of our SYN or SYN/ACK after TCP's
+      _seg_opts(buf, o, seq, n, flags, dsn, now) -> o   options after TCP's and the
+                                       payload (n bytes of stream position dsn); may set
+                                       tx_psum (payload sum) and tx_again (ACK again)
+      _sent(seq, n, dsn) -> flags      after a data segment is accounted: T.PSH or 0
+      _rst_out(buf, o) -> o            options of our RST
+      _rcv_window() -> bytes           the receive window to advertise
+      _opt_room(seq) -> bytes          option bytes a data segment at seq carries
+    """
+
+    def __init__(self, stack, ifindex, laddr, raddr, lport, rport, iss, mss, client):
         self.stack = stack
         self.ctr = stack.counters.v
         self.ifindex = ifindex
@@ -79,7 +120,7 @@ class Subflow:
         self.irs_l = 0
         # rebasing (see _rebase_snd/_rebase_rcv) keeps relative sequence numbers below
         # 2**29; what it took off, as the high half (a multiple of 2**16), is added back
-        # to the relative SSN written in / read from a DSS
+        # to a relative sequence number written in / read from an option (DSS SSN)
         self.soff_h = 0
         self.roff_h = 0
         self.hdr = None                       # header template (built by _template)
@@ -97,17 +138,15 @@ class Subflow:
         self.rcv_nxt = 0
         self.rcv_adv = 0           # subflow right edge last advertised (relative seq)
         self.rcv_wup = 0           # rcv_nxt when we last sent a window (Linux's rcv_wup)
+        self.adv_wnd = 0           # the window (bytes) last advertised
         self.oow_time = -1         # when we last answered an out-of-window pure ACK
-        self.adv_data = 0          # data-level right edge last advertised (relative DSN)
         self.syn_sent = False
         self.fin_sent = False
         self.fin_seq = -1
         self.fin_acked = False
         self.fin_rcvd = False
         # timers (-1 = off)
-        self.rto = RTO_INIT
-        self.srtt = -1
-        self.rttvar = 0
+        self.rtt = RttEstimator()
         self.rto_deadline = -1
         self.tries = 0
         self.rtt_seq = -1
@@ -123,24 +162,23 @@ class Subflow:
         self.rexmit_at = 0
         self.rx_hi = 0             # end of what this recovery has retransmitted
         self.rst_pending = False
-        self.fastclose = False
+        self.blocked = False       # its link's transmit queue is full (Stack.set_blocked)
         self.cc = NewReno(DEFAULT_MSS)
         self.last_wnd = -1
-        # stats (Subflow API)
+        # stats
         self.tx_mib = 0            # bytes sent/received = mib * MIB + b (see bytes_tx)
         self.tx_b = 0
         self.rx_mib = 0
         self.rx_b = 0
         self.retrans = 0
-        self.rtt_ms = 0
-        # current receive mapping (relative): used for segments without a DSS
-        self.map_ssn = 0
-        self.map_dsn = 0
-        self.map_len = 0
-        self.ooo = None            # subflow-level out-of-order tracking (set by stack)
-        # ends of the segments in flight: a retransmission re-sends exactly one
-        # of them, so its DSS mapping (and checksum) is the original one
+        self.ooo = None            # out-of-order tracking (an Assembler, set by the stack)
+        # ends of the segments in flight, each with its stream position - seq: a
+        # retransmission re-sends exactly one of them, with the same stream position
         self.sb = Scoreboard(SEG_SLOTS)
+        self.tx_delta = 0          # stream position - seq of the last segment sent
+        self.tx_dsn = 0            # _new_data's stream position
+        self.tx_psum = -1          # _seg_opts: the payload's sum, if it computed it
+        self.tx_again = False      # _seg_opts: more to say on another pure ACK
         self.sack_ok = False       # both SYNs carried SACK_PERM: we send SACK blocks
         self.dupacks_owed = 0      # one immediate ACK per out-of-order segment
         self.ws_ok = False         # the peer's SYN carried a window scale
@@ -150,39 +188,121 @@ class Subflow:
         self.ts_h = 0              # our TS clock (ms, 32 bits) as 16-bit halves ...
         self.ts_l = 0
         self.ts_now = 0            # ... at this tick
-        # multipath
-        self.tx_delta = 0          # DSN - seq of the last segment sent (mapping of new data)
-        self.released = False      # its data was reinjected: it no longer holds the send ring
-        self.stale = False         # STALE_RTOS RTOs without progress
-        self.link_up = True
-        self.blocked = False       # its link's transmit queue is full (Stack.set_blocked)
-        self.join = False          # an MP_JOIN subflow (not the MP_CAPABLE one)
-        self.join_acked = True     # MP_JOIN initiator: the third ACK was acknowledged
-        self.addr_id = 0           # our address id on this subflow
-        self.peer_addr_id = 0
-        self.backup = False        # we asked the peer to use it as backup (B flag)
-        self.peer_backup = False   # the peer asked us to (its B flag / MP_PRIO)
-        self.lnonce = None
-        self.rnonce = None
-        self.jhmac = None          # MP_JOIN HMAC this side sends (SYN/ACK: 8, third ACK: 20)
-        self.rst_reason = -1       # MP_TCPRST reason on our next RST (-1: none)
-        self.sub_close = False     # close this subflow alone (FIN) when its data is out
-        self.prio_tx = False       # send MP_PRIO with our backup flag on the next pure ACK
+
+    # ------------------------------------------------------------ upcalls (the subclass's)
+    def _opts_in(self, buf, seg, now):
+        raise NotImplementedError
+
+    def _third_ack(self, buf, seg, r):
+        raise NotImplementedError
+
+    def _synack_in(self, buf, seg, now):
+        raise NotImplementedError
+
+    def _handshake_done(self, now):
+        raise NotImplementedError
+
+    def _ack_in(self, buf, seg, ack, r):
+        raise NotImplementedError
+
+    def _acked(self):
+        raise NotImplementedError
+
+    def _wnd_in(self, ack, r):
+        raise NotImplementedError
+
+    def _data_in(self, buf, mv, seg, seq, s, n, r, now):
+        raise NotImplementedError
+
+    def _data_done(self, seq, n, adv, now):
+        raise NotImplementedError
+
+    def _dup_in(self, buf, r):
+        raise NotImplementedError
+
+    def _old_data_in(self, buf, seg):
+        raise NotImplementedError
+
+    def _data_fin_in(self, buf):
+        raise NotImplementedError
+
+    def _fin_in(self, now):
+        raise NotImplementedError
+
+    def _rst_in(self, buf, seg):
+        raise NotImplementedError
+
+    def _closed_above(self):
+        raise NotImplementedError
+
+    def _reset_in(self, fatal):
+        raise NotImplementedError
+
+    def _input_done(self):
+        raise NotImplementedError
+
+    def _rebased_snd(self, by):
+        raise NotImplementedError
+
+    def _rebased_rcv(self, by):
+        raise NotImplementedError
+
+    def _gave_up(self, now):
+        raise NotImplementedError
+
+    def _rto_in(self, now):
+        raise NotImplementedError
+
+    def _app_closed(self):
+        raise NotImplementedError
+
+    def _closed(self):
+        raise NotImplementedError
+
+    def _unwanted(self):
+        raise NotImplementedError
+
+    def _ctl_out(self, now, buf):
+        raise NotImplementedError
+
+    def _dsn_gone(self, dsn, now):
+        raise NotImplementedError
+
+    def _new_data(self, now, nxt):
+        raise NotImplementedError
+
+    def _close_out(self, now, buf, nxt, fin_ok):
+        raise NotImplementedError
+
+    def _syn_opts(self, buf, o):
+        raise NotImplementedError
+
+    def _seg_opts(self, buf, o, seq, n, flags, dsn, now):
+        raise NotImplementedError
+
+    def _sent(self, seq, n, dsn):
+        raise NotImplementedError
+
+    def _rst_out(self, buf, o):
+        raise NotImplementedError
+
+    def _rcv_window(self):
+        raise NotImplementedError
 
     # ------------------------------------------------------------ helpers
-    @property
+    # (methods, not properties: on MicroPython a property anywhere in the class hierarchy
+    # makes every attribute store look through the classes, a third more per segment)
     def bytes_tx(self):
         """Payload bytes sent (retransmissions included); may be a big int: not for the data path."""
         return self.tx_mib * MIB + self.tx_b
 
-    @property
     def bytes_rx(self):
         return self.rx_mib * MIB + self.rx_b
 
     def _rebase_snd(self, by):
-        """Our sequence space (this subflow's and the connection's data-level send side,
-        which moves with it) drops by `by` (a multiple of 2**16; negative in tests to jump
-        ahead). Wire values do not change."""
+        """Our sequence space (and the stream above it, which moves with it) drops by
+        `by` (a multiple of 2**16; negative in tests to jump ahead). Wire values do not
+        change."""
         h = by >> 16
         self.iss_h = (self.iss_h + h) & 0xFFFF
         self.soff_h = (self.soff_h + h) & 0xFFFF
@@ -201,25 +321,17 @@ class Subflow:
         self.sb.rebase(by)
         self.cc.rebase(by)
         self.tx_delta += by
-        c = self.conn
-        if c.inf_seq >= 0 and c.sf is self:
-            x = c.inf_seq - by
-            c.inf_seq = x if x >= 0 else -1
+        self._rebased_snd(by)
 
     def _rebase_rcv(self, by):
-        """The peer's sequence space on this subflow drops by `by` (see _rebase_snd)."""
+        """The peer's sequence space drops by `by` (see _rebase_snd)."""
         h = by >> 16
         self.irs_h = (self.irs_h + h) & 0xFFFF
         self.roff_h = (self.roff_h + h) & 0xFFFF
         self.rcv_nxt -= by
         self.rcv_adv -= by
         self.rcv_wup -= by
-        x = self.map_ssn - by
-        if x < 0:
-            self.map_len = 0                    # a mapping that far behind is stale
-            x = 0
-        self.map_ssn = x
-        self.conn.rebase_sf_rcv(self, by)
+        self._rebased_rcv(by)
 
     def set_irs(self, v):
         self.irs = v
@@ -249,50 +361,9 @@ class Subflow:
             self.tsr_l = seg.tsv_l
         self.snd_wnd = seg.window
         self.snd_right = 1 + seg.window
-        if not self.join:
-            self.conn.wnd_end = 1 + seg.window
 
     def state_name(self):
         return STATE_NAMES[self.state]
-
-    # ------------------------------------------------------------ multipath
-    def hold(self):
-        """DSN of the oldest byte this subflow may still retransmit, -1 if none."""
-        if self.released or self.state == CLOSED or self.snd_una >= self.snd_max \
-                or self.sb.n == 0:
-            return -1           # (no data in flight: a SYN or a FIN holds nothing)
-        return self.snd_una + self.sb.delta_at(self.snd_una, self.tx_delta)
-
-    def can_carry(self):
-        """Established, joined, on a live link: the scheduler may give it data."""
-        st = self.state
-        return (st == ESTABLISHED or st == CLOSE_WAIT) and self.join_acked and self.link_up \
-            and not self.rst_pending and not self.fin_sent
-
-    def has_room(self):
-        """Congestion window (with limited transmit) and scoreboard have room for a new
-        segment. (The send window is the connection's, the same for every subflow.)"""
-        return self.snd_max - self.snd_una < self.cc.cwnd + self.cc.limited() \
-            and self.sb.n < SEG_SLOTS and not self.blocked
-
-    def lost(self, now, send_rst):
-        """This subflow is gone (link down, reset, too many RTOs); the connection is not:
-        its data goes to the other subflows."""
-        c = self.conn
-        self.ctr[C.RmSubflow] += 1
-        c.reinject(self)
-        self._to_closed()
-        self.rst_pending = send_rst
-        c.subflow_gone(self, now)
-
-    def _join_hmac(self, n):
-        """Our MP_JOIN HMAC (RFC 8684 3.2): HMAC(our key || peer key, our nonce || its nonce)."""
-        c = self.conn
-        return crypto.join_hmac(c.local_key, c.peer_key, self.lnonce, self.rnonce)[:n]
-
-    def _peer_join_hmac(self, n):
-        c = self.conn
-        return crypto.join_hmac(c.peer_key, c.local_key, self.rnonce, self.lnonce)[:n]
 
     def is_closed(self):
         return self.state == CLOSED or self.state == TIME_WAIT
@@ -312,72 +383,20 @@ class Subflow:
         self.ts_l = x & 0xFFFF
         self.ts_h = (self.ts_h + (d >> 16) + (x >> 16)) & 0xFFFF
 
-    def _rtt_sample(self, r):
-        if r < 1:
-            r = 1
-        if self.srtt < 0:
-            self.srtt = r
-            self.rttvar = r >> 1
-        else:
-            d = self.srtt - r
-            if d < 0:
-                d = -d
-            self.rttvar = (3 * self.rttvar + d) >> 2
-            self.srtt = (7 * self.srtt + r) >> 3
-        self.rtt_ms = self.srtt
-        self._set_rto()
-
-    def _set_rto(self):
-        v = 4 * self.rttvar
-        if v < 10:
-            v = 10
-        rto = self.srtt + v
-        if rto < RTO_MIN:
-            rto = RTO_MIN
-        if rto > RTO_MAX:
-            rto = RTO_MAX
-        self.rto = rto
-
-    def window_opened(self, grew):
-        """The app read data: send a window update when it matters (SWS avoidance)."""
-        if self.fin_rcvd or self.state >= TIME_WAIT:
-            return      # the peer has ended its stream: a window update would only draw a RST
-        c = self.conn
-        grow = c.rcv_nxt + c.rcv_window() - self.adv_data
-        if grow >= 2 * self.mss or grow >= (c.rcv.size >> 1):
-            self.ack_now = True
-
-    def abort(self):
-        c = self.conn
-        if self.state == CLOSED:
-            return
-        if c.error is None:
-            c.error = "aborted"
-        if self.state == SYN_SENT and not self.syn_sent:
-            self._to_closed()
-            return
-        self.rst_pending = True
-        self.fastclose = c.mptcp and c.peer_key is not None and self.state >= ESTABLISHED
-
     def _to_closed(self):
         self.state = CLOSED
         self.rto_deadline = -1
         self.ack_deadline = -1
         self.persist_deadline = -1
         self.tw_deadline = -1
-        c = self.conn
-        if c.live() is None:
-            c.dfin_deadline = -1
-            if c.dfin_sent and not c.dfin_acked:
-                c.dfin_sent = False     # the next subflow (break-before-make) sends it again
+        self._closed()
 
     def _reset_by_peer(self, fatal=False):
-        """A RST (fatal: with MP_FASTCLOSE, the whole connection) from the peer."""
-        c = self.conn
+        """A RST (fatal: it ends what lies above too) from the peer."""
         self.ctr[C.TcpInRsts] += 1
         if self.state == TIME_WAIT or (self.fin_rcvd and self.fin_seq >= 0
                                        and self.snd_una >= self.fin_seq) \
-                or (c.mptcp and c.dfin_acked and c.fin_rcvd):
+                or self._closed_above():
             # both streams ended and all our data was acknowledged: the peer may have
             # left TIME-WAIT before our FIN's retransmission (its ACK lost) and answers
             # it with a RST. That ends the subflow, but it is not an error (RFC 1337;
@@ -387,18 +406,7 @@ class Subflow:
             return
         if self.state >= ESTABLISHED:
             self.ctr[C.TcpEstabResets] += 1
-        if not fatal and (self.join or (c.mptcp and c.peer_key is not None
-                                        and self.state >= ESTABLISHED and c.error is None)):
-            # a subflow reset: as Linux, the connection goes on (other subflows, or a
-            # new one within close_timeout); MP_FASTCLOSE ends it (_parse_mp)
-            self.lost(self.stack.now, False)
-            return
-        if c.error is None:
-            c.error = "refused" if self.state == SYN_SENT else "reset"
-        self._to_closed()
-        for sf in c.subflows:
-            if sf is not self and sf.state != CLOSED:
-                sf.rst_pending = True
+        self._reset_in(fatal)
 
     # ------------------------------------------------------------ timers
     def next_deadline(self, now):
@@ -428,43 +436,28 @@ class Subflow:
         self.rto_deadline = -1
         self.tries += 1
         limit = SYN_RETRIES if self.state <= SYN_RCVD else MAX_RETRIES
-        c = self.conn
         if self.tries > limit:
             if self.state == SYN_SENT:
                 self.ctr[C.TcpAttemptFails] += 1
-            if self.join or (c.mptcp and c.peer_key is not None and self.state >= ESTABLISHED
-                             and c.error is None):
-                self.lost(now, self.state != SYN_SENT)
+            if self._gave_up(now):
                 return
-            if c.error is None:
-                c.error = "timeout"
             if self.state == SYN_SENT:
                 self._to_closed()
             else:
                 self.rst_pending = True
             return
         self.ctr[C.TcpRTOs] += 1
-        if self.state == ESTABLISHED and c.mptcp and len(c.subflows) > 1:
-            # a silent failure: the others take its data now, not after more backoff
-            if not self.released and self.snd_max > self.snd_una and c.usable_other(self):
-                c.reinject(self)
-            if self.tries >= STALE_RTOS and not self.stale:
-                self.stale = True
-                self.ctr[C.SubflowStale] += 1
         if self.snd_wnd == 0 and self.state > SYN_RCVD and self.persist_backoff:
             # an unanswered zero-window probe: the persist backoff grows (RFC 1122
             # 4.2.2.17, Linux's icsk_backoff), the RTO itself has no new information
             if self.persist_backoff < 6:
                 self.persist_backoff += 1
         else:
-            self.rto = self.rto * 2
-            if self.rto > RTO_MAX:
-                self.rto = RTO_MAX
+            self.rtt.backoff()
         if self.state <= SYN_RCVD:
             self.syn_sent = False
             return
-        if not self.join_acked:
-            self.ack_now = True         # resend the MP_JOIN third ACK (RFC 8684 3.2)
+        if self._rto_in(now):
             return
         flight = self.snd_max - self.snd_una
         self.cc.on_rto(flight, self.snd_max)
@@ -475,9 +468,19 @@ class Subflow:
         if self.fin_sent and self.snd_una <= self.fin_seq:
             self.fin_sent = False
 
+    def _arm_persist(self, now):
+        """Nothing may be sent and nothing is in flight: probe the window later."""
+        b = self.persist_backoff
+        t = self.rtt.rto << b
+        if t > RTO_MAX:
+            t = RTO_MAX
+        self.persist_deadline = tadd(now, t)
+        if b < 6:
+            self.persist_backoff = b + 1
+
     # ------------------------------------------------------------ input
     def input(self, buf, mv, seg, now):
-        """Process one validated segment addressed to this subflow."""
+        """Process one validated segment addressed to this endpoint."""
         st = self.state
         flags = seg.flags
         if st == CLOSED:
@@ -486,7 +489,6 @@ class Subflow:
             self._input_syn_sent(buf, seg, now)
             return
         ctr = self.ctr
-        c = self.conn
         # relative seq nearest rcv_nxt, from 16-bit halves (no big ints on 32-bit boards)
         seq = T.rel32(seg.seq_h, seg.seq_l, self.irs_h, self.irs_l, self.rcv_nxt)
         dlen = seg.data_len
@@ -509,8 +511,8 @@ class Subflow:
                 return
             if seq + slen < self.rcv_wup:
                 ctr[C.TcpInOldSegs] += 1
-                if c.mptcp and dlen > 0 and seg.mp_n:
-                    self._infinite_map_in(buf, seg)     # it may carry the infinite mapping
+                if dlen > 0:
+                    self._old_data_in(buf, seg)
             else:
                 ctr[C.TcpInErrsOutOfWindow] += 1
             self._oow_ack(now, dlen)
@@ -520,7 +522,7 @@ class Subflow:
         # 2. RST (RFC 5961 3.2)
         if flags & T.RST:
             if seq == self.rcv_nxt:
-                self._reset_by_peer(self._rst_opts(buf, seg))
+                self._reset_by_peer(self._rst_in(buf, seg))
             else:
                 self.stack.challenge_ack(self, now)
             return
@@ -530,8 +532,8 @@ class Subflow:
             return
         if not (flags & T.ACK):
             return
-        # 4. the ACK field is validated before any option acts (an MP_FASTCLOSE or
-        #    DATA_ACK on a segment acknowledging unsent data is not believed)
+        # 4. the ACK field is validated before any option acts (an option on a segment
+        #    acknowledging unsent data is not believed)
         ack = T.rel32(seg.ack_h, seg.ack_l, self.iss_h, self.iss_l, self.snd_una)
         if self.state == SYN_RCVD:
             if ack < 1 or ack > self.snd_max:
@@ -544,78 +546,33 @@ class Subflow:
         if self.ts_ok and seg.ts_present and seq <= self.rcv_nxt:
             self.tsr_h = seg.tsv_h
             self.tsr_l = seg.tsv_l
-        # MPTCP options of interest
-        mo = self.stack.mo
-        have_dss = False
-        have_mpc = False
-        if c.mptcp and seg.mp_n:
-            r = self._parse_mp(buf, seg, mo)     # bits, not a tuple: no allocation
-            have_dss = (r & 1) != 0
-            have_mpc = (r & 2) != 0
-            if c.error is not None and self.state == CLOSED:
-                return
+        r = self._opts_in(buf, seg, now)
+        if r < 0:
+            return
         # SYN_RCVD -> ESTABLISHED
         if self.state == SYN_RCVD:
-            if self.join:
-                if not self._join_third_ack(buf, seg):
-                    return
-            elif c.mptcp:
-                if have_mpc and mo.skey is not None and mo.rkey is not None:
-                    if mo.rkey != c.local_key:
-                        ctr[C.TcpInErrsBadMptcp] += 1
-                    ctr[C.MPCapableACKRX] += 1
-                    self.stack.set_peer_key(c, mo.skey)
-                else:
-                    # the third ACK carries no MP_CAPABLE: plain TCP from now on (through
-                    # fall_back: a checksum negotiated in the SYNs no longer applies)
-                    c.fall_back(0, self.rcv_nxt)
-                    ctr[C.MPCapableFallbackACK] += 1
+            if not self._third_ack(buf, seg, r):
+                return
             self._established(now)
             self.snd_wnd = seg.window << self.snd_wscale
             self.snd_right = ack + self.snd_wnd
-        elif not self.join_acked:
-            self.join_acked = True      # the peer answered our MP_JOIN third ACK
-            if self.snd_max == self.snd_una:
-                self.rto_deadline = -1
-                self.tries = 0
         # 5. ACK processing
-        if c.mptcp and have_dss and (mo.dss_flags & MP.DSS_ACK):
-            self._data_ack(buf, mo)
-        elif c.mptcp and self.client and not have_dss and not have_mpc and not c.dss_seen \
-                and ack > self.snd_una and ack > 1:
-            # our data is acked without any DSS from the peer: options are being
-            # stripped; fall back to plain TCP (RFC 8684 3.7). Only the client: a server
-            # that got the MP_CAPABLE third ACK is fully established (Linux's
-            # check_fully_established) and one stripped ACK must not make it fall back
-            # alone while the client, having seen DATA_ACKs, never does.
-            c.fall_back(self._peer_delta(), self.rcv_nxt)
-            ctr[C.DSSFallback] += 1
-        self._process_ack(seg, ack, dlen, flags, have_dss, now)
+        self._ack_in(buf, seg, ack, r)
+        self._process_ack(seg, ack, dlen, flags, r, now)
         if self.state == CLOSED:
             return
         # 6. data
         if dlen > 0 and ESTABLISHED <= self.state <= FIN_WAIT_2:
-            self._input_data(buf, mv, seg, seq, dlen, have_dss, have_mpc, mo, now)
-        elif c.mptcp and have_dss and (mo.dss_flags & MP.DSS_FIN):
-            self._data_fin_only(buf, mo)
+            self._input_data(buf, mv, seg, seq, dlen, r, now)
+        elif r & 4:
+            self._data_fin_in(buf)
         # 7. FIN
         if flags & T.FIN:
             if seq + dlen == self.rcv_nxt and not self.fin_rcvd:
                 self.fin_rcvd = True
                 self.rcv_nxt += 1
                 self.ack_now = True
-                if not c.mptcp or not c.established:
-                    c.fin_rcvd = True
-                elif c.peer_fin < 0:
-                    if self._others_live():
-                        # the peer closes this subflow only: its data goes to the others,
-                        # and we close our side of it
-                        c.reinject(self)
-                        self.ctr[C.RmSubflow] += 1
-                        self.sub_close = True
-                    else:
-                        # the only subflow closed without DATA_FIN: nothing more can come
-                        c.fin_rcvd = True
+                self._fin_in(now)
                 st = self.state
                 if st == ESTABLISHED or st == SYN_RCVD:
                     self.state = CLOSE_WAIT
@@ -635,38 +592,7 @@ class Subflow:
             self._rebase_snd(REBASE_BY)
         if self.rcv_nxt >= REBASE_AT:
             self._rebase_rcv(REBASE_BY)
-        if c.rcv_nxt >= REBASE_AT:
-            c.rebase_rcv(REBASE_BY)
-        if c.snd_base >= REBASE_AT:
-            c.rebase_snd(REBASE_BY)
-
-    def _others_live(self):
-        for sf in self.conn.subflows:
-            if sf is not self and not sf.is_closed():
-                return True
-        return False
-
-    def _find_join(self, buf, seg, ln, mo):
-        """Parse the MP_JOIN option of length ln into mo; False if there is none."""
-        for i in range(seg.mp_n):
-            off = seg.mp_off[i]
-            if seg.mp_len[i] == ln and buf[off + 2] >> 4 == MP.MP_JOIN:
-                return MP.parse(buf, off, ln, mo) == 0
-        return False
-
-    def _join_third_ack(self, buf, seg):
-        """Passive MP_JOIN: the third ACK must carry the initiator's 160-bit HMAC."""
-        mo = self.stack.mo2
-        if not self._find_join(buf, seg, 24, mo) or mo.hmac != self._peer_join_hmac(20):
-            self.ctr[C.MPJoinAckHMacFailure] += 1
-            self.rst_reason = MP.RST_MPTCP
-            self.rst_pending = True
-            self._to_closed()
-            return False
-        self.ctr[C.MPJoinAckRx] += 1
-        self.ack_now = True             # the fourth ACK: the initiator may send data
-        self.conn.subflow_up(self)
-        return True
+        self._input_done()
 
     def _oow_ack(self, now, dlen):
         """Answer an unacceptable segment or an ACK of unsent data with an ACK (RFC 9293),
@@ -682,166 +608,7 @@ class Subflow:
         self.oow_time = now
         self.ack_now = True
 
-    def _infinite_map_in(self, buf, seg):
-        """An old (duplicate) data segment may carry the peer's infinite mapping (RFC 8684
-        3.7): the sender fell back when it sent it, so the receiver must follow even
-        though the data itself is not needed."""
-        mo = self.stack.mo2
-        for i in range(seg.mp_n):
-            off = seg.mp_off[i]
-            if seg.mp_len[i] >= 4 and buf[off + 2] >> 4 == MP.DSS:
-                if MP.parse_dss_fast(buf, off, seg.mp_len[i], mo) == 0:
-                    self._check_infinite(buf, mo)
-                return
-
-    def _peer_ssn(self, mo):
-        """The relative subflow sequence number of the mapping in `mo` (a parsed DSS)."""
-        return T.rel32(mo.ssn_h, mo.ssn_l, self.roff_h, 0, self.rcv_nxt)
-
-    def _peer_dsn(self, buf, mo):
-        """The relative DSN of the mapping in `mo`: 8-byte from the packet, 4-byte from its
-        halves, both against the peer's IDSN base (small ints only)."""
-        c = self.conn
-        if mo.dsn8:
-            return MP.get_rel64(buf, mo.dsn_off, c.pidsn4)
-        return T.rel32(mo.dsn_h, mo.dsn_l, c.pidsn4[2], c.pidsn4[3], c.rcv_nxt)
-
-    def _check_infinite(self, buf, mo):
-        """Fall back if `mo` (a parsed DSS) is an infinite mapping (RFC 8684 3.7)."""
-        c = self.conn
-        if not c.mptcp or not (mo.dss_flags & MP.DSS_MAP) or mo.dll != 0:
-            return
-        self.ctr[C.InfiniteMapRx] += 1
-        if not c.allow_fallback:
-            self._broken()              # a subflow joined once: no fallback (RFC 8684 3.7)
-            return
-        c.fall_back(self._peer_dsn(buf, mo) - self._peer_ssn(mo), self.rcv_nxt)
-
-    def _broken(self):
-        """The subflow's mapping is broken and the connection may not fall back: reset this
-        subflow (MP_TCPRST); its data goes to the others (Linux's MAPPING_INVALID)."""
-        self.rst_reason = MP.RST_MPTCP
-        self.lost(self.stack.now, True)
-
-    def _rst_opts(self, buf, seg):
-        """Count the MPTCP options of a RST; True if it carries MP_FASTCLOSE with our key
-        (the connection ends, not only this subflow)."""
-        mo = self.stack.mo2
-        fatal = False
-        for i in range(seg.mp_n):
-            if MP.parse(buf, seg.mp_off[i], seg.mp_len[i], mo) == 0:
-                if mo.subtype == MP.MP_FASTCLOSE:
-                    self.ctr[C.MPFastcloseRx] += 1
-                    fatal = mo.rkey == self.conn.local_key
-                elif mo.subtype == MP.MP_TCPRST:
-                    self.ctr[C.MPRstRx] += 1
-        return fatal
-
-    def _parse_mp(self, buf, seg, mo):
-        """Parse the MPTCP options; DSS / MP_CAPABLE land in `mo`.
-        Returns bit 0: a DSS was found, bit 1: an MP_CAPABLE with keys."""
-        have_dss = False
-        have_mpc = False
-        for i in range(seg.mp_n):
-            off = seg.mp_off[i]
-            ln = seg.mp_len[i]
-            if ln < 3:
-                continue
-            st = buf[off + 2] >> 4
-            if st == MP.DSS or st == MP.MP_CAPABLE:
-                if have_dss or have_mpc:
-                    continue
-                if st == MP.DSS:
-                    err = MP.parse_dss_fast(buf, off, ln, mo)
-                else:
-                    err = MP.parse(buf, off, ln, mo)
-                if err != 0:
-                    self.ctr[C.TcpInErrsBadMptcp] += 1
-                    continue
-                if st == MP.DSS:
-                    have_dss = True
-                elif ln >= 20:
-                    have_mpc = True
-            elif st == MP.MP_FASTCLOSE:
-                mo2 = self.stack.mo2
-                if MP.parse(buf, off, ln, mo2) == 0 and mo2.rkey == self.conn.local_key:
-                    self.ctr[C.MPFastcloseRx] += 1
-                    self._reset_by_peer(True)
-                    self.rst_pending = True     # answer with a RST (RFC 8684 3.5)
-                    self.fastclose = False
-                    return 0
-            elif st == MP.ADD_ADDR or st == MP.REMOVE_ADDR or st == MP.MP_PRIO:
-                mo2 = self.stack.mo2
-                if MP.parse(buf, off, ln, mo2) != 0:
-                    self.ctr[C.TcpInErrsBadMptcp] += 1
-                elif st == MP.ADD_ADDR:
-                    self._add_addr_in(mo2)
-                elif st == MP.REMOVE_ADDR:
-                    self._rm_addr_in(mo2)
-                else:
-                    self.ctr[C.MPPrioRx] += 1
-                    self.peer_backup = mo2.backup
-            elif st == MP.MP_FAIL:
-                if ln != 12:            # RFC 8684 3.7: kind, len 12, subtype, DSN 64
-                    self.ctr[C.TcpInErrsBadMptcp] += 1
-                    continue
-                self.ctr[C.MPFailRx] += 1
-                self.conn.on_mp_fail()
-        return (1 if have_dss else 0) | (2 if have_mpc else 0)
-
-    def _add_addr_in(self, mo):
-        """The peer announces an address (or echoes ours): HMAC checked (RFC 8684 3.4.1),
-        remembered, echoed, and joined by the path manager."""
-        c = self.conn
-        ctr = self.ctr
-        if mo.echo:
-            ctr[C.EchoAdd] += 1
-            c.addrs.echoed(mo.addr_id)
-            return
-        if mo.ipver != 4 or c.peer_key is None or \
-                mo.hmac != crypto.add_addr_hmac(c.peer_key, c.local_key, mo.addr_id, mo.addr, mo.port):
-            ctr[C.AddAddrDrop] += 1
-            return
-        if c.addrs.add_remote(mo.addr_id, mo.addr, mo.port) < 0:
-            ctr[C.AddAddrDrop] += 1
-            return
-        ctr[C.AddAddr] += 1
-        self.ack_now = True                 # the echo
-        self.stack.pm.addr_added(c, self.stack.now)
-
-    def _rm_addr_in(self, mo):
-        """The peer withdraws addresses: their subflows close, their data goes elsewhere."""
-        c = self.conn
-        now = self.stack.now
-        ids = mo.ids
-        for k in range(len(ids)):
-            self.ctr[C.RmAddr] += 1
-            c.addrs.remove_remote(ids[k])
-            for sf in c.subflows:
-                if sf.peer_addr_id == ids[k] and sf.state != CLOSED and sf.join:
-                    sf.lost(now, True)
-
-    def set_backup(self, flag):
-        """Our B flag for this subflow changes: MP_PRIO tells the peer (RFC 8684 3.3.8)."""
-        if self.backup != flag:
-            self.backup = flag
-            self.prio_tx = True
-            self.ack_now = True
-
-    def _data_ack(self, buf, mo):
-        c = self.conn
-        if mo.data_ack8:
-            rel = MP.get_rel64(buf, mo.data_ack_off, c.lidsn4)
-        else:
-            rel = T.rel32(mo.data_ack_h, mo.data_ack_l, c.lidsn4[2], c.lidsn4[3], c.data_ack)
-        if not c.confirmed:
-            c.confirmed = True
-            self.stack.pm.confirmed(c, self.stack.now)
-        c.dss_seen = True
-        c.on_data_ack(rel, self.snd_una)
-
-    def _process_ack(self, seg, ack, dlen, flags, have_dss, now):
-        c = self.conn
+    def _process_ack(self, seg, ack, dlen, flags, r, now):
         ctr = self.ctr
         una = self.snd_una
         if ack > una:
@@ -856,24 +623,21 @@ class Subflow:
                 d = (now - self.ts_now) & TMASK
                 x = self.ts_l + (d & 0xFFFF) - seg.tse_l
                 if ((self.ts_h + (d >> 16) - seg.tse_h + (x >> 16)) & 0xFFFF) == 0:
-                    r = x & 0xFFFF
-                    if r < RTO_MAX:
-                        self._rtt_sample(r)
+                    x &= 0xFFFF
+                    if x < RTO_MAX:
+                        self.rtt.sample(x)
                 self.rtt_seq = -1
             elif self.rtt_seq >= 0 and ack >= self.rtt_seq:
-                self._rtt_sample((now - self.rtt_time) & TMASK)
+                self.rtt.sample((now - self.rtt_time) & TMASK)
                 self.rtt_seq = -1
             self.tries = 0
-            if self.stale:
-                self.stale = False
-                ctr[C.SubflowRecover] += 1
             # (the RTO is recomputed only from an RTT sample: Karn keeps the backoff)
             if self.snd_una >= self.snd_max:
                 self.rto_deadline = -1
             else:
-                self.rto_deadline = tadd(now, self.rto)
+                self.rto_deadline = tadd(now, self.rtt.rto)
             flight = self.snd_max - self.snd_una
-            c.release()
+            self._acked()
             self.sb.pop(self.snd_una)
             if seg.sack_n and self.sb.n:
                 # the scoreboard is updated by every ACK carrying SACK blocks (RFC 6675 5),
@@ -891,7 +655,7 @@ class Subflow:
             if self.fin_acked:
                 if st == FIN_WAIT_1:
                     self.state = FIN_WAIT_2
-                    if c.app_closed:    # like tcp_fin_timeout: only for a closed socket,
+                    if self._app_closed():    # like tcp_fin_timeout: only for a closed socket,
                         self.tw_deadline = tadd(now, FIN_WAIT_2_MS)   # not a half-close
                 elif st == CLOSING:
                     self._time_wait(now)
@@ -928,24 +692,16 @@ class Subflow:
         if ack >= una:
             self.snd_wnd = seg.window << self.snd_wscale
             self.snd_right = ack + self.snd_wnd
-            if c.mptcp and have_dss:
-                c.wnd_end = c.data_ack + self.snd_wnd   # MPTCP: relative to DATA_ACK
-            elif not self.join:
-                c.wnd_end = ack + self.sb.delta_at(ack, self.tx_delta) + self.snd_wnd
+            self._wnd_in(ack, r)
             if self.snd_wnd > 0:
                 self.persist_deadline = -1
 
     def _established(self, now):
-        c = self.conn
         self.state = ESTABLISHED
-        if self.srtt < 0:
-            self.rto = RTO_FALLBACK     # no RTT sample from the handshake (RFC 6298 5.7)
+        self.rtt.fallback()             # no RTT sample from the handshake (RFC 6298 5.7)
         self.tries = 0
         self.rto_deadline = -1
-        if not c.established:
-            c.established = True
-            if not self.client:
-                self.stack.conn_ready(c)
+        self._handshake_done(now)
 
     def _time_wait(self, now):
         self.state = TIME_WAIT
@@ -955,8 +711,6 @@ class Subflow:
 
     def _input_syn_sent(self, buf, seg, now):
         flags = seg.flags
-        c = self.conn
-        ctr = self.ctr
         if flags & T.ACK:
             if ((seg.ack - self.iss) & 0xFFFFFFFF) != 1:
                 if not (flags & T.RST):
@@ -973,60 +727,21 @@ class Subflow:
         if self.snd_nxt < 1:
             self.snd_nxt = 1
         if self.rtt_seq >= 0:
-            self._rtt_sample((now - self.rtt_time) & TMASK)
+            self.rtt.sample((now - self.rtt_time) & TMASK)
             self.rtt_seq = -1
-        if self.join:
-            mo = self.stack.mo
-            ok = self._find_join(buf, seg, 16, mo)
-            if ok:
-                self.rnonce = mo.nonce
-                ok = mo.hmac == self._peer_join_hmac(8)
-                if not ok:
-                    ctr[C.MPJoinSynAckHMacFailure] += 1
-            if not ok:
-                # no MP_JOIN or a wrong HMAC: this subflow cannot be (RFC 8684 3.2)
-                self.rst_reason = MP.RST_MPTCP
-                self.lost(now, True)
-                return
-            ctr[C.MPJoinSynAckRx] += 1
-            self.peer_addr_id = mo.addr_id
-            self.peer_backup = mo.backup
-            self.jhmac = self._join_hmac(20)
-            self.join_acked = False
-            self._established(now)
-            self.ack_now = True
-            c.subflow_up(self)
+        if not self._synack_in(buf, seg, now):
             return
-        if c.mptcp:
-            mo = self.stack.mo
-            got = False
-            for i in range(seg.mp_n):
-                off = seg.mp_off[i]
-                if seg.mp_len[i] == 12 and buf[off + 2] >> 4 == MP.MP_CAPABLE:
-                    if MP.parse(buf, off, 12, mo) == 0 and mo.version == 1 and (mo.flags & MP.CAP_H):
-                        got = True
-                    break
-            if got:
-                ctr[C.MPCapableSYNACKRX] += 1
-                self.stack.set_peer_key(c, mo.skey)
-                c.csum = c.want_csum or (mo.flags & MP.CAP_A) != 0
-            else:
-                c.mptcp = False
-                ctr[C.MPCapableFallbackSYNACK] += 1
         self._established(now)
         self.ack_now = True
 
-    def _input_data(self, buf, mv, seg, seq, dlen, have_dss, have_mpc, mo, now):
-        c = self.conn
-        ctr = self.ctr
+    def _input_data(self, buf, mv, seg, seq, dlen, r, now):
         s = seg.data_off
-        # trim what we already have at the subflow level
+        # trim what we already have
         if seq < self.rcv_nxt:
             k = self.rcv_nxt - seq
             if k >= dlen:
                 self.ack_now = True
-                if have_dss:
-                    self._check_infinite(buf, mo)   # a duplicate may bring the fallback
+                self._dup_in(buf, r)
                 return
             s += k
             seq += k
@@ -1037,125 +752,22 @@ class Subflow:
             if dlen <= 0:
                 self.ack_now = True
                 return
-        # find the mapping of this data (relative ssn -> relative dsn)
-        if c.mptcp:
-            m_ssn = 0
-            m_dsn = 0
-            m_len = 0
-            m_dll = 0
-            m_csum = 0
-            fin = False
-            if have_mpc:
-                if c.peer_key is None and mo.skey is not None:
-                    self.stack.set_peer_key(c, mo.skey)
-                if mo.dll is not None:
-                    m_ssn = 1
-                    m_dsn = 1
-                    m_len = mo.dll
-                    m_dll = mo.dll
-                    m_csum = mo.csum if mo.csum is not None else 0
-                    have_dss = True
-                if not c.confirmed and not self.client:
-                    c.confirmed = True
-            elif have_dss and (mo.dss_flags & MP.DSS_MAP):
-                m_ssn = self._peer_ssn(mo)
-                m_dsn = self._peer_dsn(buf, mo)
-                m_dll = mo.dll
-                m_len = mo.dll
-                m_csum = mo.csum if mo.csum is not None else 0
-                if mo.dss_flags & MP.DSS_FIN:
-                    fin = True
-                    m_len -= 1
-                if m_dll == 0:
-                    self._check_infinite(buf, mo)
-                    if self.state == CLOSED:
-                        return          # (reset: no fallback after a join)
-            else:
-                have_dss = False
-            if c.mptcp:
-                if have_dss:
-                    if c.csum and mo.csum is None and not have_mpc:
-                        ctr[C.DataCsumErr] += 1
-                        return
-                    if seq < m_ssn or seq + dlen > m_ssn + m_len:
-                        ctr[C.DSSNotMatching] += 1
-                        return
-                    c.peer_map_seen = True
-                    self.map_ssn = m_ssn
-                    self.map_dsn = m_dsn
-                    self.map_len = m_len
-                    if fin:
-                        c.peer_fin = m_dsn + m_len
-                    if c.csum and not c.add_pending_map(self, m_ssn, m_dsn, m_len, m_dll, m_csum,
-                                                       m_ssn <= self.rcv_nxt):
-                        ctr[C.TcpOFODrop] += 1
-                        return
-                elif not c.peer_map_seen:
-                    # first data without a mapping: fall back (RFC 8684 3.7)
-                    c.fall_back(0, self.rcv_nxt)
-                    ctr[C.DSSFallback] += 1
-                elif self.map_ssn <= seq and seq + dlen <= self.map_ssn + self.map_len:
-                    m_ssn = self.map_ssn
-                    m_dsn = self.map_dsn
-                elif seq == self.rcv_nxt and not c.allow_fallback:
-                    ctr[C.DSSNoMatchTCP] += 1
-                    self._broken()
-                    return
-                elif seq == self.rcv_nxt:
-                    # in-order data outside every mapping: the peer fell back (e.g. its
-                    # data was acked without a DATA_ACK, RFC 8684 3.7). As Linux on a
-                    # single subflow (MAPPING_INVALID -> fallback), follow it: the data
-                    # continues the data stream where it stands
-                    ctr[C.DSSNoMatchTCP] += 1
-                    ctr[C.DSSFallback] += 1
-                    c.fall_back(0, seq)
-                    c.map_delta = c.rcv_nxt - seq
-                else:
-                    ctr[C.DSSNoMatchTCP] += 1   # out of order: wait until it is in order
-                    return
-        if c.mptcp:
-            dsn = m_dsn + (seq - m_ssn)
-        else:
-            dsn = seq + c.map_delta
-        if c.app_closed and dsn + dlen > c.rcv_nxt:
-            # new data after close(): nobody will read it; reset as Linux does (tcp_reset
-            # on data after RCV_SHUTDOWN) rather than let the peer believe it was delivered.
-            # (Data the connection already has, reinjected on a new subflow, is no news.)
-            self.abort()
-            return
-        # the receive ring bounds the data level (window relative to DATA_ACK)
-        lim = c.rcv_read + c.rcv.size - dsn
-        if dlen > lim:
-            dlen = lim
-            if dlen <= 0:
-                self.ack_now = True
-                return
-        # subflow-level in-order tracking
-        off = seq - self.rcv_nxt
-        if off > 0 and not self.ooo.can_add(off, dlen):
-            ctr[C.TcpOFODrop] += 1
-            self.ack_now = True
-            return
-        if not c.place(dsn, mv, s, dlen):
-            self.ack_now = True
+        dlen = self._data_in(buf, mv, seg, seq, s, dlen, r, now)
+        if dlen <= 0:
             return
         x = self.rx_b + dlen
         if x >= MIB:
             self.rx_mib += 1
             x -= MIB
         self.rx_b = x
-        if off == 0:
-            ooo = self.ooo
+        ooo = self.ooo
+        if seq == self.rcv_nxt:
             if ooo.n:
                 ooo.shift(dlen)
                 adv = dlen + ooo.take_front()
             else:
                 adv = dlen
             self.rcv_nxt += adv
-            if adv > dlen and not c.mptcp:
-                # fallen back: the subflow's out-of-order data (maybe checksummed and
-                # never delivered) becomes data-level data as the hole closes
-                c.deliver(seq + dlen + c.map_delta, adv - dlen)
             if ooo.n or adv > dlen:
                 self.ack_now = True       # a hole was filled: ACK at once
             else:
@@ -1164,30 +776,14 @@ class Subflow:
                     self.ack_now = True
                 elif self.ack_deadline < 0:
                     self.ack_deadline = tadd(now, DELACK_MS)
-            if c.csum and c.mptcp:
-                c.verify_maps(self, self.rcv_nxt, now)
-                if c.fail_tx:
-                    self.ack_now = True
         else:
-            self.ooo.add(off, dlen)
-            ctr[C.TcpOFOQueue] += 1
+            adv = 0
+            ooo.add(seq - self.rcv_nxt, dlen)
+            self.ctr[C.TcpOFOQueue] += 1
             if self.ack_now and self.dupacks_owed < MAX_DUPACKS_OWED:
                 self.dupacks_owed += 1    # one duplicate ACK per segment
             self.ack_now = True
-        if c.peer_fin >= 0:
-            c.check_fin()
-            if c.fin_rcvd:
-                self.ack_now = True
-
-    def _data_fin_only(self, buf, mo):
-        c = self.conn
-        if not (mo.dss_flags & MP.DSS_MAP) or mo.dll != 1:
-            return
-        d = self._peer_dsn(buf, mo)
-        if c.peer_fin < 0 and d >= c.rcv_nxt - 1:
-            c.peer_fin = d
-        c.check_fin()
-        self.ack_now = True
+        self._data_done(seq, dlen, adv, now)
 
     # ------------------------------------------------------------ output
     def output(self, now, buf):
@@ -1199,17 +795,15 @@ class Subflow:
             return self._out_rst(buf)
         if st == CLOSED:
             return 0
-        c = self.conn
-        if st == SYN_SENT and self.join and (c.error is not None or (c.dfin_acked and c.fin_rcvd)):
-            self._to_closed()       # a join still trying when the connection is over: drop it
+        if st == SYN_SENT and self._unwanted():
+            self._to_closed()       # e.g. a join still trying when the connection is over
             return 0
         if st == SYN_SENT or st == SYN_RCVD:
             if not self.syn_sent:
                 return self._out_syn(now, buf)
             if st == SYN_SENT:
                 return 0
-        c = self.conn
-        if st == FIN_WAIT_2 and self.tw_deadline < 0 and c.app_closed:
+        if st == FIN_WAIT_2 and self.tw_deadline < 0 and self._app_closed():
             self.tw_deadline = tadd(now, FIN_WAIT_2_MS)     # closed after the half-close
         if st == TIME_WAIT:
             if self.ack_now:
@@ -1219,19 +813,9 @@ class Subflow:
             if self.ack_now:
                 self.ack_now = False
             return 0
-        if not self.join_acked:
-            # MP_JOIN initiator: only the third ACK until the peer acknowledges it
-            if self.ack_now:
-                if self.rto_deadline < 0:
-                    self.rto_deadline = tadd(now, self.rto)
-                return self._out_seg(now, buf, self.snd_max, 0, T.ACK)
-            return 0
-        if c.fail_tx and c.mptcp and c.established and (c.confirmed or not self.client):
-            return self._out_seg(now, buf, self.snd_max, 0, T.ACK)    # carries MP_FAIL
-        if (self.prio_tx or c.addrs.pending()) and c.mptcp and c.established \
-                and (c.confirmed or not self.client) and self.can_carry():
-            # signalling goes on a pure ACK of its own (data segments have no room for it)
-            return self._out_seg(now, buf, self.snd_max, 0, T.ACK)
+        n = self._ctl_out(now, buf)
+        if n:
+            return n if n > 0 else 0
         # retransmission at snd_una (fast retransmit / partial ACK)
         if self.rexmit:
             self.rexmit = False
@@ -1241,8 +825,8 @@ class Subflow:
             n = self._data_len_at(at)
             if n > 0:
                 dsn = at + self.sb.delta_at(at, self.tx_delta)
-                if dsn < c.snd_base:
-                    return self._give_up(now, buf)
+                if self._dsn_gone(dsn, now):
+                    return self._out_rst(buf)
                 self.retrans += 1
                 self.ctr[C.TcpRetransSegs] += 1
                 if at + n > self.rx_hi:
@@ -1257,7 +841,7 @@ class Subflow:
             nxt = self.sb.skip_sacked(nxt, self.snd_una)
             self.snd_nxt = nxt
         if nxt < self.snd_max:
-            # go-back-N after an RTO: the original segments with their mappings
+            # go-back-N after an RTO: the original segments with their stream positions
             n = self._data_len_at(nxt)
             if n > 0:
                 wnd = self.snd_right - nxt
@@ -1266,72 +850,35 @@ class Subflow:
                     wnd = cw
                 if n <= wnd or nxt == self.snd_una:
                     dsn = nxt + self.sb.delta_at(nxt, self.tx_delta)
-                    if dsn < c.snd_base:
-                        return self._give_up(now, buf)
+                    if self._dsn_gone(dsn, now):
+                        return self._out_rst(buf)
                     self.retrans += 1
                     self.ctr[C.TcpRetransSegs] += 1
                     return self._out_seg(now, buf, nxt, n, T.ACK, dsn)
-        elif self.can_carry() and (not c.mptcp or not self.client or c.confirmed
-                                   or self.snd_max <= 1):
-            # new data (an MP_CAPABLE client sends one segment until the peer confirms)
-            avail = c.chunk(self)
-            if avail > 0:
-                dsn = c.ch_dsn
-                if len(c.subflows) == 1 or c.sched is None or c.sched.allows(c, self):
-                    n = self._send_room(nxt, dsn, avail)
-                    if n > 0:
-                        c.took(dsn, n, self)
-                        return self._out_seg(now, buf, nxt, n, T.ACK, dsn)
-                    if self.snd_max == self.snd_una and self.persist_deadline < 0 \
-                            and (self.snd_right <= nxt or c.wnd_end <= dsn):
-                        b = self.persist_backoff
-                        t = self.rto << b
-                        if t > RTO_MAX:
-                            t = RTO_MAX
-                        self.persist_deadline = tadd(now, t)
-                        if b < 6:
-                            self.persist_backoff = b + 1
-        # FIN (fallen back: after the data; MPTCP: when both DATA_FINs are done)
-        if not self.fin_sent and nxt == self.snd_max and st != LAST_ACK \
-                and st != FIN_WAIT_2 and st != CLOSING:
-            if self.sub_close:
-                return self._out_fin(now, buf, nxt)
-            if c.fin_queued and c.all_handed_out() and (not c.mptcp or (c.dfin_acked and c.fin_rcvd)):
-                return self._out_fin(now, buf, nxt)
+        else:
+            n = self._new_data(now, nxt)
+            if n > 0:
+                return self._out_seg(now, buf, nxt, n, T.ACK, self.tx_dsn)
+        # FIN (a FIN rewound by an RTO at fin_seq; a new one when what lies above says)
         if not self.fin_sent and self.fin_seq >= 0 and nxt == self.fin_seq:
             return self._out_fin(now, buf, self.fin_seq)
-        if c.mptcp and c.fin_queued and not c.dfin_sent and c.all_handed_out() and c.established \
-                and self.can_carry():
-            c.dfin_sent = True
-            b = c.dfin_tries if c.dfin_tries < 8 else 8
-            t = self.rto << b
-            c.dfin_deadline = tadd(now, (t if t < RTO_MAX else RTO_MAX))
-            self.ctr[C.DataFinTx] += 1
-            return self._out_seg(now, buf, self.snd_max, 0, T.ACK)
+        n = self._close_out(now, buf, nxt, not self.fin_sent and nxt == self.snd_max
+                            and st != LAST_ACK and st != FIN_WAIT_2 and st != CLOSING)
+        if n:
+            return n if n > 0 else self._out_fin(now, buf, nxt)
         if self.ack_now:
             return self._out_seg(now, buf, self.snd_max, 0, T.ACK)
         if self.rto_deadline < 0 and self.snd_max > self.snd_una:
             # whatever could not be sent (window, SACKed at SND.UNA, ...), data in
             # flight always has a retransmission timer: no connection waits for ever
-            self.rto_deadline = tadd(now, self.rto)
+            self.rto_deadline = tadd(now, self.rtt.rto)
         return 0
-
-    def _give_up(self, now, buf):
-        """A retransmission needs data the ring no longer holds (it was reinjected and
-        DATA_ACKed on another subflow): this subflow cannot go on; reset it alone."""
-        self.rst_reason = MP.RST_UNSPEC
-        self.lost(now, True)
-        return self._out_rst(buf)
 
     def _next_hole(self):
         h = self.sb.next_hole(self.snd_una, self.rx_hi)
         if h >= 0:
             self.rexmit_at = h
             self.rexmit = True
-
-    def _peer_delta(self):
-        """DSN - SSN of the peer's data (its last mapping), for a fallback we start."""
-        return self.map_dsn - self.map_ssn if self.conn.peer_map_seen else 0
 
     def _data_len_at(self, seq):
         """Length of a retransmission starting at seq: to the end of the original
@@ -1344,23 +891,21 @@ class Subflow:
         if e > self.snd_max:
             e = self.snd_max
         n = e - seq
-        mss = self.mss - self._mp_room(seq)
+        mss = self.mss - self._opt_room(seq)
         if n > mss:
             n = mss
         return n
 
-    def _send_room(self, nxt, dsn, avail):
-        """Bytes of new data (avail from DSN dsn) a segment at nxt may carry now: MSS,
-        congestion window, the subflow's and the connection's send windows, SWS."""
-        c = self.conn
-        mss = self.mss - self._mp_room(nxt)
+    def _send_room(self, nxt, avail, w2):
+        """Bytes of new data (avail) a segment at nxt may carry now: MSS, congestion
+        window, the peer's window and w2 (a window above TCP's), SWS avoidance."""
+        mss = self.mss - self._opt_room(nxt)
         if self.sb.n >= SEG_SLOTS:
             return 0
         n = avail
         if n > mss:
             n = mss
         wnd = self.snd_right - nxt
-        w2 = c.wnd_end - dsn
         if w2 < wnd:
             wnd = w2
         cw = self.snd_una + self.cc.cwnd + self.cc.limited() - nxt
@@ -1378,19 +923,11 @@ class Subflow:
                 return 0
         return n
 
-    def _mp_room(self, seq):
+    def _opt_room(self, seq):
         """Option bytes a data segment at seq will carry (for the payload size)."""
-        c = self.conn
-        t = 12 if self.ts_ok else 0
-        if not c.established or not c.mptcp:
-            return t
-        # 28: DSS with 8-byte DATA_ACK and DSN and a checksum; the first segment
-        # (MP_CAPABLE+data, 24) is sized the same so that its retransmission
-        # with a DSS still fits the MSS
-        return t + 28
+        return 12 if self.ts_ok else 0
 
     def _out_syn(self, now, buf):
-        c = self.conn
         o = _OPT
         o += T.put_mss(buf, o, self.my_mss)
         if self.client or self.ws_ok:
@@ -1406,22 +943,7 @@ class Subflow:
                 o += T.put_ts_hh(buf, o, self.ts_h, self.ts_l, 0, 0)
             else:
                 o += T.put_ts_hh(buf, o, self.ts_h, self.ts_l, self.tsr_h, self.tsr_l)
-        if self.join:
-            if self.client:
-                o += MP.put_mp_join_syn(buf, o, self.addr_id, c.peer_token, self.lnonce,
-                                        self.backup)
-                self.ctr[C.MPJoinSynTx] += 1
-            else:
-                o += MP.put_mp_join_synack(buf, o, self.addr_id, self.jhmac, self.lnonce,
-                                           self.backup)
-        elif c.mptcp:
-            if self.client:
-                f = MP.CAP_H | (MP.CAP_A if c.want_csum else 0)
-                o += MP.put_mp_capable(buf, o, f)
-                self.ctr[C.MPCapableSYNTX] += 1
-            else:
-                f = MP.CAP_H | (MP.CAP_A if c.csum else 0)
-                o += MP.put_mp_capable(buf, o, f, c.local_key)
+        o = self._syn_opts(buf, o)
         flags = T.SYN if self.client else (T.SYN | T.ACK)
         self.syn_sent = True
         if self.snd_max < 1:
@@ -1432,12 +954,12 @@ class Subflow:
             self.rtt_time = now
         else:
             self.rtt_seq = -1
-        self.rto_deadline = tadd(now, self.rto)
-        wnd = c.rcv_window()
+        self.rto_deadline = tadd(now, self.rtt.rto)
+        wnd = self._rcv_window()
         if wnd > 0xFFFF:
             wnd = 0xFFFF
         self.rcv_adv = self.rcv_nxt + wnd
-        self.adv_data = c.rcv_nxt + wnd
+        self.adv_wnd = wnd
         return self._finish(buf, o, 0, flags, 0, wnd)
 
     def _out_fin(self, now, buf, seq):
@@ -1453,16 +975,7 @@ class Subflow:
 
     def _out_rst(self, buf):
         self.rst_pending = False
-        c = self.conn
-        o = _OPT
-        if self.fastclose and c.peer_key is not None:
-            o += MP.put_mp_fastclose(buf, o, c.peer_key)
-            self.ctr[C.MPFastcloseTx] += 1
-        elif self.rst_reason >= 0:
-            o += MP.put_mp_tcprst(buf, o, self.rst_reason)
-            self.ctr[C.MPRstTx] += 1
-        self.fastclose = False
-        self.rst_reason = -1
+        o = self._rst_out(buf, _OPT)
         self.ctr[C.TcpOutRsts] += 1
         n = self._finish(buf, o, self.snd_max, T.RST | T.ACK, 0, 0)   # (as Linux: SND.NXT is its snd_max)
         self._to_closed()
@@ -1470,107 +983,17 @@ class Subflow:
 
     def _out_seg(self, now, buf, seq, n, flags, dsn=0):
         """A segment in a synchronized state: n payload bytes from seq (relative) carrying
-        the data of DSN dsn (relative).
+        the bytes at stream position dsn (relative).
 
         Segments without data or FIN go out with seq = SND.MAX, the highest sequence
         sent (Linux's snd_nxt): after an RTO rewound snd_nxt, a pure ACK carrying
         it would start below the peer's RCV.WUP and be dropped with its ACK field."""
-        c = self.conn
         o = _OPT
-        dss = 0
-        psum = -1
-        fb = False
-        again = False
         if self.ts_ok:
             o += T.put_nops(buf, o, 2)
             self._ts_at(now)
             o += T.put_ts_hh(buf, o, self.ts_h, self.ts_l, self.tsr_h, self.tsr_l)
-        # the segment that carried our infinite mapping is resent with it (it may have been
-        # lost: the peer falls back only when it sees it), even though we fell back
-        reinf = n > 0 and seq == c.inf_seq
-        if not self.join_acked:
-            o += MP.put_mp_join_ack(buf, o, self.jhmac)    # the MP_JOIN third ACK
-        elif (c.mptcp and c.established) or reinf:
-            if self.client and not c.confirmed and not (n == 0 and c.dfin_sent) and not reinf \
-                    and not self.join:
-                if n > 0:
-                    # first data: MP_CAPABLE with both keys and the data-level length
-                    mpc_len = 24 if c.csum else 22
-                    pay = o + 24
-                    c.snd.copy_out(dsn - c.snd_base, buf, n, pay)
-                    cs = None
-                    if c.csum:
-                        cs = checksum.dss_checksum((c.local_idsn + dsn) & M64, seq, n, buf, pay, pay + n)
-                    MP.put_mp_capable(buf, o, MP.CAP_H | (MP.CAP_A if c.csum else 0),
-                                      c.local_key, c.peer_key, n, cs)
-                    o += mpc_len
-                    if mpc_len == 22:
-                        o += T.put_nops(buf, o, 2)
-                else:
-                    o += MP.put_mp_capable(buf, o, MP.CAP_H | (MP.CAP_A if c.csum else 0),
-                                           c.local_key, c.peer_key)
-            else:
-                dss = MP.DSS_ACK | MP.DSS_ACK8
-                if n > 0:
-                    dss |= MP.DSS_MAP | MP.DSS_DSN8
-                elif c.fin_queued and c.dfin_sent and not c.dfin_acked and not c.fail_tx:
-                    dss |= MP.DSS_MAP | MP.DSS_DSN8 | MP.DSS_FIN
-                # 64-bit DATA_ACK/DSN from the IDSN limbs + relative values (no big ints)
-                csum = (c.inf_csum if reinf else c.csum) and (dss & MP.DSS_MAP)
-                ln = MP.dss_len(dss, csum)
-                pad = (4 - (ln & 3)) & 3
-                pay = o + ln + pad
-                if n > 0:
-                    c.snd.copy_out(dsn - c.snd_base, buf, n, pay)
-                drel = 0
-                ssn_h = 0
-                ssn_l = 0
-                dll = 0
-                cs = -1
-                if dss & MP.DSS_MAP:
-                    if dss & MP.DSS_FIN:
-                        drel = c.data_end()
-                        dll = 1
-                    else:
-                        drel = dsn
-                        # the DSS's relative SSN: seq + what rebasing took off, in halves
-                        ssn_h = (self.soff_h + (seq >> 16)) & 0xFFFF
-                        ssn_l = seq & 0xFFFF
-                        dll = n
-                        if c.infinite_tx or reinf:
-                            dll = 0     # infinite mapping (RFC 8684 3.7): plain TCP after it
-                    if csum:
-                        # sum the payload once: it serves the DSS and the TCP checksum
-                        psum = checksum.ones_sum(buf, pay, pay + n, 0)
-                        x = MP.dss_pseudo_rel(c.lidsn4, drel, ssn_h, ssn_l, dll) + psum
-                        x = (x & 0xFFFF) + (x >> 16)
-                        cs = ~((x & 0xFFFF) + (x >> 16)) & 0xFFFF
-                o += MP.put_dss_rel(buf, o, dss, c.pidsn4, c.rcv_nxt, c.lidsn4, drel, ssn_h, ssn_l, dll,
-                                  cs)
-                if pad:
-                    o += T.put_nops(buf, o, pad)
-                if c.fail_tx and n == 0:
-                    # MP_FAIL next to the DATA_ACK (room: TS 12 + DSS 12 + 12 <= 40)
-                    o += MP.put_mp_fail_rel(buf, o, c.pidsn4, c.fail_dsn)
-                    c.fail_tx = False
-                    self.ctr[C.MPFailTx] += 1
-                elif n == 0 and not (flags & T.FIN):
-                    if self.prio_tx and o + 4 <= _OPT + 40:
-                        o += MP.put_mp_prio(buf, o, self.backup)
-                        o += T.put_nops(buf, o, 1)
-                        self.prio_tx = False
-                        self.ctr[C.MPPrioTx] += 1
-                    elif c.addrs.pending():
-                        o0 = o
-                        o = c.addrs.put(c, buf, o, _OPT + 40, now)
-                        again = o > o0 and c.addrs.pending()    # one per segment
-                if n > 0 and c.infinite_tx:
-                    self.ctr[C.InfiniteMapTx] += 1
-                    c.inf_seq = seq
-                    c.inf_csum = c.csum
-                    fb = True       # (after the segment is in the scoreboard: it holds the ring)
-        elif n > 0:
-            c.snd.copy_out(dsn - c.snd_base, buf, n, o)
+        o = self._seg_opts(buf, o, seq, n, flags, dsn, now)
         if n == 0 and self.sack_ok and self.ooo.n and not (flags & T.FIN):
             room = (_OPT + 40 - o - 4) >> 3
             k = self.ooo.n
@@ -1606,37 +1029,38 @@ class Subflow:
                 x -= MIB
             self.tx_b = x
             if self.rto_deadline < 0:
-                t = self.rto
+                t = self.rtt.rto
                 if self.snd_wnd == 0 and self.persist_backoff:
                     t = t << self.persist_backoff     # a zero-window probe: persist backoff
                     if t > RTO_MAX:
                         t = RTO_MAX
                 self.rto_deadline = tadd(now, t)
-            flags |= T.PSH if dsn + n == c.data_end() else 0
-        if fb:
-            c.fall_back(self._peer_delta(), self.rcv_nxt)
+            flags |= self._sent(seq, n, dsn)
         if flags & T.FIN:
             e = seq + 1
             if e > self.snd_max:
                 self.snd_max = e
             self.snd_nxt = e
             if self.rto_deadline < 0:
-                self.rto_deadline = tadd(now, self.rto)
-        wnd = c.rcv_window()
-        w = wnd >> self.rcv_wscale
+                self.rto_deadline = tadd(now, self.rtt.rto)
+        w = self._rcv_window() >> self.rcv_wscale
         if w > 0xFFFF:
             w = 0xFFFF
-        adv = self.rcv_nxt + (w << self.rcv_wscale)
+        wnd = w << self.rcv_wscale
+        adv = self.rcv_nxt + wnd
         if adv > self.rcv_adv:
             self.rcv_adv = adv
-        self.adv_data = c.rcv_nxt + (w << self.rcv_wscale)
+        self.adv_wnd = wnd
         self.rcv_wup = self.rcv_nxt
-        self.ack_now = again
+        self.ack_now = self.tx_again
+        self.tx_again = False
         if n == 0 and self.dupacks_owed:
             self.dupacks_owed -= 1
             self.ack_now = True
         self.unacked_segs = 0
         self.ack_deadline = -1
+        psum = self.tx_psum
+        self.tx_psum = -1
         return self._finish(buf, o, seq, flags, n, w, psum)
 
     def _template(self):

@@ -222,6 +222,56 @@ def test_kernel_add_addr_is_echoed_and_joined_then_removed(lab):
     assert len(to2) == 1 and to2[0]["state"] == "CLOSED" and to2[0]["bytes_tx"] > 0, dev["subflows"]
 
 
+_ECHO_DROP = """
+table inet mptcp_echo_drop {
+    chain in {
+        type filter hook input priority 0; policy accept;
+        ip saddr 198.18.1.2 tcp option mptcp subtype 3 counter drop
+    }
+}
+"""
+
+
+def _nft_drop_echoes(on):
+    if on:
+        subprocess.run(("ip", "netns", "exec", "mplab", "nft", "-f", "-"), input=_ECHO_DROP,
+                       text=True, check=True)
+    else:
+        subprocess.run(("ip", "netns", "exec", "mplab", "nft", "delete", "table", "inet",
+                        "mptcp_echo_drop"), stderr=subprocess.DEVNULL)
+
+
+def test_kernel_add_addr_echo_lost_is_retransmitted(lab):
+    """As mptcp_join.sh's "add_addr timeout": the device's ADD_ADDR echoes are dropped on
+    their way to the kernel for 2.5 s (nftables in mplab matching the MPTCP option subtype);
+    the kernel (add_addr_timeout 1 s) announces again, the device echoes each one, the
+    echo that gets through ends it, and the address is joined once."""
+    _ns("ip", "mptcp", "endpoint", "flush")
+    _ns("ip", "mptcp", "endpoint", "add", "198.18.0.2", "dev", "lo", "signal", "id", "7")
+    old = lab.sysctl("net.mptcp.add_addr_timeout", 1)
+    _nft_drop_echoes(True)
+    try:
+        rc, dev, err, ker, d = _client_run(
+            lab, next(_ports), ["--send", "3M", "--links", "wifi"],
+            at=[(2.5, lambda: _nft_drop_echoes(False))],
+            cleanup=[lambda: _nft_drop_echoes(False),
+                     lambda: _ns("ip", "mptcp", "endpoint", "flush"),
+                     lambda: lab.sysctl("net.mptcp.add_addr_timeout", old)])
+    finally:
+        _nft_drop_echoes(False)
+    _ok(rc, dev, err)
+    assert dev["sha256"] == ker["sha256"] and ker["bytes"] == 3 * 1024 * 1024
+    assert_kernel_clean(d)
+    _no_join_errors(d)
+    # announced at least twice (the first echo was lost), each announcement echoed, one echo
+    # reached the kernel, one join
+    assert kernel_counter(d, "MPTcpExtAddAddrTx") >= 2, d
+    assert device_counter(dev, "AddAddr") >= 2 and device_counter(dev, "EchoAddTx") >= 2
+    assert kernel_counter(d, "MPTcpExtEchoAdd") == 1
+    assert device_counter(dev, "AddAddrDrop") == 0
+    assert kernel_counter(d, "MPTcpExtMPJoinSynRx") == 1 and kernel_counter(d, "MPTcpExtMPJoinAckRx") == 1
+
+
 def test_kernel_mp_prio_backup_is_obeyed(lab):
     """The kernel marks its endpoint 198.18.0.2 backup (MP_PRIO on that subflow): the device
     stops sending on it while the initial subflow can carry."""
@@ -364,6 +414,92 @@ def test_join_with_an_unknown_token_is_refused_and_the_connection_goes_on(lab):
     assert out.endswith("mptcp=8001"), out            # MP_TCPRST, flags 0, reason 1
     assert device_counter(dev, "MPJoinSynRx") == 1
     assert device_counter(dev, "MPJoinNoTokenFound") == 1 and device_counter(dev, "MPRstTx") == 1
+
+
+_BAD_HMAC_JOIN = r"""
+import hashlib, os, sys
+from scapy.all import IP, TCP, sr1, send, sniff, conf
+conf.verb = 0
+port = int(sys.argv[1])
+# the kernel client's MP_CAPABLE third ACK carries both keys: the receiver's is the device's
+keys = []
+def mpc_ack(p):
+    if TCP in p and p[TCP].dport == port and p[TCP].flags == "A":
+        for k, v in p[TCP].options:
+            if k == 30 and len(v) >= 18 and v[0] >> 4 == 0:
+                keys.append(bytes(v[10:18]))
+                return True
+    return False
+sniff(iface="wifi0", filter="tcp dst port %d" % port, stop_filter=mpc_ack, timeout=20)
+if not keys:
+    print("no-keys")
+    sys.exit(0)
+token = hashlib.sha256(keys[0]).digest()[:4]
+nonce = os.urandom(4)
+syn = IP(src="198.18.0.1", dst="198.18.1.2") / TCP(
+    sport=40998, dport=port, flags="S", seq=5000,
+    options=[("MSS", 1400), (30, bytes([0x10, 9]) + token + nonce)])
+r = sr1(syn, timeout=5, iface="wifi0")
+if r is None or TCP not in r or r[TCP].flags != "SA":
+    print("synack=none %r" % (r and r[TCP].flags))
+    sys.exit(0)
+bad = bytes(20)                                   # a 160-bit HMAC that cannot be right
+ack = IP(src="198.18.0.1", dst="198.18.1.2") / TCP(
+    sport=40998, dport=port, flags="A", seq=5001, ack=r[TCP].seq + 1,
+    options=[(30, bytes([0x10, 0]) + bad)])
+r2 = sr1(ack, timeout=5, iface="wifi0")
+if r2 is None or TCP not in r2:
+    print("synack=ok answer=none")
+else:
+    mp = [v for k, v in r2[TCP].options if k == 30]
+    print("synack=ok answer=%s mptcp=%s" % (r2[TCP].flags, mp[0].hex() if mp else ""))
+"""
+
+_RST_FILTER = """
+table inet mptcp_probe {
+    chain out {
+        type filter hook output priority 0; policy accept;
+        tcp sport 40998 tcp flags rst drop
+    }
+}
+"""
+
+
+def test_join_with_a_bad_hmac_is_refused_and_the_connection_goes_on(lab):
+    """A forged MP_JOIN with the right token (the device's key read off the wire) and a
+    wrong HMAC in the third ACK: the device answers the SYN with its SYN/ACK, then resets
+    that subflow with MP_TCPRST, counts MPJoinAckHMacFailure, and the real transfer
+    completes. (The kernel's own RST for the probe's port is filtered in mplab.)"""
+    port = next(_ports)
+    lab.link_set("wifi", rate="8mbit", delay="5ms")
+    subprocess.run(("ip", "netns", "exec", "mplab", "nft", "-f", "-"), input=_RST_FILTER,
+                   text=True, check=True)
+    try:
+        dev_proc = lab.start_device(["--listen", str(port), "--recv"])
+        lab.wait_device_listening(dev_proc, port)
+        probe = subprocess.Popen(("ip", "netns", "exec", "mplab", lab_python(), "-c",
+                                  _BAD_HMAC_JOIN, str(port)), stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)
+        time.sleep(1.0)             # the sniffer is listening before the handshake
+        peer = lab.start_peer("client", connect="198.18.1.2:%d" % port, mode="send",
+                              nbytes=3 * 1024 * 1024)
+        out, perr = probe.communicate(timeout=90)
+        ker = peer.wait(300)
+        rc, dev, err = dev_proc.wait(120)
+    finally:
+        lab.link_set("wifi", rate="0", delay="0ms")
+        subprocess.run(("ip", "netns", "exec", "mplab", "nft", "delete", "table", "inet",
+                        "mptcp_probe"), stderr=subprocess.DEVNULL)
+    _ok(rc, dev, err)
+    assert dev["sha256"] == ker["sha256"] and dev["bytes"] == 3 * 1024 * 1024
+    out = out.strip()
+    assert out.startswith("synack=ok answer=R"), (out, perr[-800:])
+    assert out.endswith("mptcp=8001"), out            # MP_TCPRST, flags 0, reason 1
+    assert device_counter(dev, "MPJoinSynRx") == 1
+    assert device_counter(dev, "MPJoinAckHMacFailure") == 1
+    assert device_counter(dev, "MPJoinAckRx") == 0 and device_counter(dev, "MPRstTx") >= 1
+    j = [s for s in dev["subflows"] if s["join"]]
+    assert all(s["state"] == "CLOSED" for s in j), dev["subflows"]
 
 
 def lab_python():

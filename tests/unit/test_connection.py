@@ -24,7 +24,7 @@ class _Sf:
         self.grew = []
         self.aborts = 0
         self.map_dsn = 0
-        self.adv_data = 0
+        self.adv_base = 0
         self.snd_una = 1
         self.roff_h = 0
         self.hold_dsn = -1          # what hold() answers: the DSN it may still retransmit
@@ -320,12 +320,12 @@ def test_rebase_rcv_moves_every_receive_side_value():
     c.map_delta = 2
     assert c.add_pending_map(c.sf, 20, by + 5, 4, 4, 0, True)
     c.sf.map_dsn = by + 6
-    c.sf.adv_data = by + 8
+    c.sf.adv_base = by + 8
     c.rebase_rcv(by)
     assert (c.rcv_read, c.rcv_nxt, c.peer_fin, c.fail_dsn) == (3, 5, 9, 4)
     assert c.map_delta == 2 - by
     assert c.m_dsn[0] == 5 and c.m_ssn[0] == 20
-    assert c.sf.map_dsn == 6 and c.sf.adv_data == 8
+    assert c.sf.map_dsn == 6 and c.sf.adv_base == 8
     assert c.pidsn4 == MP.limbs64((PEER_IDSN + by) & M64)
     assert c.lidsn4 == MP.limbs64(LOCAL_IDSN)       # the send side does not move
 

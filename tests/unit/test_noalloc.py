@@ -116,7 +116,7 @@ def test_bulk_no_alloc_two_subflows():
     for _ in range(300):
         t.step()
     assert len(t.ca.subflows) == 2 and len(t.cb.subflows) == 2
-    tx0 = [sf.bytes_tx for sf in t.ca.subflows]
+    tx0 = [sf.bytes_tx() for sf in t.ca.subflows]
     got0 = t.got
     heap_lock()
     try:
@@ -125,7 +125,7 @@ def test_bulk_no_alloc_two_subflows():
     finally:
         heap_unlock()
     assert t.a.counters.v[C.InternalErrors] == 0 and t.b.counters.v[C.InternalErrors] == 0
-    tx1 = [sf.bytes_tx for sf in t.ca.subflows]
+    tx1 = [sf.bytes_tx() for sf in t.ca.subflows]
     assert tx1[0] - tx0[0] > 50000 and tx1[1] - tx0[1] > 50000, (tx0, tx1)
     assert t.got - got0 > 200 * 1000 and t.bad == 0
 

@@ -2,6 +2,7 @@
 scheduler's first-RTO switch, round robin's rotation. Stand-in subflows with just the
 fields a scheduler reads."""
 from mptcp import sched
+from mptcp.cc import RttEstimator
 from tutil import raises
 
 
@@ -17,8 +18,9 @@ class _Sf:
         self.snd_una = 1000
         self.snd_max = 1000 + flight
         self.cc = _Cc(cwnd)
-        self.srtt = srtt
-        self.rto = rto
+        self.rtt = RttEstimator()
+        self.rtt.srtt = srtt
+        self.rtt.rto = rto
         self.carry = carry
         self.room = room
         self.backup = backup

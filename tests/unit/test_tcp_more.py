@@ -296,8 +296,8 @@ def test_bytes_rx_exact_past_one_mib():
             seq += n
         assert len(read_all(c)) > 0
         drain(t)
-    assert c.sf.bytes_rx == total
-    assert c.sf.bytes_tx == 0
+    assert c.sf.bytes_rx() == total
+    assert c.sf.bytes_tx() == 0
 
 
 def test_bytes_tx_exact_past_one_mib():
@@ -320,8 +320,8 @@ def test_bytes_tx_exact_past_one_mib():
             if e > hi:
                 hi = e
         send(t, 1, hi, ACK)
-    assert c.sf.bytes_tx == total
-    assert c.sf.bytes_rx == 0
+    assert c.sf.bytes_tx() == total
+    assert c.sf.bytes_rx() == 0
 
 
 # ---------------------------------------------------------------- seed-2 areas
