@@ -31,6 +31,7 @@ class Addrs:
         self.r_addr = [None] * RADDR_SLOTS     # type: list[bytes | None]
         self.r_port = [0] * RADDR_SLOTS
         self.echo = 0                   # bit i: echo remote slot i
+        self.r0_gone = False            # the peer withdrew its initial address (id 0)
         self.l_id = [-1] * LADDR_SLOTS
         self.l_addr = [None] * LADDR_SLOTS     # type: list[bytes | None]
         self.l_state = bytearray(LADDR_SLOTS)
@@ -57,6 +58,8 @@ class Addrs:
         return free
 
     def remove_remote(self, addr_id):
+        if addr_id == 0:
+            self.r0_gone = True
         for i in range(RADDR_SLOTS):
             if self.r_id[i] == addr_id:
                 self.r_id[i] = -1

@@ -98,7 +98,7 @@ class PathManager:
                 continue
             raddr = c.sf.raddr
             rport = c.sf.rport
-            if c.client:
+            if c.client and not c.addrs.r0_gone:
                 # the peer's initial address: one subflow per link that is up
                 for nf in st.netifs:
                     if not nf[2] or self._has_subflow(c, nf[0], nf[1], raddr, rport):

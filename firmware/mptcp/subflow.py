@@ -439,7 +439,9 @@ class Subflow(TcpEndpoint):
         self.stack.pm.addr_added(c, self.stack.now)
 
     def _rm_addr_in(self, mo):
-        """The peer withdraws addresses: their subflows close, their data goes elsewhere."""
+        """The peer withdraws addresses: their subflows close, their data goes elsewhere.
+        Id 0 is the peer's initial address (RFC 8684 3.4.2): the initial subflow and any
+        join to that address close, and the path manager no longer joins it."""
         c = self.conn
         now = self.stack.now
         ids = mo.ids
@@ -447,7 +449,7 @@ class Subflow(TcpEndpoint):
             self.ctr[C.RmAddr] += 1
             c.addrs.remove_remote(ids[k])
             for sf in c.subflows:
-                if sf.peer_addr_id == ids[k] and sf.state != CLOSED and sf.join:
+                if sf.peer_addr_id == ids[k] and sf.state != CLOSED:
                     sf.lost(now, True)
 
     def _ack_in(self, buf, seg, ack, r):

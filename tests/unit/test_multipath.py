@@ -521,3 +521,25 @@ def test_a_closing_connection_that_loses_every_subflow_rejoins():
     _check(pa, pb, ca, cb)
     assert a.counters.get("OrphanTimeout") == 0
     assert a.counters.get("MPJoinSynTx") >= 3, a.counters.nonzero()
+
+
+def test_remove_addr_id_0_closes_the_initial_subflow_and_it_is_not_rejoined():
+    """The server withdraws its initial address (REMOVE_ADDR id 0, RFC 8684 3.4.2): the
+    device closes the initial subflow (and any join to that address), the transfer goes on
+    over the subflow to the announced address, and no new join goes to the withdrawn one."""
+    a, b, link, ca, cb, pa, pb, now = _start_b2()
+    for p in (pa, pb):              # readers at 100 KB/s: the transfer outlasts the backoff
+        p.rate = 2000
+    now = run(link, now, lambda: (pa.step() or pb.step() or True) and len(_to(ca, B2_ADDR)) >= 1
+              and pb.got > SIZE // 4)
+    assert _to(ca, B_ADDR)
+    cb.addrs.rm_ids[0] = 0          # the server's REMOVE_ADDR for id 0, sent on the wire
+    cb.addrs.rm_n = 1
+    now = run(link, now, lambda: (pa.step() or pb.step() or True) and a.counters.get("RmAddr") == 1)
+    assert ca.addrs.r0_gone and not _to(ca, B_ADDR), [(s.raddr, s.state_name()) for s in ca.subflows]
+    joins = a.counters.get("MPJoinSynTx")
+    end = run(link, now, _step(pa, pb))
+    _check(pa, pb, ca, cb)
+    assert end - now > 1500          # (the path manager's first re-join would be at 1 s)
+    assert a.counters.get("MPJoinSynTx") == joins, "joined the withdrawn address again"
+    assert not [s for s in ca.subflows if s.raddr == B_ADDR and not s.is_closed()]
