@@ -20,7 +20,7 @@ object's `hup` flag ("hangup"), or PPP's own reasons ("echo-timeout",
 """
 from mptcp import ticks
 from mptcp.compat import const
-from runtime.netif import Netif
+from net.netif import Netif
 from net import hdlc
 from net.ppp import PppSession
 from net.lcp import PROTO_LCP

@@ -13,7 +13,7 @@ on_event("up") again, with the address IPCP gave.
 """
 from mptcp import ticks
 from mptcp.compat import const
-from runtime.netif import Netif
+from net.netif import Netif
 from runtime import clock as _clock
 from net.modem import Modem, DATA, IDLE, ERROR
 from net.ppp_netif import PppNetif
