@@ -174,7 +174,8 @@ def make_netifs(o, board):
             path = o["lte_serial"] or os.getenv("MPTCP_LAB_LTE")
             baud = os.getenv("MPTCP_LAB_LTE_BAUD")    # the lab's current line rate
             try:
-                nifs.append(from_board(board, path, LINKS["lte"], baud=int(baud) if baud else None))
+                nifs.append(from_board(board, path, LINKS["lte"], baud=int(baud) if baud else None,
+                                        clock=clock.now_ms, sleep_ms=clock.sleep_ms))
             except (ValueError, OSError) as e:
                 raise UsageError("LTE link: %s" % (e,))
     return nifs

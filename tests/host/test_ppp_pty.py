@@ -31,7 +31,7 @@ from runtime import clock
 from mptcp.ticks import add, diff
 path, count, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 ser = TtySerial(path)
-nif = PppNetif(ser, auth=("chap", "dev", "s3cret"), echo_interval_ms=1000)
+nif = PppNetif(ser, auth=("chap", "dev", "s3cret"), echo_interval_ms=1000, clock=clock.now_ms)
 ev = []
 nif.on_event = lambda e, n: ev.append(e)
 nif.start(clock.now_ms())
