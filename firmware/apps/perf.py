@@ -158,23 +158,24 @@ def board_config():
 
 
 def make_netifs(o, board):
-    from runtime.netif import ip_aton
+    from net.netif import ip_aton
     nifs = []
     for name in o["links"].split(","):
         if name == "wifi" and o["raw"]:
             nifs.append(raw_netif(o, board))
         elif name == "wifi":
-            from runtime.udp_tunnel import UdpTunnel
+            from net.udp_tunnel import UdpTunnel
             tun = o["wifi_tunnel"] or os.getenv("MPTCP_LAB_WIFI") or "127.0.0.1:47001"
             h, p = tun.rsplit(":", 1)
             addr = getattr(board, "WIFI_ADDR", "198.18.1.2")
             nifs.append(UdpTunnel("wifi", LINKS["wifi"], ip_aton(addr), h, int(p)))
         else:
-            from runtime.lte import from_board
+            from net.lte_link import from_board
             path = o["lte_serial"] or os.getenv("MPTCP_LAB_LTE")
             baud = os.getenv("MPTCP_LAB_LTE_BAUD")    # the lab's current line rate
             try:
-                nifs.append(from_board(board, path, LINKS["lte"], baud=int(baud) if baud else None))
+                nifs.append(from_board(board, path, LINKS["lte"], baud=int(baud) if baud else None,
+                                        clock=clock.now_ms, sleep_ms=clock.sleep_ms))
             except (ValueError, OSError) as e:
                 raise UsageError("LTE link: %s" % (e,))
     return nifs
@@ -183,7 +184,7 @@ def make_netifs(o, board):
 def raw_netif(o, board):
     """The Wi-Fi link on a real interface (net.raw_netif): the stack's ephemeral ports and
     the listening port are the device's; the rest of the interface stays the kernel's."""
-    from runtime.netif import ip_aton
+    from net.netif import ip_aton
     from net.raw_netif import RawNetif, EPHEMERAL
     addr = o["raw_addr"] or getattr(board, "WIFI_ADDR", None)
     if not addr:

@@ -609,7 +609,7 @@ def drain(ring, limit=64):
 
 
 def _open(st, loop, o, first, header, tmo):
-    from runtime.netif import ip_aton
+    from net.netif import ip_aton
     h, p = o["connect"]
     c = st.connect(clock.now_ms(), ip_aton(h), p, first)
     if not loop.run_until(lambda: c.established or c.error is not None or c.closed, tmo):

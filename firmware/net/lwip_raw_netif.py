@@ -15,7 +15,7 @@ DHCP gave (`ifconfig()[0]`).
 """
 from mptcp import ticks
 from net.raw_netif import RawNetif, EPHEMERAL
-from runtime.netif import ip_aton, ip_ntoa
+from net.netif import ip_aton, ip_ntoa
 
 LWIP_QUEUE = 4                  # packets lwIP queues on a raw socket
 RXBUF = LWIP_QUEUE * 1500 + 512

@@ -20,7 +20,7 @@ object's `hup` flag ("hangup"), or PPP's own reasons ("echo-timeout",
 """
 from mptcp import ticks
 from mptcp.compat import const
-from runtime.netif import Netif
+from net.netif import Netif
 from net import hdlc
 from net.ppp import PppSession
 from net.lcp import PROTO_LCP
@@ -44,8 +44,8 @@ class PppNetif(Netif):
                  echo_interval_ms=10000, echo_fails=3, server=False, local_addr=None,
                  peer_addr=None, dns=None, clock=None, tx_queue=TX_QUEUE, rx_chunk=RX_CHUNK,
                  restart_ms=3000, rand=None, impl=None):
-        """clock: callable -> now (a tick, mptcp.ticks) for control frames handled inside
-        recv_into() (default runtime.clock.now_ms; tests give a fake one).
+        """clock (required): callable -> now (a tick, mptcp.ticks) for control frames handled
+        inside recv_into(); the runtime gives its clock (runtime.clock.now_ms), tests a fake one.
         server/local_addr/peer_addr/dns: the network side, for back-to-back tests only."""
         self.serial = serial
         self.ifindex = ifindex
@@ -54,8 +54,7 @@ class PppNetif(Netif):
         self.up = False
         self.on_event = None            # type: Any
         if clock is None:
-            from runtime import clock as _c
-            clock = _c.now_ms
+            raise ValueError("PppNetif needs clock=: a callable returning now (ms ticks)")
         self._clock = clock
         self.mru = mru
         self.dec = hdlc.Decoder(mru + 6, impl)

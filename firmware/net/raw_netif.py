@@ -31,7 +31,7 @@ padded; a packet cut off by the end of the buffer is dropped (counted, TCP resen
 import sys
 
 from mptcp.ringbuf import copy
-from runtime.netif import Netif, ip_ntoa
+from net.netif import Netif, ip_ntoa
 
 # Linux ABI numbers (the MicroPython unix port has few socket constants).
 AF_INET = 2

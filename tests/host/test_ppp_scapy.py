@@ -22,7 +22,7 @@ from scapy.layers.ppp import (HDLC, PPP, PPP_LCP_Configure, PPP_LCP_Echo,
                               PPP_CHAP, PPP_CHAP_ChallengeResponse)
 
 from net.ppp_netif import PppNetif
-from runtime.netif import ip_aton
+from net.netif import ip_aton
 
 DEV = "198.18.2.2"
 NETA = "198.18.2.1"

@@ -1,12 +1,12 @@
-"""runtime.lte.LteNetif on both interpreters: AT bring-up, dial, PPP, IP both ways, NO CARRIER
+"""net.lte_link.LteNetif on both interpreters: AT bring-up, dial, PPP, IP both ways, NO CARRIER
 and re-dial with a second "up" event; a dead peer (echo timeout) hangs up and re-dials.
 
 The serial line is an in-memory pair; the modem is a tiny AT responder in this file and, in
 data mode, the network end of PPP is PppNetif's server mode (the lab's real network side is
 scapy, tested in tests/host and tests/interop). Time is a fake clock.
 """
-from runtime.netif import ip_aton
-from runtime.lte import LteNetif, PacedSerial
+from net.netif import ip_aton
+from net.lte_link import LteNetif, PacedSerial
 from net.ppp_netif import PppNetif
 from mptcp import ticks
 
@@ -153,6 +153,7 @@ def make(t0=1000):
     net = End(b, a)
     modem = FakeModem(net, clock)
     nif = LteNetif(dev, apn="test", echo_interval_ms=1000, echo_fails=3, clock=clock,
+                   sleep_ms=clock.advance,
                    modem_kw={"guard_ms": 200, "backoff_min_ms": 500})
     events = []
     nif.on_event = lambda ev, n: events.append((ev, bytes(n.addr)))
@@ -307,3 +308,22 @@ def test_paced_serial_across_the_ticks_wrap():
         clock.advance(1)
         total += ser.write(data)
     assert 92160 - 2 <= total <= 92160 + 1, total
+
+
+def _needs_clock(make_it):
+    """make_it() raises ValueError (the net layer has no clock of its own)."""
+    try:
+        make_it()
+    except ValueError as e:
+        return "clock" in str(e)
+    return False
+
+
+def test_the_clock_is_the_callers():
+    c = Clock()
+    assert _needs_clock(lambda: LteNetif(End(Q(), Q())))
+    assert _needs_clock(lambda: LteNetif(End(Q(), Q()), clock=c))
+    assert _needs_clock(lambda: LteNetif(End(Q(), Q()), sleep_ms=c.advance))
+    assert _needs_clock(lambda: PacedSerial(End(Q(), Q()), 921600))
+    assert _needs_clock(lambda: PppNetif(End(Q(), Q())))
+    assert not _needs_clock(lambda: LteNetif(End(Q(), Q()), clock=c, sleep_ms=c.advance))

@@ -4,7 +4,7 @@ The serial line is an in-memory pair (the one fake allowed: no UART here); time 
 a fake clock. The "network" end uses PppNetif's server mode (address hand-out),
 which only exists for tests like these; the lab's network side is scapy.
 """
-from runtime.netif import ip_aton
+from net.netif import ip_aton
 from net.ppp_netif import PppNetif
 from net import hdlc
 from net import ppp_fsm

@@ -1,9 +1,10 @@
-"""The LTE netif for the poll loop: the modem driver and PPP glued into one netif.
+"""The LTE link: the modem driver and PPP glued into one netif.
 
 One serial line, two owners in turn: before CONNECT the `Modem` (AT bring-up, dial) reads
 and writes it; in data mode the `PppNetif` does. This object switches between them, so
-runtime/loop.py treats the LTE link like any netif (`pollable`, `recv_into`, `send`,
-`poll(now)`, `writable`, `up`, `addr`, `on_event`).
+the poll loop treats the LTE link like any netif (net.netif: `pollable`, `recv_into`,
+`send`, `poll(now)`, `writable`, `up`, `addr`, `on_event`). The clock (now and sleep) is
+the caller's: the runtime passes its own, tests a fake one.
 
 Link loss: PPP dies with a reason -> "no-carrier" (the modem said NO CARRIER) ->
 `modem.carrier_lost` (re-dial with backoff); "closed" (our own LCP Terminate) ->
@@ -13,8 +14,7 @@ on_event("up") again, with the address IPCP gave.
 """
 from mptcp import ticks
 from mptcp.compat import const
-from runtime.netif import Netif
-from runtime import clock as _clock
+from net.netif import Netif
 from net.modem import Modem, DATA, IDLE, ERROR
 from net.ppp_netif import PppNetif
 
@@ -30,10 +30,13 @@ class PacedSerial:
     measures includes it, instead of PPP's own queue signalling back-pressure."""
 
     def __init__(self, serial, baud, fifo=1024, clock=None):
+        """clock (required): callable -> now (a tick, mptcp.ticks)."""
+        if clock is None:
+            raise ValueError("PacedSerial needs clock=: a callable returning now (ms ticks)")
         self.s = serial
         self.rate = baud // 10              # bytes per second = milli-bytes per ms
         self.fifo_m = fifo * 1000
-        self._clock = clock or _clock.now_ms
+        self._clock = clock
         self._t = self._clock()
         self._credit_m = self.fifo_m        # in milli-bytes: no rounding loss per call
 
@@ -78,16 +81,21 @@ class PacedSerial:
 class LteNetif(Netif):
     def __init__(self, serial, ifindex=1, name="lte", apn="internet", pin=None, pins=None,
                  power_on=False, auth=None, mru=1500, echo_interval_ms=10000, echo_fails=3,
-                 clock=None, modem_kw=None, ppp_kw=None):
+                 clock=None, modem_kw=None, ppp_kw=None, sleep_ms=None):
         """serial: net.serial_port object (TtySerial, UartSerial, PySerial). auth: None or
-        (method, user, password) for PAP/CHAP. modem_kw/ppp_kw: extra Modem/PppNetif args."""
+        (method, user, password) for PAP/CHAP. modem_kw/ppp_kw: extra Modem/PppNetif args.
+        clock (required): callable -> now (a tick); sleep_ms (required): callable(ms) that
+        blocks, for close()'s linger (the runtime's runtime.clock.now_ms / sleep_ms)."""
+        if clock is None or sleep_ms is None:
+            raise ValueError("LteNetif needs clock= and sleep_ms= (the runtime's clock)")
         self.serial = serial
         self.ifindex = ifindex
         self.name = name
         self.addr = ZERO4
         self.up = False
         self.on_event = None
-        self._clock = clock or _clock.now_ms
+        self._clock = clock
+        self._sleep_ms = sleep_ms
         kw = modem_kw or {}
         self.modem = Modem(serial, apn=apn, pin=pin, pins=pins, power_on=power_on,
                            on_data_mode=self._data_mode, **kw)
@@ -238,14 +246,14 @@ class LteNetif(Netif):
                     break
                 ppp.poll(self._clock())
                 ppp.recv_into(buf)
-                _clock.sleep_ms(5)
+                self._sleep_ms(5)
         if m.state == DATA and linger_ms > 0 and not self._saw_no_carrier(min(300, linger_ms)):
             m.hangup(self._clock())
             for _ in range(steps + 600):     # the guard times need ~2.5 s
                 if m.state in (IDLE, ERROR):
                     break
                 m.poll(self._clock())
-                _clock.sleep_ms(5)
+                self._sleep_ms(5)
         self.up = False
         self.serial.close()
 
@@ -260,7 +268,7 @@ class LteNetif(Netif):
                 if b"NO CARRIER" in tail:
                     return True
             else:
-                _clock.sleep_ms(5)
+                self._sleep_ms(5)
         return False
 
     def stats(self):
@@ -274,12 +282,14 @@ class LteNetif(Netif):
         return s
 
 
-def from_board(board, serial_path=None, ifindex=1, clock=None, baud=None):
+def from_board(board, serial_path=None, ifindex=1, clock=None, baud=None, sleep_ms=None):
     """An LteNetif from the board config: LTE_SERIAL/SERIAL path (or serial_path), or
     UART_ID with UART_TX/RX/RTS/CTS pins on boards; LTE_PACE (a pty: pace writes to
     UART_BAUD, see PacedSerial); UART_BAUD, APN, SIM_PIN, PPP_AUTH,
     PIN_PWRKEY/PIN_RESET with PINS "machine"/"rpi" (power the modem on at start when
-    LTE_POWER_ON)."""
+    LTE_POWER_ON). clock/sleep_ms (required): the runtime's (runtime.clock)."""
+    if clock is None or sleep_ms is None:
+        raise ValueError("from_board needs clock= and sleep_ms= (the runtime's clock)")
     from net import serial_port
     baud = baud or getattr(board, "UART_BAUD", 921600)
     path = serial_path or getattr(board, "LTE_SERIAL", None) or getattr(board, "SERIAL", None)
@@ -310,5 +320,5 @@ def from_board(board, serial_path=None, ifindex=1, clock=None, baud=None):
     return LteNetif(ser, ifindex=ifindex, apn=getattr(board, "APN", "internet"),
                     pin=getattr(board, "SIM_PIN", None), pins=pins,
                     power_on=power_on and pins is not None,
-                    auth=getattr(board, "PPP_AUTH", None), clock=clock,
+                    auth=getattr(board, "PPP_AUTH", None), clock=clock, sleep_ms=sleep_ms,
                     ppp_kw={"tx_queue": txq if txq > TXQ_MIN else TXQ_MIN})
