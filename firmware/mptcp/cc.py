@@ -100,9 +100,14 @@ class NewReno:
             if self.cwnd < mss:
                 self.cwnd = mss
             return True
+        # the window grows only while it limits the sender (Linux's tcp_is_cwnd_limited,
+        # RFC 7661): a sender held back by its send ring or by the scheduler keeps a cwnd
+        # that says what the path really carries (the scheduler's rate estimate uses it)
+        used = flight + acked
         if self.cwnd < self.ssthresh:
-            self.cwnd += acked if acked < mss else mss
-        else:
+            if self.cwnd < 2 * used:
+                self.cwnd += acked if acked < mss else mss
+        elif used + mss > self.cwnd:
             inc = (mss * mss) // self.cwnd
             self.cwnd += inc if inc > 0 else 1
         if self.cwnd > CWND_MAX:

@@ -187,7 +187,8 @@ def main(argv=None):
     ap.add_argument("--agg-seconds", type=float, default=3.0,
                     help="aggregation: transfer size for about this ideal time (default 3)")
     ap.add_argument("--mp-buf", default=None,
-                    help="aggregation: the device's --snd-buf/--rcv-buf (default: the board's)")
+                    help="the device's --snd-buf/--rcv-buf, e.g. 128K (default: the board's); its "
+                         "heap grows by both rings")
     ap.add_argument("--out", default=os.path.join(ROOT, "results"), help="output directory")
     a = ap.parse_args(argv)
     size = _parse_size(a.size)
@@ -221,7 +222,13 @@ def main(argv=None):
     mp_parts = [p for p in ("aggregation", "handover") if p in parts]
     if mp_parts:
         from mptcp_tools import bench_multipath
-        extra = ["--snd-buf", a.mp_buf, "--rcv-buf", a.mp_buf] if a.mp_buf else []
+        extra = []
+        if a.mp_buf:
+            # rings of that size need a heap to hold them: the lab's default (512k with LTE)
+            # plus both rings
+            heap = 512 * 1024 + 2 * _parse_size(a.mp_buf)
+            extra = ["--snd-buf", str(_parse_size(a.mp_buf)), "--rcv-buf",
+                     str(_parse_size(a.mp_buf)), "--heap", str(heap)]
         mp = bench_multipath.run(a.out, mp_parts, a.agg_seconds, extra)
         summary.update(mp)
         failed = failed or bench_multipath.failed(mp)

@@ -12,7 +12,7 @@ MSS = 1000
 def slow_start_to(cc, target):
     """ACK one MSS at a time while in slow start until cwnd reaches target."""
     while cc.cwnd < target:
-        cc.on_ack(MSS, 0, 0)
+        cc.on_ack(MSS, 0, cc.cwnd)
 
 
 def test_initial_window_and_set_mss():
@@ -27,9 +27,9 @@ def test_initial_window_and_set_mss():
 
 def test_slow_start_grows_by_acked_bytes_at_most_one_mss():
     cc = NewReno(MSS)
-    assert cc.on_ack(300, 300, 0) is False
+    assert cc.on_ack(300, 300, cc.cwnd) is False
     assert cc.cwnd == 10 * MSS + 300
-    assert cc.on_ack(MSS + 500, 1800, 0) is False      # a stretch ACK counts one MSS
+    assert cc.on_ack(MSS + 500, 1800, cc.cwnd) is False      # a stretch ACK counts one MSS
     assert cc.cwnd == 11 * MSS + 300
 
 
@@ -52,9 +52,9 @@ def test_congestion_avoidance_starts_at_ssthresh():
     cc = NewReno(MSS)
     cc.on_rto(10000, 0)                                 # ssthresh 5000, cwnd 1000
     for want in (2000, 3000, 4000, 5000):
-        cc.on_ack(MSS, 1, 0)
+        cc.on_ack(MSS, 1, cc.cwnd)
         assert cc.cwnd == want
-    cc.on_ack(MSS, 1, 0)                                # cwnd == ssthresh: avoidance
+    cc.on_ack(MSS, 1, cc.cwnd)                                # cwnd == ssthresh: avoidance
     assert cc.cwnd == 5000 + MSS * MSS // 5000
 
 
@@ -62,21 +62,21 @@ def test_congestion_avoidance_adds_at_least_one_byte():
     cc = NewReno(100)
     cc.on_rto(30000, 0)                                 # ssthresh 15000, cwnd 100
     while cc.cwnd < cc.ssthresh:
-        cc.on_ack(100, 1, 0)
+        cc.on_ack(100, 1, cc.cwnd)
     assert cc.cwnd == 15000
-    cc.on_ack(100, 1, 0)                                # 100*100 // 15000 == 0
+    cc.on_ack(100, 1, cc.cwnd)                                # 100*100 // 15000 == 0
     assert cc.cwnd == 15001
 
 
 def test_two_dupacks_allow_limited_transmit():
     cc = NewReno(MSS)
     cc.on_rto(20000, 0)
-    cc.on_ack(MSS, 10, 0)
+    cc.on_ack(MSS, 10, cc.cwnd)
     assert cc.on_dupack(10, 5000, 4990) is False
     assert cc.dupacks == 1 and cc.limited() == MSS
     assert cc.on_dupack(10, 5000, 4990) is False
     assert cc.dupacks == 2 and cc.limited() == 2 * MSS
-    cc.on_ack(500, 510, 0)                              # new data: the count restarts
+    cc.on_ack(500, 510, cc.cwnd)                              # new data: the count restarts
     assert cc.dupacks == 0 and cc.limited() == 0
 
 
@@ -132,7 +132,7 @@ def test_full_ack_leaves_recovery_at_ssthresh():
     cc.enter_recovery(20000, 10000)
     assert cc.on_ack(MSS, 20000, 0) is False            # snd_una == recover: a full ACK
     assert not cc.in_recovery and cc.cwnd == 5000 and cc.dupacks == 0
-    cc.on_ack(MSS, 21000, 0)                            # back in congestion avoidance
+    cc.on_ack(MSS, 21000, cc.cwnd)                            # back in congestion avoidance
     assert cc.cwnd == 5000 + MSS * MSS // 5000
 
 
@@ -283,7 +283,7 @@ def test_rto_ends_fast_recovery():
     assert cc.in_recovery
     cc.on_rto(9000, 9100)
     assert not cc.in_recovery and cc.cwnd == MSS
-    assert cc.on_ack(MSS, 200, 0) is False               # slow start again, not a partial ACK
+    assert cc.on_ack(MSS, 200, cc.cwnd) is False               # slow start again, not a partial ACK
     assert cc.cwnd == 2 * MSS
 
 
@@ -309,9 +309,9 @@ def test_cwnd_is_capped_so_it_stays_a_small_int():
     cc = NewReno(1460)
     cc.ssthresh = 2920
     cc.cwnd = CWND_MAX - 1
-    cc.on_ack(1460, 100, 0)
+    cc.on_ack(1460, 100, cc.cwnd)
     assert cc.cwnd == CWND_MAX
-    cc.on_ack(1460, 200, 0)
+    cc.on_ack(1460, 200, cc.cwnd)
     assert cc.cwnd == CWND_MAX
     cc.cwnd = CWND_MAX
     cc.in_recovery = True
@@ -323,7 +323,7 @@ def test_congestion_avoidance_grows_by_one_byte_when_mss_squared_over_cwnd_is_ze
     cc = NewReno(1460)
     cc.ssthresh = 2920
     cc.cwnd = 3000000                                    # 1460 * 1460 // 3e6 == 0
-    cc.on_ack(1460, 100, 0)
+    cc.on_ack(1460, 100, cc.cwnd)
     assert cc.cwnd == 3000001
 
 
@@ -377,3 +377,21 @@ def test_scoreboard_keeps_each_segments_mapping_through_both_rebases():
     sb.rebase_dsn(1000)                                # the connection's space dropped
     assert sb.delta_at(0, -7) == 100 - 1000 and sb.delta_at(50, -7) == 5100 - 1000
     assert sb.max_dsn_end() == 101 + 4100
+
+
+def test_the_window_grows_only_while_it_limits_the_sender():
+    """cwnd validation (Linux's tcp_is_cwnd_limited, RFC 7661): an ACK after a flight that
+    did not fill the window (the send ring, the app or the scheduler held the sender back)
+    leaves cwnd as it is. Slow start: grows while cwnd < 2 x the flight before the ACK;
+    congestion avoidance: while that flight was within one MSS of cwnd."""
+    cc = NewReno(MSS)                                   # slow start, cwnd 10 MSS
+    cc.on_ack(MSS, 1, 4 * MSS)                          # flight before: 5 MSS, 10 == 2 x 5
+    assert cc.cwnd == 10 * MSS
+    cc.on_ack(MSS, 1, 4 * MSS + 1)                      # 10 MSS < 2 x (5 MSS + 1)
+    assert cc.cwnd == 11 * MSS
+    cc.on_rto(20000, 0)                                 # ssthresh 10000, cwnd 1000
+    cc.cwnd = 10000                                     # congestion avoidance
+    cc.on_ack(MSS, 1, 8000)                             # 9000 + 1000 == cwnd: not limited
+    assert cc.cwnd == 10000
+    cc.on_ack(MSS, 1, 8001)                             # 9001 + 1000 > cwnd: limited
+    assert cc.cwnd == 10000 + MSS * MSS // 10000
