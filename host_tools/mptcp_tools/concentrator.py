@@ -26,7 +26,7 @@ import signal
 import socket
 import sys
 
-from .concentrator_relay import IPPROTO_MPTCP, Relay, Service, fmt_addr, log
+from .concentrator_relay import IPPROTO_MPTCP, Relay, Service, fmt_addr, log, why
 
 PROG = "mptcp-concentrator"
 MPTCP_SYSCTL = "/proc/sys/net/mptcp/enabled"
@@ -207,8 +207,8 @@ def mptcp_unavailable():
                 "enable it with `sysctl -w net.mptcp.enabled=1`")
     if enabled is None:
         return ("this kernel has no MPTCP (%s; needs Linux >= 5.6 with CONFIG_MPTCP=y)"
-                % (err.strerror or err))
-    return "cannot open an MPTCP socket: %s" % (err.strerror or err)
+                % why(err))
+    return "cannot open an MPTCP socket: %s" % why(err)
 
 
 def _unprivileged_port_start():
@@ -224,15 +224,15 @@ def listen_error(e):
     svc = getattr(e, "service", None)
     where = svc.name if svc else "?"
     if e.errno == errno.EADDRINUSE:
-        why = "address already in use (another process listens on that port)"
+        reason = "address already in use (another process listens on that port)"
     elif e.errno == errno.EACCES:
-        why = ("permission denied: ports below %d need root or CAP_NET_BIND_SERVICE "
+        reason = ("permission denied: ports below %d need root or CAP_NET_BIND_SERVICE "
                "(systemd: AmbientCapabilities=CAP_NET_BIND_SERVICE)" % _unprivileged_port_start())
     elif e.errno == errno.EADDRNOTAVAIL:
-        why = "no such local address on this machine"
+        reason = "no such local address on this machine"
     else:
-        why = e.strerror or str(e)
-    return "cannot listen on %s: %s" % (where, why)
+        reason = why(e)
+    return "cannot listen on %s: %s" % (where, reason)
 
 
 async def check_targets(services, timeout):
@@ -245,7 +245,7 @@ async def check_targets(services, timeout):
                              % (fmt_addr(host, port), timeout))
         except OSError as e:
             raise StartError("target %s unreachable: %s"
-                             % (fmt_addr(host, port), e.strerror or e))
+                             % (fmt_addr(host, port), why(e)))
         w.close()
 
 
@@ -257,9 +257,9 @@ def emit(obj, out=None):
 
 
 async def serve(opts, services):
-    why = mptcp_unavailable()
-    if why:
-        raise StartError(why)
+    off = mptcp_unavailable()
+    if off:
+        raise StartError(off)
     if opts.check_target:
         await check_targets(services, opts.connect_timeout)
     relay = Relay(services, opts.max_conns, opts.idle_timeout, opts.connect_timeout)

@@ -21,6 +21,7 @@ MPTCP_INFO (ENOPROTOOPT) makes the check unavailable: stats then say so
 import asyncio
 import errno
 import logging
+import os
 import socket
 import struct
 import time
@@ -58,6 +59,11 @@ def mptcp_state(sock):
     if struct.unpack_from("I", raw, 8)[0] & MPTCP_INFO_FLAG_FALLBACK:
         return "tcp", 0
     return "mptcp", raw[0]
+
+
+def why(e):
+    """An OSError as words ("Connection refused"), not asyncio's "Connect call failed"."""
+    return os.strerror(e.errno) if getattr(e, "errno", None) else str(e)
 
 
 def _abort(sock):
@@ -226,7 +232,7 @@ class Relay:
             try:
                 client, peer = await loop.sock_accept(svc.sock)
             except OSError as e:      # EMFILE, ENOBUFS...: say so, do not spin
-                log.error("%s: accept failed: %s", svc.name, e.strerror or e)
+                log.error("%s: accept failed: %s", svc.name, why(e))
                 await asyncio.sleep(0.1)
                 continue
             svc.c["accepted"] += 1
@@ -286,9 +292,9 @@ class Relay:
             raise
         except (OSError, asyncio.TimeoutError) as e:
             svc.c["target_connect_failures"] += 1
-            why = "timed out" if isinstance(e, asyncio.TimeoutError) else (e.strerror or str(e))
+            reason = "timed out" if isinstance(e, asyncio.TimeoutError) else why(e)
             log.warning("%s: %s: target %s unreachable: %s; client reset",
-                        svc.name, conn.peer, svc.target, why)
+                        svc.name, conn.peer, svc.target, reason)
             _abort(client)
             return
         conn.target = target
@@ -316,6 +322,9 @@ class Relay:
                             raise exc       # a bug, not the network: never hidden
                 if outcome == "reset":
                     break
+        except asyncio.CancelledError:      # stop(): the relay is cut, both sides reset
+            outcome = "stopped"
+            raise
         finally:
             for t in (up, down, mon):
                 t.cancel()
@@ -337,7 +346,7 @@ class Relay:
             svc.c["resets"] += 1
             svc.c["resets_" + side.side] += 1
             log.info("%s: %s: %s side failed (%s): relay reset", svc.name, conn.peer,
-                     side.side, side.err.strerror or side.err)
+                     side.side, why(side.err))
 
     async def _pump(self, conn, src, dst, src_side, dst_side, counter):
         """Copy src -> dst until EOF (then shutdown(SHUT_WR) on dst); _SideError on error."""
