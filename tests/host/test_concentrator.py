@@ -633,3 +633,20 @@ def test_privileged_port_without_root():
         ns.close()
     assert rc == 1 and len(err) == 1, (rc, err)
     assert "permission denied" in err[0] and "CAP_NET_BIND_SERVICE" in err[0], err
+
+
+def test_check_target_reachable_starts(conc, server):
+    def count(c, res):
+        res["rx"] = recv_all(c)
+    srv = server(count)
+    cc = conc("--listen", "127.0.0.1:0", "--target", "127.0.0.1:%d" % srv.port,
+              "--check-target")
+    assert srv.join()[0]["rx"] == (0, sha(b""))        # the probe: one empty connection
+    assert cc.stats()["total"]["accepted"] == 0
+
+
+def test_stats_interval_prints_counters(conc):
+    cc = conc("--listen", "127.0.0.1:0", "--target", "127.0.0.1:1", "--stats-interval", "0.1")
+    st = cc._next("stats", "interval")
+    assert st["total"]["accepted"] == 0 and st["services"][0]["listen"] == \
+        "127.0.0.1:%d" % cc.port
