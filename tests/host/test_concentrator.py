@@ -173,6 +173,16 @@ class Conc:
                 return st
             time.sleep(0.05)
 
+    def wait_err(self, pred):
+        """The first stderr line pred() accepts (stderr arrives through a thread)."""
+        deadline = time.monotonic() + GUARD
+        while True:
+            hit = [l for l in list(self.err) if pred(l)]
+            if hit or time.monotonic() > deadline:
+                assert hit, "no such line in the concentrator's stderr: %s" % "".join(self.err)
+                return hit[0]
+            time.sleep(0.01)
+
     def stop(self):
         """SIGTERM: exit 0 and a final stats line."""
         self.proc.send_signal(signal.SIGTERM)
@@ -440,7 +450,7 @@ def test_target_down_client_reset_and_counted(conc):
     c.close()
     st = cc.wait_stats(lambda t: t["active"] == 0)["total"]
     assert (st["accepted"], st["target_connect_failures"], st["closed"]) == (1, 1, 0), st
-    assert any("unreachable" in l and "refused" in l for l in cc.err), cc.err
+    cc.wait_err(lambda l: "unreachable" in l and "Connection refused" in l)
 
 
 def test_target_reset_resets_client(conc, server):
