@@ -123,8 +123,9 @@ class _Conn:
         self.fallback = self.multipath = False
 
     def sample(self, detect):
+        """Read MPTCP_INFO, count a fallback or a join the first time; the kind read."""
         if not detect:
-            return
+            return None
         kind, subflows = mptcp_state(self.client)
         if kind == "tcp" and not self.fallback:
             self.fallback = True
@@ -134,6 +135,7 @@ class _Conn:
             self.multipath = True
             self.svc.c["multipath"] += 1
             log.debug("%s: %s has %d joined subflow(s)", self.svc.name, self.peer, subflows)
+        return kind
 
 
 class Relay:
@@ -280,11 +282,8 @@ class Relay:
         svc, client = conn.svc, conn.client
         client.setblocking(False)
         _nodelay(client)
-        if self.detect == "MPTCP_INFO":
-            kind, _ = mptcp_state(client)
-            if kind == "mptcp":
-                svc.c["mptcp"] += 1
-        conn.sample(self.detect == "MPTCP_INFO")
+        if conn.sample(self.detect == "MPTCP_INFO") == "mptcp":
+            svc.c["mptcp"] += 1
         try:
             target = await asyncio.wait_for(self._connect_target(svc), self.connect_timeout)
         except asyncio.CancelledError:

@@ -290,6 +290,17 @@ def recv_all(s, into=None):
             into.append(b)
 
 
+def recv_exact(s, n):
+    """n bytes (a stream may deliver them in pieces); fewer only at EOF."""
+    out = b""
+    while len(out) < n:
+        b = s.recv(n - len(out))
+        if not b:
+            break
+        out += b
+    return out
+
+
 def client(port, proto=IPPROTO_MPTCP):
     c = socket.socket(socket.AF_INET, socket.SOCK_STREAM, proto)
     c.settimeout(GUARD)
@@ -473,7 +484,7 @@ def test_client_reset_resets_target(conc, server):
     got = threading.Event()
 
     def read_until_reset(c, res):
-        res["first"] = c.recv(5)
+        res["first"] = recv_exact(c, 5)
         got.set()
         try:
             while c.recv(65536):
@@ -515,7 +526,7 @@ def test_max_conns_rejects_the_extra_connection(conc, server):
     seen = threading.Event()
 
     def echo_once(c, res):
-        res["rx"] = c.recv(5)
+        res["rx"] = recv_exact(c, 5)
         seen.set()
         c.sendall(res["rx"])
         res["end"] = c.recv(1)
@@ -524,7 +535,7 @@ def test_max_conns_rejects_the_extra_connection(conc, server):
               "--max-conns", "1")
     first = client(cc.port)
     first.sendall(b"first")
-    assert seen.wait(GUARD) and first.recv(5) == b"first"      # the first one is relayed
+    assert seen.wait(GUARD) and recv_exact(first, 5) == b"first"      # the first one is relayed
     second = client(cc.port)
     with pytest.raises(ConnectionResetError):
         second.recv(1)
@@ -540,7 +551,7 @@ def test_sigterm_resets_live_relays_and_prints_counters(conc, server):
     seen = threading.Event()
 
     def hold(c, res):
-        res["rx"] = c.recv(5)
+        res["rx"] = recv_exact(c, 5)
         seen.set()
         try:
             res["end"] = c.recv(1)
