@@ -1,6 +1,7 @@
 """Virtual board: the MicroPython unix port behind a pty, speaking a board's REPL.
 
     mptcp-vboard ROOT [--readonly] [--full BYTES [--report-free BYTES]] [--silent]
+                      [--dev] [--heap SIZE]
 
 Prints the pty path (/dev/pts/N) on one line, then serves until killed. The real
 `mpremote` (and so mptcp-flash) talks to it as to a board on a USB serial port: friendly
@@ -10,7 +11,9 @@ boot.py, and main.py in friendly mode). The folder ROOT is the board's filesyste
 Variants, for testing tools against bad boards: --readonly (writes fail with EROFS),
 --full BYTES (a filesystem of that capacity: ENOSPC past it; os.statvfs reports it, or
 --report-free BYTES if given, as a filesystem that over-reports free space does),
---silent (the port opens but nothing ever answers).
+--silent (the port opens but nothing ever answers). --dev mounts the host's /dev at /dev
+so that the board can open serial ports: in the lab, the modem emulator's pty is then its
+LTE UART (and the emulator's UDP port on 127.0.0.1 its Wi-Fi), as for the lab device.
 
 This process owns the serial-line protocol; the interpreter (vboard_agent.py, a child
 process restarted at every soft reset) only executes jobs.
@@ -44,7 +47,7 @@ def default_micropython():
 
 class VBoard:
     def __init__(self, root, micropython=None, readonly=False, full=None, report_free=None,
-                 heap=None):
+                 heap=None, dev=False):
         self.root = os.path.abspath(root)
         self.mpy = micropython or default_micropython()
         self.agent_args = [self.root] + (["--readonly"] if readonly else [])
@@ -52,6 +55,8 @@ class VBoard:
             self.agent_args += ["--full", str(full)]
             if report_free is not None:
                 self.agent_args += ["--report-free", str(report_free)]
+        if dev:
+            self.agent_args.append("--dev")
         self.heap = heap
         self.master, self.slave = os.openpty()
         tty.setraw(self.slave)
@@ -344,6 +349,8 @@ def main(argv=None):
     ap.add_argument("--report-free", type=int, metavar="BYTES",
                     help="with --full: os.statvfs reports this much free (over-reporting fs)")
     ap.add_argument("--silent", action="store_true", help="open the port, never answer")
+    ap.add_argument("--dev", action="store_true",
+                    help="mount the host's /dev at /dev (serial ports, the lab modem's pty)")
     ap.add_argument("--heap", help="MicroPython heap size, e.g. 200k (default: the port's)")
     ap.add_argument("--micropython", help="MicroPython unix port (default: the venv's)")
     a = ap.parse_args(argv)
@@ -351,7 +358,7 @@ def main(argv=None):
         ap.error("no such folder %s: create it first (it becomes the board's /)" % a.root)
     if a.report_free is not None and a.full is None:
         ap.error("--report-free needs --full")
-    board = VBoard(a.root, a.micropython, a.readonly, a.full, a.report_free, a.heap)
+    board = VBoard(a.root, a.micropython, a.readonly, a.full, a.report_free, a.heap, a.dev)
 
     def stop(_sig, _frm):
         raise SystemExit(0)
