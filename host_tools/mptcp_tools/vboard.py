@@ -19,6 +19,7 @@ This process owns the serial-line protocol; the interpreter (vboard_agent.py, a 
 process restarted at every soft reset) only executes jobs.
 """
 import argparse
+import contextlib
 import os
 import select
 import signal
@@ -339,6 +340,35 @@ class VBoard:
                 os.close(fd)
             except OSError:
                 pass
+
+
+@contextlib.contextmanager
+def running(root, *args):
+    """A virtual board on folder `root` (mptcp-vboard ROOT ARGS) as a child process for
+    the block: yields its port; the board and its interpreter are stopped at the end,
+    even when the block fails (tools and tests that need a board for a while)."""
+    env = dict(os.environ)
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = os.pathsep.join([here] + [p for p in [env.get("PYTHONPATH")] if p])
+    p = subprocess.Popen([sys.executable, "-m", "mptcp_tools.vboard", str(root)] + list(args),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        port = p.stdout.readline().strip()
+        if not port.startswith("/dev/"):
+            p.wait(5)
+            raise RuntimeError("the virtual board did not start: %s" % (p.stderr.read().strip()
+                                                                         or "no port printed"))
+        yield port
+    finally:
+        if p.poll() is None:
+            p.terminate()
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        p.stdout.close()
+        p.stderr.close()
 
 
 def main(argv=None):
