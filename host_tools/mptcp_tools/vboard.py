@@ -188,7 +188,9 @@ class VBoard:
     # -- input from the serial line -----------------------------------------------
     def feed(self, data):
         if self.job is not None:
-            if b"\x03" in data and self.child is not None:
+            if b"\x03" in data and self.child is not None and self.job[0] != "init":
+                # (a Ctrl-C while the interpreter starts is dropped: it would kill it
+                # before its REPL exists, where a board would just not have listened yet)
                 try:
                     os.kill(self.child.pid, signal.SIGINT)
                 except ProcessLookupError:
