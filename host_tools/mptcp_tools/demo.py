@@ -39,6 +39,23 @@ def _gaps(side):
     return ", ".join("never recovered" if v is None else "%d ms" % v for v in g) or "none"
 
 
+def _back(side, sc):
+    """Per scheduled return of a link: ms until it carries data again (the first of three
+    samples in a row with bytes on it: a lone retransmission probe does not count)."""
+    if side is None:
+        return "-"
+    from .trial_scenario import restores
+    out = []
+    t0 = side.get("start_ms") or 0
+    for at, ln in restores(sc):
+        t = t0 + int(at * 1000)
+        smp = [e for e in side["events"] if e.get("ev") == "sample" and e["t"] >= t]
+        first = [smp[i]["t"] for i in range(len(smp) - 2)
+                 if all(e.get(ln) for e in smp[i:i + 3])]
+        out.append("%s %s" % (ln, "%d ms" % (first[0] - t) if first else "never"))
+    return ", ".join(out) or "none"
+
+
 def _bulk(side):
     b = ((side or {}).get("summary") or {}).get("flows", {}).get("bulk") or {}
     return b
@@ -57,13 +74,15 @@ def summary(report, flash_s):
              % (flash_s, BOARD),
              "%-14s  %-28s %s" % ("", "device (MicroPython, vboard)", "kernel (mplab-ref)"),
              "%-14s: %-28s %s" % ("handover gaps", _gaps(dev), _gaps(ref))]
+    lines.append("%-14s: %-28s %s" % ("link back used", _back(dev, report["scenario"]),
+                                      _back(ref, report["scenario"])))
     for ln in report["scenario"]["links"]:
         lines.append("%-14s: %-28s %s" % ("bytes on " + ln, "{:,}".format(dev["link_bytes"].get(ln, 0)),
                                          "-" if ref is None else "{:,}".format(ref["link_bytes"].get(ln, 0))))
     lines.append("%-14s: %-28s %s" % ("stalls", "%d (%d ms)" % (len(dev["stalls"]), sum(
         p["ms"] for p in dev["stalls"])), "-" if ref is None else "%d (%d ms)" % (
         len(ref["stalls"]), sum(p["ms"] for p in ref["stalls"]))))
-    lines.append("%-14s: %-28s %s" % ("bulk seconds", "%.2f" % (dev["summary"].get("seconds") or 0),
+    lines.append("%-14s: %-28s %s" % ("seconds", "%.2f" % (dev["summary"].get("seconds") or 0),
                                       "-" if ref is None else "%.2f" % ((ref["summary"].get("t") or 0) / 1000)))
     lines.append("SHA-256       : device %s, peer %s: %s" % (
         str(bc.get("device", {}).get("sha256"))[:16], str(bc.get("peer", {}).get("sha256"))[:16],
@@ -77,7 +96,7 @@ def summary(report, flash_s):
     names = [n for n in OF_INTEREST if dc.get(n) or kc.get(n)]
     lines.append("counters      : %-28s %s" % ("device", "kernel (changes seen)"))
     for n in names:
-        lines.append("  %-12s: %-28s %s" % (n, dc.get(n, 0), kc.get(n, 0) if ref is not None else "-"))
+        lines.append("  %-16s: %-24s %s" % (n, dc.get(n, 0), kc.get(n, 0) if ref is not None else "-"))
     pc = report.get("pcap") or {}
     lines.append("tshark        : MPTCP expert warnings %s (device links)"
                  % pc.get("mptcp_expert_warnings"))
@@ -109,7 +128,7 @@ def handover(a):
             print("demo: flashed in %.2f s; running %s on it, then with the kernel as the "
                   "device (--with-ref)" % (flash_s, os.path.relpath(a.scenario, ROOT)))
             ok, report = trial.run_trial(a.scenario, a.out, with_ref=True,
-                                         board={"port": port},
+                                         board={"port": port, "name": "virtual board"},
                                          tty=False if a.plain else None)
     except (trial.TrialError, ScenarioError, LabError, RuntimeError) as e:
         print("demo: FAILED: %s" % e, file=sys.stderr)

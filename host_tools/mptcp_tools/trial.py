@@ -324,7 +324,7 @@ def run_trial(path, out_dir=None, with_ref=False, runtime="mpy", pcap=True, stre
     if vboard is not None:
         where = "virtual board %s" % os.path.abspath(vboard)
     elif board is not None:
-        where = "board on %s" % board["port"]
+        where = "%s on %s" % (board.get("name") or "board", board["port"])
     report = {"scenario": sc, "scenario_file": os.path.abspath(path), "runtime": where,
               "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
     summary = None
@@ -340,10 +340,11 @@ def run_trial(path, out_dir=None, with_ref=False, runtime="mpy", pcap=True, stre
                     port = stack.enter_context(vb.running(vboard, "--dev", "--heap", HEAP))
                 except RuntimeError as e:
                     raise TrialError(str(e)) from None
-                board = {"port": port}
+                board = {"port": port, "name": "virtual board"}
                 view.message("mptcp-trial: virtual board %s on %s (heap %s)" % (vboard, port, HEAP))
             elif board is not None:
-                view.message("mptcp-trial: the agent on the board on %s" % board["port"])
+                view.message("mptcp-trial: the agent on the %s on %s"
+                             % (board.get("name") or "board", board["port"]))
             events, summary, peer, sched_ms, pc = run_device(sc, out_dir, view, runtime, pcap,
                                                              board)
         dev = R.side(events, summary, cuts(sc), sched_ms)
@@ -380,7 +381,7 @@ def run_trial(path, out_dir=None, with_ref=False, runtime="mpy", pcap=True, stre
             return [(int(t0 or 0) + int(at * 1000), ln) for at, ln in restores(sc)]
         label = summary.get("impl", runtime)
         if board is not None:
-            label += ", virtual board" if vboard is not None else ", board"
+            label += ", " + (board.get("name") or "board")
         sides = [("device (%s)" % label, events,
                   R.cut_times(events, cuts(sc), sched_ms), back(sched_ms))]
         if ref is not None:
