@@ -6,7 +6,10 @@ scenario's schedule through the emulator when the traffic starts, shows the agen
 live, and writes a report directory: report.json (events, per-link bytes, handover gaps,
 stalls, SHA-256 check), links.pcap (+ tshark's MPTCP expert warnings), timeline.png.
 --with-ref runs the same scenario's bulk transfer with the kernel as the device (mplab-ref)
-and puts both side by side. Needs root; takes the lab down at the end.
+and puts both side by side. --port PORT runs the agent on a board over its console (raw REPL,
+board_console.py) instead of the lab's device process; --vboard DIR starts a virtual board on
+a folder mptcp-flash wrote, inside the lab (its links are the lab's), and runs it there.
+Needs root; takes the lab down at the end.
 Exit: 0 trial ok, 1 trial failed, 2 bad scenario or command line.
 """
 
