@@ -124,6 +124,8 @@ mutants: setup
 	$(PY) -m mptcp_tools.mutants --files $(MUTANTS_FILES) --sample $(MUTANTS_SAMPLE) \
 	  --seed $(MUTANTS_SEED) -j $(MUTANTS_JOBS) $(MUTANTS_ARGS)
 
+# A virtual board flashed with mptcp-flash runs trials/handover_wifi_lte.json in the lab, with
+# the kernel as the device beside it (`python -m mptcp_tools.demo --bulk`: the older demo).
 demo: setup
 	$(PY) -m mptcp_tools.demo
 

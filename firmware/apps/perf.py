@@ -157,6 +157,12 @@ def board_config():
         return None
 
 
+def _getenv(name):
+    """os.getenv where the port has it (the unix port); None on a board (no environment)."""
+    g = getattr(os, "getenv", None)
+    return g(name) if g is not None else None
+
+
 def make_netifs(o, board):
     from net.netif import ip_aton
     nifs = []
@@ -165,14 +171,16 @@ def make_netifs(o, board):
             nifs.append(raw_netif(o, board))
         elif name == "wifi":
             from net.udp_tunnel import UdpTunnel
-            tun = o["wifi_tunnel"] or os.getenv("MPTCP_LAB_WIFI") or "127.0.0.1:47001"
+            tun = o["wifi_tunnel"] or _getenv("MPTCP_LAB_WIFI") or "127.0.0.1:47001"
             h, p = tun.rsplit(":", 1)
             addr = getattr(board, "WIFI_ADDR", "198.18.1.2")
             nifs.append(UdpTunnel("wifi", LINKS["wifi"], ip_aton(addr), h, int(p)))
         else:
             from net.lte_link import from_board
-            path = o["lte_serial"] or os.getenv("MPTCP_LAB_LTE")
-            baud = os.getenv("MPTCP_LAB_LTE_BAUD")    # the lab's current line rate
+            path = o["lte_serial"] or _getenv("MPTCP_LAB_LTE")
+            # the lab's current line rate: --lte-baud (a board driven over its console
+            # has no environment) or the lab's variable
+            baud = o.get("lte_baud") or _getenv("MPTCP_LAB_LTE_BAUD")
             try:
                 nifs.append(from_board(board, path, LINKS["lte"], baud=int(baud) if baud else None,
                                         clock=clock.now_ms, sleep_ms=clock.sleep_ms))

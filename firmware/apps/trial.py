@@ -6,7 +6,7 @@ trial --connect HOST:PORT [--bulk BYTES [--bulk-dir up|down]]
 options: --links wifi[,lte]  --scheduler minrtt|backup|roundrobin  --backup LINK
          --ring N (event ring slots, default 256)  --sample-ms MS (default 100)
          --timeout SECONDS  --wifi-tunnel HOST:PORT  --snd-buf BYTES  --rcv-buf BYTES
-         --lte-serial PATH  --lte-timeout SECONDS  --heap BYTES  -v
+         --lte-serial PATH  --lte-baud BAUD  --lte-timeout SECONDS  --heap BYTES  -v
 --interactive 64:200 = a 64-byte request every 200 ms, echoed by the peer (response latency);
 --telemetry 32:500 = 32 bytes written every 500 ms. Periodic traffic runs --duration seconds
 (default: until the bulk transfer ends). One connection per kind of traffic.
@@ -75,7 +75,7 @@ def parse_args(argv):
          "telemetry": None, "duration": None, "links": "wifi", "scheduler": "minrtt",
          "backup": None, "ring": 256, "sample_ms": 100, "timeout": 120.0,
          "wifi_tunnel": None, "snd_buf": None, "rcv_buf": None, "lte_serial": None,
-         "lte_timeout": 60.0, "heap": None, "verbose": False,
+         "lte_baud": None, "lte_timeout": 60.0, "heap": None, "verbose": False,
          # what apps.perf's link set-up looks at
          "raw": None, "raw_addr": None, "raw_rules": True, "listen": None}
     i = 0
@@ -112,7 +112,7 @@ def parse_args(argv):
                 o[a[2:].replace("-", "_")] = float(v)
             except ValueError:
                 raise UsageError("%s takes seconds, not %r" % (a, v))
-        elif a in ("--ring", "--sample-ms"):
+        elif a in ("--ring", "--sample-ms", "--lte-baud"):
             try:
                 o[a[2:].replace("-", "_")] = int(v)
             except ValueError:

@@ -6,7 +6,10 @@ scenario's schedule through the emulator when the traffic starts, shows the agen
 live, and writes a report directory: report.json (events, per-link bytes, handover gaps,
 stalls, SHA-256 check), links.pcap (+ tshark's MPTCP expert warnings), timeline.png.
 --with-ref runs the same scenario's bulk transfer with the kernel as the device (mplab-ref)
-and puts both side by side. Needs root; takes the lab down at the end.
+and puts both side by side. --port PORT runs the agent on a board over its console (raw REPL,
+board_console.py) instead of the lab's device process; --vboard DIR starts a virtual board on
+a folder mptcp-flash wrote, inside the lab (its links are the lab's), and runs it there.
+Needs root; takes the lab down at the end.
 Exit: 0 trial ok, 1 trial failed, 2 bad scenario or command line.
 """
 
@@ -136,53 +139,124 @@ def lab_up(sc):
     lab.up(sc["links"].get("wifi", "clean"), sc["links"].get("lte", "clean"))
 
 
-def run_device(sc, out_dir, view, runtime="mpy", pcap=True):
-    """Run the agent; returns (events, summary, peer results, schedule offset ms, pcap info)."""
-    from mptcp_lab import api, device, lab
-    events = []
-    summary = None
-    sched_ms = None
+class AgentLines:
+    """The agent's console, line by line -> events and the summary; the scenario's schedule
+    is handed to the lab's emulator at the agent's `start` event (traffic time zero)."""
+
+    def __init__(self, sc, view):
+        self.sc, self.view = sc, view
+        self.events = []
+        self.summary = None
+        self.sched_ms = None
+        self.other = []         # lines that are not events (warnings, a traceback)
+        self.rc = None          # the board's exit code line (board_console.app_code)
+
+    def __call__(self, line):
+        from mptcp_lab import api
+        from .board_console import app_rc
+        line = line.strip()
+        if not line.startswith("{"):
+            rc = app_rc(line)
+            if rc is not None:
+                self.rc = rc
+            elif line:
+                self.other.append(line)
+            return
+        try:
+            ev = json.loads(line)
+        except ValueError:
+            self.other.append(line)
+            return
+        if ev.get("ev") == "start":
+            t_start_host = time.monotonic()
+            if self.sc["schedule"]:
+                api.schedule(self.sc["schedule"], clear=True)
+            self.sched_ms = ev["t"] + int((time.monotonic() - t_start_host) * 1000)
+        if ev.get("ev") == "summary":
+            self.summary = ev
+        else:
+            self.events.append(ev)
+        self.view.update(ev)
+
+
+def _run_lab_process(sc, runtime, lines):
+    """The agent as the lab's device process (mptcp_lab.device); returns (rc, stderr)."""
+    from mptcp_lab import device, lab
+    errf = tempfile.TemporaryFile()
+    p = device.start(agent_args(sc, PORT), runtime, stdout=subprocess.PIPE,
+                     stderr=errf, app="trial")
+    killer = threading.Timer(sc["timeout"] + 60, p.kill)
+    killer.start()
+    try:
+        for raw in p.stdout:
+            lines(raw.decode(errors="replace"))
+        rc = p.wait()
+    finally:
+        killer.cancel()
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        lab.unregister_process(p.pid)
+    errf.seek(0)
+    return rc, errf.read().decode(errors="replace")
+
+
+def board_agent_args(sc, own_links=False):
+    """The agent's command line on a board driven over its console. A board has no
+    environment: the lab's link endpoints (the emulator's Wi-Fi UDP port on this host, the
+    modem emulator's pty and its line rate) are passed as options; right for the virtual
+    board, which runs on this host. own_links: a real board, on its own links."""
+    from mptcp_lab import lab
+    from mptcp_lab.common import LINKS
+    args = agent_args(sc, PORT)
+    if own_links:
+        return args
+    args += ["--wifi-tunnel", "127.0.0.1:%d" % LINKS["wifi"]["udp_port"]]
+    if "lte" in sc["links"]:
+        tty = lab.lte_serial()
+        if not tty:
+            raise TrialError("the lab has no modem emulator pty for the LTE link (is it up?)")
+        args += ["--lte-serial", tty]
+        baud = lab.status().get("links", {}).get("lte", {}).get("baud")
+        if baud:
+            args += ["--lte-baud", str(baud)]
+    return args
+
+
+def _run_on_board(sc, board, lines):
+    """The agent on a board (board["port"]: its console), after a soft reset (a fresh heap,
+    as after power-up); events read from the console. Returns (rc, other output)."""
+    from .board_console import Console, ConsoleError, app_code
+    args = board_agent_args(sc, board.get("own_links", False))
+    try:
+        with Console(board["port"], timeout=board.get("timeout", 10.0)) as con:
+            con.enter_raw(soft_reset=True)
+            err = con.run(app_code("apps.trial", args), lines, sc["timeout"] + 60)
+    except ConsoleError as e:
+        raise TrialError("the board on %s: %s" % (board["port"], e)) from None
+    if "ImportError" in err and "apps" in err:
+        err += "\n(flash the device bundle first: mptcp-flash --board unix_lab --port %s)" \
+            % board["port"]
+    out = "\n".join(lines.other + ([err] if err else []))
+    return (lines.rc if lines.rc is not None else 1), out
+
+
+def run_device(sc, out_dir, view, runtime="mpy", pcap=True, board=None):
+    """Run the agent (the lab's device process, or on `board` {"port", "own_links"} over its
+    console); returns (events, summary, peer results, schedule offset ms, pcap info)."""
     peer = Peer(PORT)
     nflows = len(sc["traffic"])
+    lines = AgentLines(sc, view)
     try:
         with Captures(out_dir, "device", list(sc["links"]), pcap) as caps:
-            errf = tempfile.TemporaryFile()
-            p = device.start(agent_args(sc, PORT), runtime, stdout=subprocess.PIPE,
-                             stderr=errf, app="trial")
-            killer = threading.Timer(sc["timeout"] + 60, p.kill)
-            killer.start()
-            t_start_host = None
-            try:
-                for raw in p.stdout:
-                    line = raw.decode(errors="replace").strip()
-                    if not line.startswith("{"):
-                        continue
-                    try:
-                        ev = json.loads(line)
-                    except ValueError:
-                        continue
-                    if ev.get("ev") == "start":
-                        t_start_host = time.monotonic()
-                        if sc["schedule"]:
-                            api.schedule(sc["schedule"], clear=True)
-                        sched_ms = ev["t"] + int((time.monotonic() - t_start_host) * 1000)
-                    if ev.get("ev") == "summary":
-                        summary = ev
-                    else:
-                        events.append(ev)
-                    view.update(ev)
-                rc = p.wait()
-            finally:
-                killer.cancel()
-                if p.poll() is None:
-                    p.kill()
-                    p.wait()
-                lab.unregister_process(p.pid)
-            errf.seek(0)
-            err = errf.read().decode(errors="replace")
+            if board is None:
+                rc, err = _run_lab_process(sc, runtime, lines)
+            else:
+                rc, err = _run_on_board(sc, board, lines)
         results = peer.wait_results(nflows, 10.0)
     finally:
         peer.stop()
+    summary = lines.summary
     if summary is None:
         raise TrialError("the device agent ended without a summary (rc %s): %s"
                          % (rc, err.strip()[-600:] or "no output"))
@@ -190,7 +264,7 @@ def run_device(sc, out_dir, view, runtime="mpy", pcap=True):
     if err.strip():
         summary["stderr"] = err.strip()[-2000:]
     pc = pcap_summary(caps.paths, os.path.join(out_dir, "device-links.pcap")) if pcap else None
-    return events, summary, results, sched_ms, pc
+    return lines.events, summary, results, lines.sched_ms, pc
 
 
 def bulk_check(summary, peer_results):
@@ -222,12 +296,25 @@ def compare(dev, ref):
     return {"device": row(dev), "kernel": row(ref)}
 
 
+def check_vboard_dir(d):
+    """A virtual board's folder must hold what mptcp-flash wrote (its manifest)."""
+    if not os.path.isfile(os.path.join(d, ".mptcp_manifest.json")):
+        raise TrialError("%s is not a flashed virtual board (no .mptcp_manifest.json): start "
+                         "one (mptcp-vboard %s) and flash it (mptcp-flash --board unix_lab "
+                         "--port PORT) first" % (d, d))
+
+
 def run_trial(path, out_dir=None, with_ref=False, runtime="mpy", pcap=True, stream=None,
-              tty=None):
-    """The whole trial; returns (ok, report dict). Raises ScenarioError, TrialError,
-    mptcp_lab LabError."""
+              tty=None, board=None, vboard=None):
+    """The whole trial; returns (ok, report dict). The agent runs as the lab's device
+    process, or on `board` ({"port": console, "own_links": bool}) over its console, or on
+    a virtual board started on folder `vboard` (what mptcp-flash wrote) inside the lab.
+    Raises ScenarioError, TrialError, mptcp_lab LabError."""
+    import contextlib
     from mptcp_lab import lab
     sc = load(path)
+    if vboard is not None:
+        check_vboard_dir(vboard)
     stream = stream or sys.stdout
     if out_dir is None:
         out_dir = os.path.join("results", "trial-%s-%s" % (sc["name"], time.strftime("%Y%m%d-%H%M%S")))
@@ -236,13 +323,33 @@ def run_trial(path, out_dir=None, with_ref=False, runtime="mpy", pcap=True, stre
     st = trial_view.State(sc["name"], list(sc["links"]), sc["duration"],
                           bulk["bytes"] if bulk else None)
     view = trial_view.Live(st, stream, tty=tty)
-    report = {"scenario": sc, "scenario_file": os.path.abspath(path), "runtime": runtime,
+    where = runtime
+    if vboard is not None:
+        where = "virtual board %s" % os.path.abspath(vboard)
+    elif board is not None:
+        where = "%s on %s" % (board.get("name") or "board", board["port"])
+    report = {"scenario": sc, "scenario_file": os.path.abspath(path), "runtime": where,
               "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    summary = None
     try:
         view.message("mptcp-trial: %s: lab up (%s)" % (sc["name"], ", ".join(
             "%s=%s" % kv for kv in sc["links"].items())))
         lab_up(sc)
-        events, summary, peer, sched_ms, pc = run_device(sc, out_dir, view, runtime, pcap)
+        with contextlib.ExitStack() as stack:
+            if vboard is not None:
+                from . import vboard as vb
+                from .trial_scenario import HEAP
+                try:
+                    port = stack.enter_context(vb.running(vboard, "--dev", "--heap", HEAP))
+                except RuntimeError as e:
+                    raise TrialError(str(e)) from None
+                board = {"port": port, "name": "virtual board"}
+                view.message("mptcp-trial: virtual board %s on %s (heap %s)" % (vboard, port, HEAP))
+            elif board is not None:
+                view.message("mptcp-trial: the agent on the %s on %s"
+                             % (board.get("name") or "board", board["port"]))
+            events, summary, peer, sched_ms, pc = run_device(sc, out_dir, view, runtime, pcap,
+                                                             board)
         dev = R.side(events, summary, cuts(sc), sched_ms)
         report["device"] = dev
         report["peer"] = peer
@@ -275,7 +382,10 @@ def run_trial(path, out_dir=None, with_ref=False, runtime="mpy", pcap=True, stre
         report["side_by_side"] = compare(dev, ref)
         def back(t0):
             return [(int(t0 or 0) + int(at * 1000), ln) for at, ln in restores(sc)]
-        sides = [("device (%s)" % summary.get("impl", runtime), events,
+        label = summary.get("impl", runtime)
+        if board is not None:
+            label += ", " + (board.get("name") or "board")
+        sides = [("device (%s)" % label, events,
                   R.cut_times(events, cuts(sc), sched_ms), back(sched_ms))]
         if ref is not None:
             sides.append(("kernel reference (mplab-ref)", ref["events"],
@@ -331,6 +441,13 @@ def main(argv=None):
                     help="also run the scenario with the kernel as the device (mplab-ref)")
     ap.add_argument("--runtime", default="mpy", choices=("mpy", "source", "cpython"),
                     help="the device: the built bundle (default), firmware/ sources, CPython")
+    ap.add_argument("--port", help="run the agent on the board at this console (raw REPL; "
+                    "flashed with mptcp-flash), e.g. a virtual board's /dev/pts/N")
+    ap.add_argument("--own-links", action="store_true",
+                    help="with --port: a real board on its own links (not told the lab's)")
+    ap.add_argument("--vboard", metavar="DIR",
+                    help="start a virtual board on DIR (flashed with mptcp-flash) inside the "
+                    "lab and run the agent there")
     ap.add_argument("--no-pcap", action="store_true", help="no capture of the lab links")
     ap.add_argument("--plain", action="store_true", help="plain lines even on a terminal")
     ap.add_argument("--check", action="store_true",
@@ -343,8 +460,13 @@ def main(argv=None):
                 a.scenario, ", ".join("%s=%s" % kv for kv in sc["links"].items()),
                 ", ".join(sc["traffic"]), len(sc["schedule"])))
             return 0
+        if a.port and a.vboard:
+            ap.error("--port and --vboard exclude each other")
+        if a.own_links and not a.port:
+            ap.error("--own-links goes with --port")
+        board = {"port": a.port, "own_links": a.own_links} if a.port else None
         ok, report = run_trial(a.scenario, a.out, a.with_ref, a.runtime, not a.no_pcap,
-                               tty=False if a.plain else None)
+                               tty=False if a.plain else None, board=board, vboard=a.vboard)
     except ScenarioError as e:
         print("mptcp-trial: %s" % e, file=sys.stderr)
         return 2

@@ -1,6 +1,7 @@
 """Virtual board: the MicroPython unix port behind a pty, speaking a board's REPL.
 
     mptcp-vboard ROOT [--readonly] [--full BYTES [--report-free BYTES]] [--silent]
+                      [--dev] [--heap SIZE]
 
 Prints the pty path (/dev/pts/N) on one line, then serves until killed. The real
 `mpremote` (and so mptcp-flash) talks to it as to a board on a USB serial port: friendly
@@ -10,12 +11,15 @@ boot.py, and main.py in friendly mode). The folder ROOT is the board's filesyste
 Variants, for testing tools against bad boards: --readonly (writes fail with EROFS),
 --full BYTES (a filesystem of that capacity: ENOSPC past it; os.statvfs reports it, or
 --report-free BYTES if given, as a filesystem that over-reports free space does),
---silent (the port opens but nothing ever answers).
+--silent (the port opens but nothing ever answers). --dev mounts the host's /dev at /dev
+so that the board can open serial ports: in the lab, the modem emulator's pty is then its
+LTE UART (and the emulator's UDP port on 127.0.0.1 its Wi-Fi), as for the lab device.
 
 This process owns the serial-line protocol; the interpreter (vboard_agent.py, a child
 process restarted at every soft reset) only executes jobs.
 """
 import argparse
+import contextlib
 import os
 import select
 import signal
@@ -44,7 +48,7 @@ def default_micropython():
 
 class VBoard:
     def __init__(self, root, micropython=None, readonly=False, full=None, report_free=None,
-                 heap=None):
+                 heap=None, dev=False):
         self.root = os.path.abspath(root)
         self.mpy = micropython or default_micropython()
         self.agent_args = [self.root] + (["--readonly"] if readonly else [])
@@ -52,6 +56,8 @@ class VBoard:
             self.agent_args += ["--full", str(full)]
             if report_free is not None:
                 self.agent_args += ["--report-free", str(report_free)]
+        if dev:
+            self.agent_args.append("--dev")
         self.heap = heap
         self.master, self.slave = os.openpty()
         tty.setraw(self.slave)
@@ -182,7 +188,9 @@ class VBoard:
     # -- input from the serial line -----------------------------------------------
     def feed(self, data):
         if self.job is not None:
-            if b"\x03" in data and self.child is not None:
+            if b"\x03" in data and self.child is not None and self.job[0] != "init":
+                # (a Ctrl-C while the interpreter starts is dropped: it would kill it
+                # before its REPL exists, where a board would just not have listened yet)
                 try:
                     os.kill(self.child.pid, signal.SIGINT)
                 except ProcessLookupError:
@@ -336,6 +344,35 @@ class VBoard:
                 pass
 
 
+@contextlib.contextmanager
+def running(root, *args):
+    """A virtual board on folder `root` (mptcp-vboard ROOT ARGS) as a child process for
+    the block: yields its port; the board and its interpreter are stopped at the end,
+    even when the block fails (tools and tests that need a board for a while)."""
+    env = dict(os.environ)
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = os.pathsep.join([here] + [p for p in [env.get("PYTHONPATH")] if p])
+    p = subprocess.Popen([sys.executable, "-m", "mptcp_tools.vboard", str(root)] + list(args),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        port = p.stdout.readline().strip()
+        if not port.startswith("/dev/"):
+            p.wait(5)
+            raise RuntimeError("the virtual board did not start: %s" % (p.stderr.read().strip()
+                                                                         or "no port printed"))
+        yield port
+    finally:
+        if p.poll() is None:
+            p.terminate()
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        p.stdout.close()
+        p.stderr.close()
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("root", help="folder that is the board's filesystem root")
@@ -344,6 +381,8 @@ def main(argv=None):
     ap.add_argument("--report-free", type=int, metavar="BYTES",
                     help="with --full: os.statvfs reports this much free (over-reporting fs)")
     ap.add_argument("--silent", action="store_true", help="open the port, never answer")
+    ap.add_argument("--dev", action="store_true",
+                    help="mount the host's /dev at /dev (serial ports, the lab modem's pty)")
     ap.add_argument("--heap", help="MicroPython heap size, e.g. 200k (default: the port's)")
     ap.add_argument("--micropython", help="MicroPython unix port (default: the venv's)")
     a = ap.parse_args(argv)
@@ -351,7 +390,7 @@ def main(argv=None):
         ap.error("no such folder %s: create it first (it becomes the board's /)" % a.root)
     if a.report_free is not None and a.full is None:
         ap.error("--report-free needs --full")
-    board = VBoard(a.root, a.micropython, a.readonly, a.full, a.report_free, a.heap)
+    board = VBoard(a.root, a.micropython, a.readonly, a.full, a.report_free, a.heap, a.dev)
 
     def stop(_sig, _frm):
         raise SystemExit(0)

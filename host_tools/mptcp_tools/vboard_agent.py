@@ -5,7 +5,10 @@ filesystem would be), then executes the code vboard.py hands it: one job per req
 on stdin ("<kind> <length>\\n" + source), each answered on stdout with the raw REPL's
 framing: output, 0x04, error output, 0x04. vboard.py owns the serial-line protocol.
 
-    micropython vboard_agent.py ROOT [--readonly] [--full BYTES] [--report-free BYTES]
+    micropython vboard_agent.py ROOT [--readonly] [--full BYTES] [--report-free BYTES] [--dev]
+
+--dev also mounts the host's /dev at /dev: the board's serial ports (the lab modem
+emulator's pty, its LTE UART) are then reachable, as on a unix board.
 """
 import io
 import os
@@ -155,6 +158,8 @@ def _mount(argv):
         report = int(argv[argv.index("--report-free") + 1])
     vfs.umount("/")
     vfs.mount(CapFS(vfs.VfsPosix(root), full, report), "/", readonly=readonly)
+    if "--dev" in argv:
+        vfs.mount(vfs.VfsPosix("/dev"), "/dev")
     os.chdir("/")
     # A board's import path: the filesystem root, frozen modules, /lib (not the host's).
     sys.path[:] = ["", ".frozen", "/lib"]

@@ -56,3 +56,6 @@ def test_args():
     assert "unknown link" in _usage(["--connect", "h:1", "--bulk", "1", "--links", "bt"])
     assert "up or down" in _usage(["--connect", "h:1", "--bulk", "1", "--bulk-dir", "left"])
     assert "unknown argument" in _usage(["--connect", "h:1", "--bulk", "1", "--frob", "2"])
+    o = T.parse_args(["--connect", "h:1", "--bulk", "1", "--lte-baud", "115200"])
+    assert o["lte_baud"] == 115200
+    assert "integer" in _usage(["--connect", "h:1", "--bulk", "1", "--lte-baud", "fast"])
