@@ -27,6 +27,7 @@ from mptcp.assembler import Assembler
 from mptcp.addrs import Addrs
 from mptcp import checksum
 from mptcp import counters as C
+from mptcp import crypto
 from mptcp import mpopts as MP
 from mptcp.ticks import add as tadd, due, earlier
 
@@ -43,7 +44,7 @@ RTO_MAX = const(60000)
 class Connection:
     """Application-facing object; see docs/ARCHITECTURE.md (Connection API)."""
 
-    def __init__(self, stack, snd_buf, rcv_buf, mptcp, csum):
+    def __init__(self, stack, snd_buf, rcv_buf, mptcp, csum, client=False, sched=None):
         self.stack = stack
         self.ctr = stack.counters.v
         self.snd = RingBuf(snd_buf)
@@ -81,8 +82,8 @@ class Connection:
         self.rtx_deadline = -1      # data-level retransmission timer (Linux's msk timer)
         self.rtx_backoff = 0
         self.peer_token = 0
-        self.client = False
-        self.sched = None           # mptcp.sched.Scheduler (set by the stack)
+        self.client = client        # we opened it
+        self.sched = sched          # mptcp.sched.Scheduler (the stack's), None: no choice
         self.out_rr = 0             # the subflow the stack's output() asks first
         self.last_tx = None         # the subflow the round-robin scheduler picked last
         self.pm_due = -1            # the path manager looks at this connection then (tick)
@@ -124,6 +125,19 @@ class Connection:
         self.accepted = False
         self.sf = None
         self.subflows = []
+
+    def set_local_key(self, key, token):
+        """Our key (the stack drew it, its token unique among the connections)."""
+        self.local_key = key
+        self.token = token
+        self.set_local_idsn(crypto.key_idsn(key))
+
+    def set_peer_key(self, key):
+        """The peer's key (MP_CAPABLE): its token names us in its MP_JOINs, its IDSN is
+        the base of the DSNs we receive."""
+        self.peer_key = bytes(key)
+        self.set_peer_idsn(crypto.key_idsn(self.peer_key))
+        self.peer_token = crypto.key_token(self.peer_key)
 
     def set_local_idsn(self, v):
         self.local_idsn = v
@@ -221,6 +235,16 @@ class Connection:
         """A second subflow is being added: no fallback to TCP from now on (Linux's
         allow_infinite_fallback)."""
         self.allow_fallback = False
+
+    def app_accepted(self):
+        """The application took it from the accept queue."""
+        self.accepted = True
+
+    def subflow_dropped(self, sf):
+        """The stack forgets closed subflow sf: the round-robin scheduler no longer
+        starts after it."""
+        if sf is self.last_tx:
+            self.last_tx = None
 
     def first_handshake_done(self, client):
         """The first subflow is synchronized: the connection is established (one we

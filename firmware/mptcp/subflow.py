@@ -237,7 +237,7 @@ class Subflow(TcpEndpoint):
                     break
             if got:
                 ctr[C.MPCapableSYNACKRX] += 1
-                self.stack.set_peer_key(c, mo.skey)
+                c.set_peer_key(mo.skey)
                 c.mptcp_agreed((mo.flags & MP.CAP_A) != 0)
             else:
                 c.mptcp_refused()
@@ -256,7 +256,7 @@ class Subflow(TcpEndpoint):
                 if mo.rkey != c.local_key:
                     ctr[C.TcpInErrsBadMptcp] += 1
                 ctr[C.MPCapableACKRX] += 1
-                self.stack.set_peer_key(c, mo.skey)
+                c.set_peer_key(mo.skey)
             else:
                 # the third ACK carries no MP_CAPABLE: plain TCP from now on (through
                 # fall_back: a checksum negotiated in the SYNs no longer applies)
@@ -510,7 +510,7 @@ class Subflow(TcpEndpoint):
             fin = False
             if have_mpc:
                 if c.peer_key is None and mo.skey is not None:
-                    self.stack.set_peer_key(c, mo.skey)
+                    c.set_peer_key(mo.skey)
                 if mo.dll is not None:
                     m_ssn = 1
                     m_dsn = 1
