@@ -6,8 +6,9 @@ REMOVE_ADDR input, the receive mappings (DSS, infinite mapping, DATA_FIN) and th
 checks, DATA_ACK input, DSS writing, MP_FAIL / MP_FASTCLOSE / MP_TCPRST, fallback
 decisions, and what the scheduler asks (hold, can_carry, has_room, lost). It is
 the only part of a subflow that talks to its Connection (mptcp.connection), which
-owns the data sequence space; the TCP endpoint reaches it through the upcalls
-documented in TcpEndpoint.
+owns the data sequence space and its own state: the subflow reads it and reports
+events through its methods, never assigning a field. The TCP endpoint reaches
+this class through the upcalls documented in TcpEndpoint.
 """
 from mptcp.compat import const
 from mptcp import tcpwire as T
