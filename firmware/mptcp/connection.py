@@ -27,6 +27,7 @@ from mptcp.assembler import Assembler
 from mptcp.addrs import Addrs
 from mptcp import checksum
 from mptcp import counters as C
+from mptcp import crypto
 from mptcp import mpopts as MP
 from mptcp.ticks import add as tadd, due, earlier
 
@@ -43,7 +44,7 @@ RTO_MAX = const(60000)
 class Connection:
     """Application-facing object; see docs/ARCHITECTURE.md (Connection API)."""
 
-    def __init__(self, stack, snd_buf, rcv_buf, mptcp, csum):
+    def __init__(self, stack, snd_buf, rcv_buf, mptcp, csum, client=False, sched=None):
         self.stack = stack
         self.ctr = stack.counters.v
         self.snd = RingBuf(snd_buf)
@@ -81,8 +82,8 @@ class Connection:
         self.rtx_deadline = -1      # data-level retransmission timer (Linux's msk timer)
         self.rtx_backoff = 0
         self.peer_token = 0
-        self.client = False
-        self.sched = None           # mptcp.sched.Scheduler (set by the stack)
+        self.client = client        # we opened it
+        self.sched = sched          # mptcp.sched.Scheduler (the stack's), None: no choice
         self.out_rr = 0             # the subflow the stack's output() asks first
         self.last_tx = None         # the subflow the round-robin scheduler picked last
         self.pm_due = -1            # the path manager looks at this connection then (tick)
@@ -124,6 +125,19 @@ class Connection:
         self.accepted = False
         self.sf = None
         self.subflows = []
+
+    def set_local_key(self, key, token):
+        """Our key (the stack drew it, its token unique among the connections)."""
+        self.local_key = key
+        self.token = token
+        self.set_local_idsn(crypto.key_idsn(key))
+
+    def set_peer_key(self, key):
+        """The peer's key (MP_CAPABLE): its token names us in its MP_JOINs, its IDSN is
+        the base of the DSNs we receive."""
+        self.peer_key = bytes(key)
+        self.set_peer_idsn(crypto.key_idsn(self.peer_key))
+        self.peer_token = crypto.key_token(self.peer_key)
 
     def set_local_idsn(self, v):
         self.local_idsn = v
@@ -205,6 +219,103 @@ class Connection:
         for sf in self.subflows:
             if sf.state != 0:
                 sf.rst_pending = True
+
+    # ------------------------------------------------------------ events from the subflows
+    # A subflow reports what happened; the connection decides what that does to its own
+    # state (mptcp.subflow never assigns a Connection field).
+    def mptcp_agreed(self, peer_csum):
+        """MP_CAPABLE answered: checksums if either side asked (RFC 8684 3.1, the A flag)."""
+        self.csum = self.want_csum or peer_csum
+
+    def mptcp_refused(self):
+        """The SYN/ACK carries no MP_CAPABLE: plain TCP from the start."""
+        self.mptcp = False
+
+    def join_started(self):
+        """A second subflow is being added: no fallback to TCP from now on (Linux's
+        allow_infinite_fallback)."""
+        self.allow_fallback = False
+
+    def app_accepted(self):
+        """The application took it from the accept queue."""
+        self.accepted = True
+
+    def subflow_dropped(self, sf):
+        """The stack forgets closed subflow sf: the round-robin scheduler no longer
+        starts after it."""
+        if sf is self.last_tx:
+            self.last_tx = None
+
+    def first_handshake_done(self, client):
+        """The first subflow is synchronized: the connection is established (one we
+        accepted goes to the accept queue)."""
+        self.established = True
+        if not client:
+            self.stack.conn_ready(self)
+
+    def peer_confirmed(self, now):
+        """The peer showed it has our key (a DATA_ACK, or MP_CAPABLE with its first data):
+        a client may open more subflows now."""
+        self.confirmed = True
+        self.stack.pm.confirmed(self, now)
+
+    def send_window(self, end):
+        """The right edge of the peer's data-level window moved (the subflow computes it
+        from its own window: MPTCP relative to DATA_ACK, fallen back from its ACK)."""
+        self.wnd_end = end
+
+    def mapping_seen(self):
+        """The peer's first mapping (DSS or MP_CAPABLE with data) arrived."""
+        self.peer_map_seen = True
+
+    def data_fin_mapped(self, dsn):
+        """A mapping carries the peer's DATA_FIN at relative DSN dsn."""
+        self.peer_fin = dsn
+
+    def data_fin_alone(self, dsn):
+        """The peer's DATA_FIN on a segment without data: taken unless one is known or it
+        lies below what was delivered."""
+        if self.peer_fin < 0 and dsn >= self.rcv_nxt - 1:
+            self.peer_fin = dsn
+        self.check_fin()
+
+    def stream_ended(self):
+        """Nothing more can come from the peer (a FIN fallen back or before MPTCP was
+        established, or the last subflow's FIN without DATA_FIN)."""
+        self.fin_rcvd = True
+
+    def unmapped_in_order(self, seq):
+        """In-order data outside every mapping (subflow seq): the peer fell back (RFC 8684
+        3.7); as Linux on one subflow, follow it: the data continues the data stream where
+        it stands."""
+        self.fall_back(0, seq)
+        self.map_delta = self.rcv_nxt - seq
+
+    def data_fin_sent(self, now, rto):
+        """Our DATA_FIN went out on a subflow whose RTO is rto: retransmitted (with backoff)
+        if not DATA_ACKed in time."""
+        self.dfin_sent = True
+        b = self.dfin_tries if self.dfin_tries < 8 else 8
+        t = rto << b
+        self.dfin_deadline = tadd(now, (t if t < RTO_MAX else RTO_MAX))
+
+    def fail_sent(self):
+        """Our MP_FAIL went out (its answer is awaited until fail_deadline)."""
+        self.fail_tx = False
+
+    def infinite_sent(self, seq):
+        """Our infinite mapping went out on the segment at seq (of the only subflow: a
+        segment resent there carries it again)."""
+        self.inf_seq = seq
+        self.inf_csum = self.csum
+
+    def subflow_closed(self):
+        """A subflow went to CLOSED: with none left, a DATA_FIN not yet acknowledged is
+        sent again by the next subflow (break-before-make), not retransmitted by timer."""
+        if self.live() is None:
+            self.dfin_deadline = -1
+            if self.dfin_sent and not self.dfin_acked:
+                self.dfin_sent = False
 
     # ------------------------------------------------------------ timers
     def next_deadline(self):
@@ -386,7 +497,9 @@ class Connection:
         return self.snd_nxt >= self.data_end() and self.rtx_end <= self.rtx_nxt
 
     def on_data_ack(self, rel, sf_una):
-        """Peer's DATA_ACK (relative). Frees the send ring up to it."""
+        """Peer's DATA_ACK (relative): seen (its options are not stripped); frees the send
+        ring up to it."""
+        self.dss_seen = True
         if rel == self.data_ack:
             return          # no news (the usual case on the receiving side)
         end = self.data_end()
@@ -438,6 +551,13 @@ class Connection:
         for sf in self.subflows:
             sf.sb.rebase_dsn(by)
             sf.tx_delta -= by
+
+    def rebase_sf_snd(self, sf, by):
+        """Subflow `sf`'s send space dropped by `by`: the seq of our infinite mapping (in
+        the initial subflow's space) follows."""
+        if self.inf_seq >= 0 and sf is self.sf:
+            x = self.inf_seq - by
+            self.inf_seq = x if x >= 0 else -1
 
     def rebase_sf_rcv(self, sf, by):
         """Subflow `sf`'s receive space dropped by `by`: mappings held in it follow."""

@@ -208,7 +208,7 @@ class Stack:
     def accept(self):
         if self.accept_q:
             c = self.accept_q.pop(0)
-            c.accepted = True
+            c.app_accepted()
             return c
         return None
 
@@ -252,7 +252,7 @@ class Stack:
         sf = self._new_subflow(c, ifindex, laddr, raddr, self._free_port(raddr, rport),
                                rport, True)
         sf.join = True
-        c.allow_fallback = False
+        c.join_started()
         sf.lnonce = self._nonce()
         sf.addr_id = self._addr_id(c, ifindex, laddr)
         sf.backup = self._is_backup(ifindex)
@@ -268,16 +268,13 @@ class Stack:
             if sf.state == CLOSED and not sf.rst_pending:
                 if sf is self.last:
                     self.last = None
-                if sf is c.last_tx:
-                    c.last_tx = None
+                c.subflow_dropped(sf)
                 subs.pop(i)
             else:
                 i += 1
 
     def _new_conn(self, mptcp, csum, ifindex, laddr, raddr, lport, rport, client, now):
-        c = Connection(self, self.snd_buf, self.rcv_buf, mptcp, csum)
-        c.client = client
-        c.sched = self.sched
+        c = Connection(self, self.snd_buf, self.rcv_buf, mptcp, csum, client, self.sched)
         sf = self._new_subflow(c, ifindex, laddr, raddr, lport, rport, client)
         c.sf = sf
         sf.backup = self._is_backup(ifindex)
@@ -290,21 +287,20 @@ class Stack:
         """A local key whose token no other connection has (an MP_JOIN names its connection
         by token: RFC 8684 2.2; Linux's mptcp_token_new_connect draws again too)."""
         while True:
-            c.local_key = self._new_key()
-            c.token = crypto.key_token(c.local_key)
+            key = self._new_key()
+            token = crypto.key_token(key)
             clash = False
             for x in self.conns:
-                if x is not c and x.mptcp and x.token == c.token:
+                if x is not c and x.mptcp and x.token == token:
                     clash = True
             if not clash:
                 break
             self.counters.v[C.TokenCollision] += 1
-        c.set_local_idsn(crypto.key_idsn(c.local_key))
+        c.set_local_key(key, token)
 
     def set_peer_key(self, c, key):
-        c.peer_key = bytes(key)
-        c.set_peer_idsn(crypto.key_idsn(c.peer_key))
-        c.peer_token = crypto.key_token(c.peer_key)
+        """(Tests: the connection takes the peer's key itself, Connection.set_peer_key.)"""
+        c.set_peer_key(key)
 
     def connect(self, now, dst4, dport, ifindex=0, mptcp=True, csum=False):
         if not self.netifs:
@@ -449,7 +445,7 @@ class Stack:
         self._drop_closed(c)
         sf = self._new_subflow(c, ifindex, laddr, bytes(buf[12:16]), seg.dport, seg.sport, False)
         sf.join = True
-        c.allow_fallback = False
+        c.join_started()
         sf.rnonce = mo.nonce
         sf.peer_addr_id = mo.addr_id
         sf.peer_backup = mo.backup
@@ -463,7 +459,7 @@ class Stack:
     def _passive_open(self, ifindex, buf, seg, laddr, l, now):
         ctr = self.ctr
         mptcp = False
-        csum = l[2]
+        peer_csum = False
         mo = self.mo
         for i in range(seg.mp_n):
             if seg.mp_len[i] >= 3 and buf[seg.mp_off[i] + 2] >> 4 == MP.MP_JOIN:
@@ -482,14 +478,13 @@ class Stack:
                 if seg.mp_len[i] == 4 and buf[off + 2] >> 4 == MP.MP_CAPABLE:
                     if MP.parse(buf, off, 4, mo) == 0 and mo.version == 1:
                         mptcp = True
-                        if mo.flags & MP.CAP_A:
-                            csum = True
+                        peer_csum = (mo.flags & MP.CAP_A) != 0
                     break
         c = self._new_conn(mptcp, l[2], ifindex, laddr, bytes(buf[12:16]), seg.dport,
                            seg.sport, False, now)
         if mptcp:
             ctr[C.MPCapableSYNRX] += 1
-            c.csum = csum
+            c.mptcp_agreed(peer_csum)
         c.sf.take_syn(seg)
         ctr[C.TcpPassiveOpens] += 1
 

@@ -6,8 +6,9 @@ REMOVE_ADDR input, the receive mappings (DSS, infinite mapping, DATA_FIN) and th
 checks, DATA_ACK input, DSS writing, MP_FAIL / MP_FASTCLOSE / MP_TCPRST, fallback
 decisions, and what the scheduler asks (hold, can_carry, has_room, lost). It is
 the only part of a subflow that talks to its Connection (mptcp.connection), which
-owns the data sequence space; the TCP endpoint reaches it through the upcalls
-documented in TcpEndpoint.
+owns the data sequence space and its own state: the subflow reads it and reports
+events through its methods, never assigning a field. The TCP endpoint reaches
+this class through the upcalls documented in TcpEndpoint.
 """
 from mptcp.compat import const
 from mptcp import tcpwire as T
@@ -16,7 +17,6 @@ from mptcp import checksum
 from mptcp import counters as C
 from mptcp import crypto
 from mptcp.connection import M64
-from mptcp.cc import RTO_MAX
 from mptcp.ticks import add as tadd
 from mptcp.tcp import (TcpEndpoint, CLOSED, SYN_SENT, ESTABLISHED, CLOSE_WAIT, TIME_WAIT,
                        SEG_SLOTS, REBASE_AT, REBASE_BY)
@@ -113,7 +113,7 @@ class Subflow(TcpEndpoint):
     def take_syn(self, seg):
         TcpEndpoint.take_syn(self, seg)
         if not self.join:
-            self.conn.wnd_end = 1 + seg.window
+            self.conn.send_window(1 + seg.window)
 
     def _join_hmac(self, n):
         """Our MP_JOIN HMAC (RFC 8684 3.2): HMAC(our key || peer key, our nonce || its nonce)."""
@@ -132,10 +132,7 @@ class Subflow(TcpEndpoint):
 
     # ------------------------------------------------------------ upcalls: state
     def _rebased_snd(self, by):
-        c = self.conn
-        if c.inf_seq >= 0 and c.sf is self:
-            x = c.inf_seq - by
-            c.inf_seq = x if x >= 0 else -1
+        self.conn.rebase_sf_snd(self, by)
 
     def _rebased_rcv(self, by):
         x = self.map_ssn - by
@@ -153,18 +150,12 @@ class Subflow(TcpEndpoint):
             c.rebase_snd(REBASE_BY)
 
     def _closed(self):
-        c = self.conn
-        if c.live() is None:
-            c.dfin_deadline = -1
-            if c.dfin_sent and not c.dfin_acked:
-                c.dfin_sent = False     # the next subflow (break-before-make) sends it again
+        self.conn.subflow_closed()
 
     def _handshake_done(self, now):
         c = self.conn
         if not c.established:
-            c.established = True
-            if not self.client:
-                self.stack.conn_ready(c)
+            c.first_handshake_done(self.client)
         if self.join and self.client:
             c.subflow_up(self)
 
@@ -247,10 +238,10 @@ class Subflow(TcpEndpoint):
                     break
             if got:
                 ctr[C.MPCapableSYNACKRX] += 1
-                self.stack.set_peer_key(c, mo.skey)
-                c.csum = c.want_csum or (mo.flags & MP.CAP_A) != 0
+                c.set_peer_key(mo.skey)
+                c.mptcp_agreed((mo.flags & MP.CAP_A) != 0)
             else:
-                c.mptcp = False
+                c.mptcp_refused()
                 ctr[C.MPCapableFallbackSYNACK] += 1
         return True
 
@@ -266,7 +257,7 @@ class Subflow(TcpEndpoint):
                 if mo.rkey != c.local_key:
                     ctr[C.TcpInErrsBadMptcp] += 1
                 ctr[C.MPCapableACKRX] += 1
-                self.stack.set_peer_key(c, mo.skey)
+                c.set_peer_key(mo.skey)
             else:
                 # the third ACK carries no MP_CAPABLE: plain TCP from now on (through
                 # fall_back: a checksum negotiated in the SYNs no longer applies)
@@ -469,10 +460,8 @@ class Subflow(TcpEndpoint):
                     rel = T.rel32(mo.data_ack_h, mo.data_ack_l, c.lidsn4[2], c.lidsn4[3],
                                   c.data_ack)
                 if not c.confirmed:
-                    c.confirmed = True
-                    self.stack.pm.confirmed(c, self.stack.now)
-                c.dss_seen = True
-                c.on_data_ack(rel, self.snd_una)
+                    c.peer_confirmed(self.stack.now)
+                c.on_data_ack(rel, self.snd_una)      # (also: a DATA_ACK was seen)
         elif c.mptcp and self.client and not r and not c.dss_seen \
                 and ack > self.snd_una and ack > 1:
             # our data is acked without any DSS from the peer: options are being
@@ -492,9 +481,13 @@ class Subflow(TcpEndpoint):
     def _wnd_in(self, ack, r):
         c = self.conn
         if c.mptcp and (r & 1):
-            c.wnd_end = c.data_ack + self.snd_wnd   # MPTCP: relative to DATA_ACK
+            e = c.data_ack + self.snd_wnd       # MPTCP: relative to DATA_ACK
         elif not self.join:
-            c.wnd_end = ack + self.sb.delta_at(ack, self.tx_delta) + self.snd_wnd
+            e = ack + self.sb.delta_at(ack, self.tx_delta) + self.snd_wnd
+        else:
+            return
+        if e != c.wnd_end:
+            c.send_window(e)    # (only when it moves: not on every data segment received)
 
     def _peer_delta(self):
         """DSN - SSN of the peer's data (its last mapping), for a fallback we start."""
@@ -518,7 +511,7 @@ class Subflow(TcpEndpoint):
             fin = False
             if have_mpc:
                 if c.peer_key is None and mo.skey is not None:
-                    self.stack.set_peer_key(c, mo.skey)
+                    c.set_peer_key(mo.skey)
                 if mo.dll is not None:
                     m_ssn = 1
                     m_dsn = 1
@@ -527,7 +520,7 @@ class Subflow(TcpEndpoint):
                     m_csum = mo.csum if mo.csum is not None else 0
                     have_dss = True
                 if not c.confirmed and not self.client:
-                    c.confirmed = True
+                    c.peer_confirmed(now)
             elif have_dss and (mo.dss_flags & MP.DSS_MAP):
                 m_ssn = self._peer_ssn(mo)
                 m_dsn = self._peer_dsn(buf, mo)
@@ -551,12 +544,13 @@ class Subflow(TcpEndpoint):
                     if seq < m_ssn or seq + dlen > m_ssn + m_len:
                         ctr[C.DSSNotMatching] += 1
                         return 0
-                    c.peer_map_seen = True
+                    if not c.peer_map_seen:
+                        c.mapping_seen()
                     self.map_ssn = m_ssn
                     self.map_dsn = m_dsn
                     self.map_len = m_len
                     if fin:
-                        c.peer_fin = m_dsn + m_len
+                        c.data_fin_mapped(m_dsn + m_len)
                     if c.csum and not c.add_pending_map(self, m_ssn, m_dsn, m_len, m_dll, m_csum,
                                                        m_ssn <= self.rcv_nxt):
                         ctr[C.TcpOFODrop] += 1
@@ -579,8 +573,7 @@ class Subflow(TcpEndpoint):
                     # continues the data stream where it stands
                     ctr[C.DSSNoMatchTCP] += 1
                     ctr[C.DSSFallback] += 1
-                    c.fall_back(0, seq)
-                    c.map_delta = c.rcv_nxt - seq
+                    c.unmapped_in_order(seq)
                 else:
                     ctr[C.DSSNoMatchTCP] += 1   # out of order: wait until it is in order
                     return 0
@@ -638,16 +631,13 @@ class Subflow(TcpEndpoint):
         mo = self.stack.mo
         if not (mo.dss_flags & MP.DSS_MAP) or mo.dll != 1:
             return
-        d = self._peer_dsn(buf, mo)
-        if c.peer_fin < 0 and d >= c.rcv_nxt - 1:
-            c.peer_fin = d
-        c.check_fin()
+        c.data_fin_alone(self._peer_dsn(buf, mo))
         self.ack_now = True
 
     def _fin_in(self, now):
         c = self.conn
         if not c.mptcp or not c.established:
-            c.fin_rcvd = True
+            c.stream_ended()
         elif c.peer_fin < 0:
             if self._others_live():
                 # the peer closes this subflow only: its data goes to the others,
@@ -657,7 +647,7 @@ class Subflow(TcpEndpoint):
                 self.sub_close = True
             else:
                 # the only subflow closed without DATA_FIN: nothing more can come
-                c.fin_rcvd = True
+                c.stream_ended()
 
     # ------------------------------------------------------------ upcalls: output
     def _unwanted(self):
@@ -724,10 +714,7 @@ class Subflow(TcpEndpoint):
                 return -1
         if c.mptcp and c.fin_queued and not c.dfin_sent and c.all_handed_out() and c.established \
                 and self.can_carry():
-            c.dfin_sent = True
-            b = c.dfin_tries if c.dfin_tries < 8 else 8
-            t = self.rtt.rto << b
-            c.dfin_deadline = tadd(now, (t if t < RTO_MAX else RTO_MAX))
+            c.data_fin_sent(now, self.rtt.rto)
             self.ctr[C.DataFinTx] += 1
             return self._out_seg(now, buf, self.snd_max, 0, T.ACK)
         return 0
@@ -861,7 +848,7 @@ class Subflow(TcpEndpoint):
                 if c.fail_tx and n == 0:
                     # MP_FAIL next to the DATA_ACK (room: TS 12 + DSS 12 + 12 <= 40)
                     o += MP.put_mp_fail_rel(buf, o, c.pidsn4, c.fail_dsn)
-                    c.fail_tx = False
+                    c.fail_sent()
                     self.ctr[C.MPFailTx] += 1
                 elif n == 0 and not (flags & T.FIN):
                     if self.prio_tx and o + 4 <= _OPT + 40:
@@ -875,8 +862,7 @@ class Subflow(TcpEndpoint):
                         self.tx_again = o > o0 and c.addrs.pending()    # one per segment
                 if n > 0 and c.infinite_tx:
                     self.ctr[C.InfiniteMapTx] += 1
-                    c.inf_seq = seq
-                    c.inf_csum = c.csum
+                    c.infinite_sent(seq)
                     self.tx_fb = True   # (after the segment is in the scoreboard: it holds the ring)
         elif n > 0:
             c.snd.copy_out(dsn - c.snd_base, buf, n, o)
