@@ -150,11 +150,9 @@ def parse_args(argv):
 
 
 def board_config():
-    try:
-        import board
-        return board
-    except ImportError:
-        return None
+    """The board module with mptcp-flash's settings (runtime.config), None without one."""
+    from runtime import config
+    return config.board()
 
 
 def _getenv(name):

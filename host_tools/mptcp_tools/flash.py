@@ -46,18 +46,67 @@ def mpremote():
 
 
 # -- the bundle ---------------------------------------------------------------------
+CONFIG = "mptcp_config.json"   # written by the flash (runtime/config.py reads it)
+MAIN = "main.py"               # written with --autostart: runs apps.boot at every start
+MAIN_TEXT = ("# written by mptcp-flash --autostart: starts the app of mptcp_config.json\n"
+             "import apps.boot\napps.boot.run()\n")
+APPS = ("perf", "trial")
+
+
 def read_bundle(bundle):
-    """{board path: bytes} of every .mpy in the bundle."""
+    """{board path: bytes} of every .mpy in the bundle (and the config and main.py a
+    staged bundle carries, see stage)."""
     files = {}
     for dirpath, _dirs, names in os.walk(bundle):
         for fn in sorted(names):
-            if fn.endswith(".mpy"):
+            if fn.endswith(".mpy") or (dirpath == bundle and fn in (CONFIG, MAIN)):
                 full = os.path.join(dirpath, fn)
                 with open(full, "rb") as f:
                     files[os.path.relpath(full, bundle).replace(os.sep, "/")] = f.read()
     if not files:
         raise FlashError("no .mpy files in %s: build it first (make build)" % bundle)
     return files
+
+
+def parse_settings(pairs, board_name):
+    """--set NAME=VALUE pairs -> {NAME: value}: VALUE as JSON when it parses (numbers, null,
+    true, quoted strings), else the text; NAME must be one the board config or the stack
+    factory knows."""
+    known = set(re.findall(r"^([A-Z][A-Z0-9_]*)\s*=", open(board_config(board_name)[0]).read(), re.M))
+    known |= {"SND_BUF", "RCV_BUF", "MAX_CONNECTIONS", "MAX_SUBFLOWS", "SCHEDULER",
+              "BACKUP_LINK", "WIFI_ADDR"}
+    out = {}
+    for p in pairs:
+        if "=" not in p:
+            raise FlashError("--set takes NAME=VALUE, got %r (e.g. --set APN=iot.example)" % p)
+        k, v = p.split("=", 1)
+        if k not in known:
+            raise FlashError("--set %s: not a setting of board %s (known: %s)"
+                             % (k, board_name, ", ".join(sorted(known))))
+        try:
+            out[k] = json.loads(v)
+        except ValueError:
+            out[k] = v
+    return out
+
+
+def stage(bundle, dest, board_name, app=None, app_args=(), autostart=False, delay_s=3,
+          settings=None):
+    """A copy of the bundle in dest with mptcp_config.json (and main.py with autostart)."""
+    if autostart and not app:
+        raise FlashError("--autostart needs --app (%s)" % "|".join(APPS))
+    if app is not None and app not in APPS:
+        raise FlashError("unknown --app %r (known: %s)" % (app, ", ".join(APPS)))
+    shutil.copytree(bundle, dest)
+    cfg = {"board": board_name, "version": firmware_version(), "app": app,
+           "args": list(app_args), "autostart": bool(autostart), "delay_s": delay_s,
+           "settings": settings or {}}
+    with open(os.path.join(dest, CONFIG), "w") as f:
+        f.write(json.dumps(cfg, sort_keys=True))
+    if autostart:
+        with open(os.path.join(dest, MAIN), "w") as f:
+            f.write(MAIN_TEXT)
+    return dest
 
 
 def bundle_hash(hashes):
@@ -227,6 +276,8 @@ def check_compat(files, mpy, board_name, allow_arch):
                          "1.19?): install a current MicroPython on it (e.g. with mpflash)")
     bver, bsub, barch = mpy & 0xFF, (mpy >> 8) & 3, mpy >> 10
     for rel, data in sorted(files.items()):
+        if not rel.endswith(".mpy"):
+            continue
         h = mpyfile.header(data)
         if h is None:
             raise FlashError("%s in the bundle is not an .mpy file: rebuild (make build)" % rel)
@@ -256,8 +307,10 @@ def space_needed(sizes_new, sizes_old, block):
 
 
 class Flasher:
-    def __init__(self, board_name, bundle, port, timeout, allow_arch=False, out=print):
+    def __init__(self, board_name, bundle, port, timeout, allow_arch=False, out=print,
+                 replace_main=False):
         self.name = board_name
+        self.replace_main = replace_main
         self.bundle = bundle
         self.board = Board(port, timeout)
         self.allow_arch = allow_arch
@@ -265,7 +318,8 @@ class Flasher:
 
     def probe(self, files):
         code = PROBE % {"manifest": MANIFEST, "files": sorted(files),
-                        "others": dirs_of(files) + [r[:-4] + ".py" for r in sorted(files)]}
+                        "others": dirs_of(files) + [MAIN] + [r[:-4] + ".py" for r in sorted(files)
+                                                              if r.endswith(".mpy")]}
         return _tagged(self.board.run(["exec", code], self.board.timeout, "the probe"), "MPTCP-PROBE")
 
     def flash(self, dry_run=False):
@@ -295,7 +349,14 @@ class Flasher:
             if info["kinds"].get(d) == "f":
                 raise FlashError("%s on the board is a file where the bundle needs a directory: "
                                  "remove it (mpremote fs rm :%s) and flash again" % (d, d))
+        if MAIN in files and info["kinds"].get(MAIN) == "f" and MAIN not in old_files \
+                and not self.replace_main:
+            raise FlashError("the board has a main.py of its own: --autostart would replace it; "
+                             "pass --replace-main (or remove it: mpremote fs rm :main.py); "
+                             "nothing was changed")
         for r in sorted(files):
+            if not r.endswith(".mpy"):
+                continue
             py = r[:-4] + ".py"
             if info["kinds"].get(py) == "f" and py not in old_files:
                 self.out("flash: warning: %s on the board shadows %s (MicroPython imports .py "
@@ -394,6 +455,19 @@ def main(argv=None):
     ap.add_argument("--allow-arch-mismatch", action="store_true",
                     help="flash native modules built for another arch (pure-Python fallback)")
     ap.add_argument("--dry-run", action="store_true", help="probe the board, print the plan only")
+    ap.add_argument("--app", choices=APPS, default=None,
+                    help="the app main.py starts (with --autostart) and mptcp_config.json names")
+    ap.add_argument("--app-args", default="",
+                    help="its arguments, one string: --app-args=\"--connect 198.18.0.1:5001 --send 8M\" (with =)")
+    ap.add_argument("--autostart", action="store_true",
+                    help="write main.py: the board starts the app at every boot (Ctrl-C in the "
+                         "first --delay seconds keeps it at the REPL)")
+    ap.add_argument("--delay", type=float, default=3, help="seconds before autostart (default 3)")
+    ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                    help="a board setting for this board (APN, SND_BUF, SCHEDULER, ...), "
+                         "written into mptcp_config.json over boards/<board>/board.py; repeatable")
+    ap.add_argument("--replace-main", action="store_true",
+                    help="let --autostart replace a main.py that an earlier flash did not write")
     a = ap.parse_args(argv)
     try:
         if a.board not in known_boards():
@@ -407,7 +481,14 @@ def main(argv=None):
                 raise FlashError("no bundle at %s: build it (make build) or drop --no-build" % bundle)
         else:
             bundle = ensure_built(a.board, a.build_dir)
-        return Flasher(a.board, bundle, a.port, a.timeout, a.allow_arch_mismatch).flash(a.dry_run)
+        settings = parse_settings(a.set, a.board)
+        import shlex
+        import tempfile
+        with tempfile.TemporaryDirectory(prefix="mptcp-flash-") as tmp:
+            staged = stage(bundle, os.path.join(tmp, a.board), a.board, a.app,
+                           shlex.split(a.app_args), a.autostart, a.delay, settings)
+            return Flasher(a.board, staged, a.port, a.timeout, a.allow_arch_mismatch,
+                           replace_main=a.replace_main).flash(a.dry_run)
     except FlashError as e:
         print("flash: %s" % e, file=sys.stderr)
         return 2

@@ -94,7 +94,7 @@ def test_flash_twice_changed_stale_and_user_files(base, tmp_path):
     (fs / "apps" / "mine.py").write_text("print('mine')\n")   # a file in it,
     (fs / "user.txt").write_text("notes\n")                    # and one at the root
     user = tree(fs)
-    n = len(bundle_tree(b1 / "unix_lab"))
+    n = len(bundle_tree(b1 / "unix_lab")) + 1           # + mptcp_config.json
     with vboard(fs) as port:
         r, t1 = flash(port, b1)
         assert r.returncode == 0, r.stderr
@@ -115,7 +115,9 @@ def test_flash_twice_changed_stale_and_user_files(base, tmp_path):
     assert "apps/oldmod.mpy" not in on_board
     assert {k: on_board[k] for k in user} == user       # the user's files untouched
     man = json.loads((fs / ".mptcp_manifest.json").read_text())
-    assert man["files"] == want and man["complete"] is True
+    assert {k: v for k, v in man["files"].items() if k.endswith(".mpy")} == want
+    assert set(man["files"]) - set(want) == {"mptcp_config.json"} and man["complete"] is True
+    assert "main.py" not in on_board                    # no --autostart: no main.py
     assert not [k for k in on_board if k.endswith(TMP)]
 
 
@@ -208,3 +210,49 @@ def test_wrong_port_unknown_board_not_a_port(tmp_path):
     r = subprocess.run(FLASH + ["--board", "nosuch", "--port", "/dev/null"],
                        capture_output=True, text=True, env=env())
     one_line_error(r, "unknown board 'nosuch'", "pico_w", "unix_lab")
+
+
+def test_autostart_config_settings_and_a_users_main_py(base, tmp_path):
+    """--app/--app-args/--autostart/--set write mptcp_config.json and main.py; the board then
+    starts the app when it boots (read on its console); a main.py the user wrote is not
+    replaced without --replace-main; a later flash without --autostart removes ours."""
+    b = bundle_copy(base, tmp_path / "b")
+    fs = tmp_path / "fs"
+    fs.mkdir()
+    (fs / "main.py").write_text("print('the user main')\n")
+    with vboard(fs) as port:
+        args = ["--app", "perf", "--app-args=--help",
+                "--autostart", "--delay", "0", "--set", "APN=iot.example", "--set", "SND_BUF=8192"]
+        r, _ = flash(port, b, *args)
+        one_line_error(r, "main.py of its own", "--replace-main")
+        assert (fs / "main.py").read_text() == "print('the user main')\n"
+        assert not (fs / "mptcp_config.json").exists()        # nothing was changed
+        r, _ = flash(port, b, *(args + ["--replace-main"]))
+        assert r.returncode == 0, r.stderr
+        cfg = json.loads((fs / "mptcp_config.json").read_text())
+        assert cfg["app"] == "perf" and cfg["autostart"] is True and cfg["delay_s"] == 0
+        assert cfg["args"] == ["--help"]
+        assert cfg["settings"] == {"APN": "iot.example", "SND_BUF": 8192}
+        assert "apps.boot" in (fs / "main.py").read_text()
+    with vboard(fs) as port:                                # a power cycle: main.py runs
+        out = _console_until(port, "perf: bulk transfer", 20)
+        assert "mptcp: starting apps.perf --help in 0.0 s" in out, out
+        r, _ = flash(port, b, "--set", "NOPE=1")
+        one_line_error(r, "NOPE", "APN")                     # unknown setting: the known ones
+        r, _ = flash(port, b, "--autostart")
+        one_line_error(r, "--autostart needs --app")
+        r, _ = flash(port, b)                                # no --autostart: main.py goes
+        assert r.returncode == 0, r.stderr
+        assert not (fs / "main.py").exists()
+        assert json.loads((fs / "mptcp_config.json").read_text())["app"] is None
+
+
+def _console_until(port, text, seconds):
+    """What the board prints on its console until `text` appears (or the time is up)."""
+    import serial
+    out = b""
+    with serial.Serial(port, 115200, timeout=0.2) as ser:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end and text.encode() not in out:
+            out += ser.read(4096)
+    return out.decode(errors="replace")
