@@ -107,6 +107,12 @@ def test_linger_stays_a_small_int():
     assert sched.linger(s) == 0xFFFF * 0x1FFF
     assert sched.linger(s) < (1 << 29)
     assert sched.linger(_Sf("y", flight=63)) == 0  # less than one unit: idle
+    # one unit (64 B) in flight, 1 s RTT, a one-unit window: 1000 ms to drain
+    assert sched.linger(_Sf("z", srtt=1000, flight=64, cwnd=64)) == 1000
+    # the RTT cap is 0x1FFF ms exactly: 0x2000 is capped, 0x1FFF is not
+    assert sched.linger(_Sf("w", srtt=0x2000, flight=64, cwnd=64)) == 0x1FFF
+    assert sched.linger(_Sf("v", srtt=0x1FFF, flight=64, cwnd=64)) == 0x1FFF
+    assert sched.linger(_Sf("u", srtt=0x1FFE, flight=64, cwnd=64)) == 0x1FFE
 
 
 def test_backup_subflows_only_when_no_regular_one_can_carry():
@@ -156,6 +162,8 @@ def test_roundrobin_rotates_among_those_with_room():
 
 def test_redundant_copies_small_writes_on_the_other_subflows():
     r = sched.by_name("redundant")
+    assert sched.SMALL_WRITE == 512
+    assert r.copies(512) and not r.copies(513)
     assert r.copies(sched.SMALL_WRITE) and not r.copies(sched.SMALL_WRITE + 1)
     assert not sched.by_name("minrtt").copies(10)
     w, l = _Sf("wifi", srtt=10), _Sf("lte", srtt=60)
