@@ -86,13 +86,25 @@ def _measure(snd, rcv):
     return (m1 - m0) // 2, (m2 - m1b) // 2 - snd - rcv
 
 
-def test_heap_per_connection_within_budget():
-    tracing = False
-    if not IS_MPY:
+def _trace_start():
+    """CPython: start tracemalloc unless it runs already; True if this call started it."""
+    if IS_MPY:
+        return False
+    import tracemalloc
+    if tracemalloc.is_tracing():
+        return False
+    tracemalloc.start()
+    return True
+
+
+def _trace_stop(started):
+    if started:
         import tracemalloc
-        tracing = not tracemalloc.is_tracing()
-        if tracing:
-            tracemalloc.start()
+        tracemalloc.stop()
+
+
+def test_heap_per_connection_within_budget():
+    tracing = _trace_start()
     try:
         conns = []
         _measure(4096, 4096)    # warm-up: a first connection imports and caches (run alone)
@@ -106,8 +118,7 @@ def test_heap_per_connection_within_budget():
         assert max(conns) - min(conns) <= RING_INDEPENDENCE, ("overhead grows with the rings",
                                                               conns)
     finally:
-        if tracing:
-            tracemalloc.stop()
+        _trace_stop(tracing)
 
 
 # A joined subflow (MP_JOIN, issue 8): its TCP state, scoreboard (SEG_SLOTS), out-of-order
@@ -127,12 +138,7 @@ def test_heap_per_joined_subflow_within_budget():
     from mpnet import MpLink, mp_pair, WIFI, LTE
     if not tutil.gc_frees_inside_a_call():
         raise tutil.NotApplicable("gc.collect() frees nothing inside a call on this port")
-    tracing = False
-    if not IS_MPY:
-        import tracemalloc
-        tracing = not tracemalloc.is_tracing()
-        if tracing:
-            tracemalloc.start()
+    tracing = _trace_start()
     try:
         a, b = mp_pair(snd=16384, rcv=16384, seed=1)
         link = MpLink(a, b, seed=1)
@@ -154,5 +160,4 @@ def test_heap_per_joined_subflow_within_budget():
         print("memory (%s): a joined subflow %d B per side" % (sys.implementation.name, per_side))
         assert 0 < per_side <= SUBFLOW_OVERHEAD, ("joined subflow", per_side)
     finally:
-        if tracing:
-            tracemalloc.stop()
+        _trace_stop(tracing)
