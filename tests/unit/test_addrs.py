@@ -118,3 +118,145 @@ def test_remove_addr_waits_for_room_too():
     assert a.put(c, buf, 40, 47, 0) == 40 and a.rm_n == 2   # 3 + 2 bytes, padded to 8
     assert a.put(c, buf, 40, 48, 0) == 48 and a.rm_n == 0
     assert buf[41] == 5 and buf[45] == 1 and buf[46] == 1 and buf[47] == 1
+
+
+def _conn():
+    c = Connection(Stack(seed=1), 64, 64, True, False)
+    c.local_key = b"\x01" * 8
+    c.peer_key = b"\x02" * 8
+    return c
+
+
+def _send_all(a, c, now):
+    """Every option put() has now, one per 40-byte option space; how many."""
+    n = 0
+    while True:
+        if a.put(c, bytearray(80), 40, 80, now) == 40:
+            return n
+        n += 1
+
+
+def test_four_local_slots_a_fifth_announcement_is_dropped():
+    a = Addrs()
+    c = _conn()
+    for i in range(5):
+        a.announce(i + 1, A1, 0)
+    assert _send_all(a, c, 0) == 4 and 5 not in a.l_id
+
+
+def test_an_announcement_is_sent_3_times_2000_ms_apart():
+    a = Addrs()
+    c = _conn()
+    a.announce(1, A1, 500)
+    t = 500
+    for _ in range(3):
+        assert _send_all(a, c, t) == 1
+        assert a.next_deadline() == t + 2000
+        a.timers(t + 1999)
+        assert not a.pending()
+        t += 2000
+        a.timers(t)
+    assert not a.pending() and a.next_deadline() == -1     # given up after the third
+    assert c.stack.counters.get("AddAddrTx") == 3
+
+
+def test_a_new_address_under_a_given_up_id_gets_all_its_tries_again():
+    a = Addrs()
+    c = _conn()
+    a.announce(1, A1, 0)
+    t = 0
+    for _ in range(3):
+        _send_all(a, c, t)
+        t += 2000
+        a.timers(t)
+    assert not a.pending()
+    a.announce(1, A2, t)
+    for _ in range(3):
+        assert _send_all(a, c, t) == 1
+        t += 2000
+        a.timers(t)
+    assert c.stack.counters.get("AddAddrTx") == 6
+
+
+def test_a_remote_slot_with_id_0_is_taken():
+    a = Addrs()
+    assert a.add_remote(0, A1, 0) == 0                  # the peer re-announcing its first address
+    assert a.add_remote(5, A2, 0) == 1
+    assert a.r_id[0] == 0 and a.r_addr[0] == A1
+
+
+def test_a_withdrawn_remote_address_is_forgotten():
+    a = Addrs()
+    a.add_remote(5, A1, 0)
+    assert a.remove_remote(5)
+    assert a.r_id[0] == -1 and a.r_addr[0] is None and a.echo == 0 and not a.r0_gone
+    assert not a.remove_remote(0) and a.r0_gone
+
+
+def test_a_local_slot_with_id_0_is_taken():
+    a = Addrs()
+    c = _conn()
+    a.announce(0, A1, 0)
+    a.announce(5, A2, 0)
+    assert a.l_id[0] == 0 and a.l_id[1] == 5
+    assert _send_all(a, c, 0) == 2
+
+
+def test_an_address_withdrawn_before_it_was_sent_is_not_announced():
+    a = Addrs()
+    c = _conn()
+    a.announce(2, A1, 0)
+    a.withdraw(2)
+    buf = bytearray(80)
+    o = a.put(c, buf, 40, 80, 0)
+    assert o == 44 and buf[42] >> 4 == MP.REMOVE_ADDR and buf[43] == 2
+    assert not a.pending() and a.put(c, buf, 40, 80, 0) == 40
+
+
+def test_a_withdrawn_address_frees_its_slot():
+    a = Addrs()
+    c = _conn()
+    for i in range(4):
+        a.announce(i + 1, A1, 0)
+    a.withdraw(3)
+    a.announce(9, A2, 0)
+    assert 9 in a.l_id and 3 not in a.l_id
+    a.put(c, bytearray(80), 40, 80, 0)                  # the REMOVE_ADDR
+    assert _send_all(a, c, 0) == 4
+
+
+def test_at_most_four_withdrawals_wait_a_fifth_is_dropped():
+    a = Addrs()
+    for i in range(4):
+        a.announce(i + 1, A1, 0)
+    for i in range(4):
+        a.withdraw(i + 1)
+    a.announce(5, A1, 0)
+    a.withdraw(5)
+    assert a.rm_n == 4 and bytes(a.rm_ids) == bytes([1, 2, 3, 4])
+
+
+def test_an_echo_without_a_port_needs_8_bytes():
+    a = Addrs()
+    a.add_remote(5, A1, 0)
+    c = _conn()
+    buf = bytearray(80)
+    assert a.put(c, buf, 40, 47, 0) == 40
+    assert a.put(c, buf, 40, 48, 0) == 48 and a.echo == 0
+    mo = MP.MpOptions()
+    assert MP.parse(buf, 40, 8, mo) == 0 and mo.echo and mo.addr_id == 5 and mo.port == 0
+
+
+def test_remove_addr_sizes_and_padding():
+    for ids, size in (([2], 4), ([2, 4, 6], 8), ([1, 2, 3, 4], 8)):
+        a = Addrs()
+        for i in ids:
+            a.announce(i, A1, 0)
+            a.withdraw(i)
+        c = _conn()
+        buf = bytearray(b"\xee" * 80)
+        assert a.put(c, buf, 40, 40 + size - 1, 0) == 40 and a.rm_n == len(ids)
+        assert a.put(c, buf, 40, 40 + size, 0) == 40 + size and a.rm_n == 0
+        assert buf[41] == 3 + len(ids) and bytes(buf[43:43 + len(ids)]) == bytes(ids)
+        assert bytes(buf[43 + len(ids):40 + size]) == b"\x01" * (size - 3 - len(ids))
+        assert buf[40 + size] == 0xEE
