@@ -191,6 +191,21 @@ def test_dss_4_byte_fields_accepted():
     assert read_all(c) == b"abcd"
 
 
+def test_a_4_byte_data_ack_releases_the_data_it_covers():
+    """A 4-byte DATA_ACK carries the low 32 bits of the 64-bit DSN: the device completes it
+    from its own IDSN's high half (RFC 8684 3.3.1) and frees the data it acknowledges."""
+    t, c, s = _est_active()
+    data = pattern(2000)
+    write_all(c, data)
+    expect(t, 1, 1, ACK, payload=data[:1432], mpc=Mpc(H, t.dev_key, t.peer_key, dll=1432))
+    send(t, 1, 1433, ACK, dss=Dss(ack=1433, ack8=False))
+    expect(t, 1433, 1, ACK | PSH, payload=data[1432:],
+           dss=Dss(ack=1, dsn=1433, ssn=1433, dll=568))
+    send(t, 1, 2001, ACK, dss=Dss(ack=2001, ack8=False))
+    expect_nothing(t)
+    assert c.data_ack == 2001 and c.snd_base == 2001, (c.data_ack, c.snd_base)
+
+
 def test_dss_mapping_over_two_segments():
     t, c = _est()
     data = pattern(2000)

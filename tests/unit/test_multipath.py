@@ -543,3 +543,19 @@ def test_remove_addr_id_0_closes_the_initial_subflow_and_it_is_not_rejoined():
     assert end - now > 1500          # (the path manager's first re-join would be at 1 s)
     assert a.counters.get("MPJoinSynTx") == joins, "joined the withdrawn address again"
     assert not [s for s in ca.subflows if s.raddr == B_ADDR and not s.is_closed()]
+
+
+def test_a_link_up_again_keeps_its_subflows_unless_its_address_changed():
+    """add_netif for a link that is up: with the same address (a re-association) its
+    subflows go on; with a new one (an LTE re-dial) they are failed (the old address is
+    gone) and the path manager joins from the new address."""
+    a, b, link, ca, cb, pa, pb, now = _start("roundrobin")
+    now = run(link, now, lambda: (pa.step() or pb.step() or True) and len(_joined(ca)) == 2
+              and pb.got > SIZE // 4)
+    wifi = [s for s in ca.subflows if s.ifindex == WIFI][0]
+    a.add_netif(WIFI, bytes([198, 18, 1, 2]))          # the same address
+    assert wifi.state_name() == "ESTABLISHED" and a.counters.get("RmSubflow") == 0
+    lte = [s for s in ca.subflows if s.ifindex == LTE][0]
+    a.add_netif(LTE, bytes([198, 18, 2, 9]))           # a new address on LTE
+    assert lte.is_closed() and a.counters.get("RmSubflow") == 1
+    assert wifi.state_name() == "ESTABLISHED"
