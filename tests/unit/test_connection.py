@@ -844,3 +844,34 @@ def test_fall_back_without_subflow():
     st, c = _conn(sf=False)
     c.fall_back(3, 1)
     assert not c.mptcp and c.map_delta == 3
+
+
+class _Rtt:
+    def __init__(self, rto):
+        self.rto = rto
+
+
+def test_data_level_retransmission_backs_off_six_times_then_holds():
+    """Data every subflow acknowledged but the DATA_ACK does not cover is sent again at the
+    data level, one segment per expiry (RFC 8684 3.3.6); the timer is the largest subflow RTO
+    doubled per expiry, at most 6 doublings (and never above 60 s)."""
+    from mptcp.ticks import add as tadd
+    st, c = _conn(snd=4096)
+    sf2 = _Sf()
+    c.subflows.append(sf2)
+    c.sf.rtt = _Rtt(300)
+    sf2.rtt = _Rtt(1000)                # the largest RTO counts
+    assert c.write(memoryview(_data(2000))) == 2000
+    n = c.chunk(c.sf)
+    c.took(c.ch_dsn, n, c.sf)           # handed out, acknowledged by no DATA_ACK
+    now = 5000
+    for k in range(1, 9):
+        c._data_rtx(now)
+        b = k if k < 6 else 6
+        assert c.rtx_backoff == b, (k, c.rtx_backoff)
+        want = 1000 << b
+        assert c.rtx_deadline == tadd(now, want if want < 60000 else 60000), (k, c.rtx_deadline)
+        assert c.rtx_nxt == c.data_ack and c.rtx_end == c.data_ack + 1400
+    assert _ctr(st, "MPTCPRetrans") == 8
+    c.on_data_ack(c.data_ack + 100, 1)  # progress: the backoff starts again
+    assert c.rtx_backoff == 0
