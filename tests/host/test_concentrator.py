@@ -251,6 +251,10 @@ class Server:
         while len(self.results) < n or not all(r.get("done") for r in self.results[:n]):
             assert time.monotonic() < deadline, "server: %r" % self.results
             time.sleep(0.01)
+        for r in self.results[:n]:
+            # a handler's unexpected OSError (timeout, broken pipe) fails the test here,
+            # whatever the test itself goes on to check
+            assert "error" not in r, "server handler failed: %r" % (r,)
         return self.results[:n]
 
     def close(self):
