@@ -22,10 +22,12 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 
 from mptcp_tools import mpyfile
@@ -73,8 +75,11 @@ def parse_settings(pairs, board_name):
     true, quoted strings), else the text; NAME must be one the board config or the stack
     factory knows."""
     known = set(re.findall(r"^([A-Z][A-Z0-9_]*)\s*=", open(board_config(board_name)[0]).read(), re.M))
-    known |= {"SND_BUF", "RCV_BUF", "MAX_CONNECTIONS", "MAX_SUBFLOWS", "SCHEDULER",
-              "BACKUP_LINK", "WIFI_ADDR"}
+    # the stack factory's settings (runtime/factory.py INT_DEFAULTS / STR_DEFAULTS), and the
+    # Wi-Fi address the apps read
+    with open(os.path.join(ROOT, "firmware", "runtime", "factory.py")) as f:
+        known |= set(re.findall(r'\("([A-Z][A-Z0-9_]*)",', f.read()))
+    known.add("WIFI_ADDR")
     out = {}
     for p in pairs:
         if "=" not in p:
@@ -482,8 +487,6 @@ def main(argv=None):
         else:
             bundle = ensure_built(a.board, a.build_dir)
         settings = parse_settings(a.set, a.board)
-        import shlex
-        import tempfile
         with tempfile.TemporaryDirectory(prefix="mptcp-flash-") as tmp:
             staged = stage(bundle, os.path.join(tmp, a.board), a.board, a.app,
                            shlex.split(a.app_args), a.autostart, a.delay, settings)

@@ -13,7 +13,6 @@ part of it: copy the one for your board to the board's / (see the README).
 import argparse
 import json
 import os
-import re
 import sys
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -21,11 +20,11 @@ LAYERS = ("mptcp", "net", "runtime", "apps")
 
 
 def version():
-    text = open(os.path.join(ROOT, "firmware", "mptcp", "__init__.py")).read()
-    m = re.search(r'VERSION\s*=\s*"([^"]+)"', text)
-    if not m:
+    from mptcp_tools.flash import firmware_version
+    v = firmware_version()
+    if v == "?":
         raise SystemExit("pkgjson: no VERSION in firmware/mptcp/__init__.py")
-    return m.group(1)
+    return v
 
 
 def package():
