@@ -15,10 +15,11 @@ A mutant is identified by file:line:col:operator (col 1-based).
 """
 import argparse
 import ast
+import concurrent.futures
 import io
 import json
-import multiprocessing
 import os
+import queue
 import random
 import re
 import shutil
@@ -26,6 +27,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import tokenize
 
@@ -351,12 +353,28 @@ def test_phases(tdir, stem):
     return [ph for ph in (first, rest) if ph]
 
 
-_child = None          # the pytest process of this worker, killed with the worker
+# The pytest processes running now (each in its own process group), killed when the tool
+# is interrupted. Workers are threads: each waits on one child process, so nothing is
+# forked from this process (a fork of a process with threads can inherit a held lock and
+# hang, as it did inside the host test suite).
+_children = set()
+_children_lock = threading.Lock()
+_stopping = threading.Event()
+
+
+def kill_children():
+    """Kill every running pytest and let no new one start."""
+    with _children_lock:
+        _stopping.set()
+        for p in list(_children):
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except OSError:
+                pass
 
 
 def run_suite(copy_root, tests_rel, files, timeout):
     """(status, seconds, output tail) of one pytest run in copy_root."""
-    global _child
     env = {k: v for k, v in os.environ.items()
            if k not in ("PYTHONPATH", "MICROPYPATH", "PYTEST_ADDOPTS")}
     env["PYTHONPATH"] = os.pathsep.join([os.path.join(copy_root, "firmware"),
@@ -366,9 +384,13 @@ def run_suite(copy_root, tests_rel, files, timeout):
     argv = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider"]
     argv += [os.path.join(tests_rel, n) for n in files]
     t0 = time.monotonic()
-    p = _child = subprocess.Popen(argv, cwd=copy_root, env=env, stdin=subprocess.DEVNULL,
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                  start_new_session=True)
+    with _children_lock:
+        if _stopping.is_set():
+            return "error", 0.0, "interrupted"
+        p = subprocess.Popen(argv, cwd=copy_root, env=env, stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             start_new_session=True)
+        _children.add(p)
     try:
         out, _ = p.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -376,7 +398,8 @@ def run_suite(copy_root, tests_rel, files, timeout):
         p.communicate()
         return "timeout", time.monotonic() - t0, ""
     finally:
-        _child = None
+        with _children_lock:
+            _children.discard(p)
     dt = time.monotonic() - t0
     tail = "\n".join(out.decode("utf-8", "replace").splitlines()[-25:])
     # pytest: 0 all passed, 1 tests failed, 2 interrupted (collection/import error),
@@ -393,30 +416,19 @@ def limit(seconds, ceiling):
     return min(ceiling, TIMEOUT_FACTOR * seconds + TIMEOUT_SLACK)
 
 
-_slot = None
+def _run_one(job, slots):
+    """Take a free copy of the tree, apply one mutant there, run the phases, restore the
+    file and give the copy back."""
+    slot = slots.get()
+    try:
+        return _run_in(slot, job)
+    finally:
+        slots.put(slot)
 
 
-def _worker_exit(signum, frame):
-    if _child is not None:
-        try:
-            os.killpg(_child.pid, signal.SIGKILL)
-        except OSError:
-            pass
-    os._exit(1)
-
-
-def _init_worker(slots):
-    """Each worker owns one private copy; Ctrl-C is the parent's, SIGTERM kills the child."""
-    global _slot
-    _slot = slots.get()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, _worker_exit)
-
-
-def _run_one(job):
-    """Apply one mutant in this worker's copy, run the phases, restore the file."""
+def _run_in(slot, job):
     m_dict, start, end, repl, tests_rel, phases = job
-    path = os.path.join(_slot, PKG, m_dict["file"])
+    path = os.path.join(slot, PKG, m_dict["file"])
     with open(path, "rb") as f:
         original = f.read()
     try:
@@ -425,7 +437,7 @@ def _run_one(job):
         dt = 0.0
         for files, timeout in phases:
             try:
-                status, t, tail = run_suite(_slot, tests_rel, files, timeout)
+                status, t, tail = run_suite(slot, tests_rel, files, timeout)
             except OSError as e:             # e.g. the venv being rebuilt under us
                 status, t, tail = "error", 0.0, "cannot run pytest: %r" % (e,)
             dt += t
@@ -572,6 +584,7 @@ def main(argv=None, out=sys.stdout):
     equiv = load_equivalents(os.path.join(args.root, args.equivalents))
     jobs = max(1, min(args.jobs, len(mutants) or 1))
     t_start = time.monotonic()
+    _stopping.clear()
     with tempfile.TemporaryDirectory(prefix="mutants-") as tmp:
         slots = []
         for i in range(jobs):
@@ -611,15 +624,17 @@ def main(argv=None, out=sys.stdout):
                                if len(p) > 1) or "none"))
         out.flush()
         rows = {m.id: dict(m.to_dict(), status=None, seconds=None) for m in mutants}
-        ctx = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
-        q = ctx.Queue()
+        free = queue.Queue()
         for d in slots:
-            q.put(d)
+            free.put(d)
         work = [(m.to_dict(), m.start, m.end, m.repl, tests_rel, plan[m.file])
                 for m in mutants]
-        with ctx.Pool(jobs, initializer=_init_worker, initargs=(q,)) as pool:
+        pool = concurrent.futures.ThreadPoolExecutor(jobs, thread_name_prefix="mutant")
+        try:
+            futures = [pool.submit(_run_one, job, free) for job in work]
             done = 0
-            for mid, status, dt, tail in pool.imap_unordered(_run_one, work):
+            for fut in concurrent.futures.as_completed(futures):
+                mid, status, dt, tail = fut.result()
                 done += 1
                 row = rows[mid]
                 row["status"], row["seconds"] = status, round(dt, 2)
@@ -628,6 +643,12 @@ def main(argv=None, out=sys.stdout):
                 if not args.quiet:
                     out.write("%4d/%d %-8s %s (%.1f s)\n" % (done, len(mutants), status, mid, dt))
                     out.flush()
+        finally:
+            # on Ctrl-C / SIGTERM: drop what has not started and kill what runs (the
+            # workers then see their child gone and return); the copies are removed after
+            pool.shutdown(wait=False, cancel_futures=True)
+            kill_children()
+            pool.shutdown(wait=True)
     elapsed = time.monotonic() - t_start
     keyed = {m.id: m.key for m in mutants}
     for mid, row in rows.items():
@@ -650,4 +671,6 @@ def main(argv=None, out=sys.stdout):
 
 
 if __name__ == "__main__":
+    # SIGTERM ends the run like Ctrl-C: main's finally kills the running pytest processes
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     sys.exit(main())

@@ -258,7 +258,16 @@ class Server:
         return self.results[:n]
 
     def close(self):
+        """Stop accepting and wait for every thread: close() alone does not wake a thread
+        blocked in accept(), shutdown() does (EINVAL), so no thread outlives its test."""
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self.sock.close()
+        for t in [self.t] + self.threads:
+            t.join(GUARD)
+            assert not t.is_alive(), "server thread %s still running" % t.name
 
 
 @pytest.fixture
