@@ -108,7 +108,7 @@ test-wasm: setup
 # Bytes allocated per data segment on the 32-bit port (coreprof's JSON: alloc_bytes_per_segment
 # and per phase); ARGS="--csum" for DSS checksums on. Its timings are coarse there (ticks_us).
 coreprof-wasm: setup
-	$(NODE) tests/wasm_run.mjs --script firmware/apps/coreprof.py -- --size 2M $(ARGS)
+	$(NODE) tests/wasm_run.mjs --script firmware/mptcp_apps/coreprof.py -- --size 2M $(ARGS)
 test-host: setup
 	$(PY) -m pytest -q tests/host
 test-interop: setup

@@ -12,7 +12,7 @@
 // A bundle's bytecode .mpy files load here (mpy v6, 31-bit small ints); its viper
 // modules are compiled for one arch and are rejected, so the pure-Python loops run.
 // If a bundle does not load at all, the runner says so and runs from source.
-// --script runs another file instead (e.g. firmware/apps/coreprof.py,
+// --script runs another file instead (e.g. firmware/mptcp_apps/coreprof.py,
 // tests/alloc_sites.py, or any file of yours), with firmware/ and tests/ importable.
 import fs from "node:fs";
 import path from "node:path";
@@ -148,7 +148,7 @@ for _m in [m for m in sys.modules if m == "mptcp" or m.startswith("mptcp.")]:
 import sys
 sys.path[:] = [${pyStr(fwPath)}]
 from mptcp import checksum, ringbuf
-from net import hdlc, ppp_auth
+from mptcp_net import hdlc, ppp_auth
 try:
     import mptcp._csum_viper
     _v = "loads"

@@ -14,7 +14,7 @@ and the policy picks within the best tier that has any member:
               with a send ring smaller than the fast path's window that one takes every
               byte and the other link idles (measured: 7044K/123K over Wi-Fi/LTE)
   backup      minrtt with the last link joined as backup (the app and the board pick it,
-              see runtime.factory): it carries nothing until the regular subflow has an
+              see mptcp_runtime.factory): it carries nothing until the regular subflow has an
               RTO or fails, then takes over at once: iOS's handover mode
   roundrobin  the next subflow in turn (tests)
   redundant   minrtt for bulk data; a small write (a segment of at most SMALL_WRITE

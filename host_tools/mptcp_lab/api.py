@@ -251,7 +251,8 @@ class DeviceHandle:
 
 
 def start_device(args, runtime="mpy", app="perf"):
-    """Start the device app (apps.perf, or apps.trial) in the background; a DeviceHandle."""
+    """Start the device app (mptcp_apps.perf, or mptcp_apps.trial) in the background; a
+    DeviceHandle."""
     return DeviceHandle(args, runtime, app)
 
 

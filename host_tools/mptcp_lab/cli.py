@@ -300,8 +300,8 @@ def build_parser():
     p.set_defaults(fn=cmd_schedule)
 
     p = sub.add_parser("device", help="run the device perf app attached to the lab",
-                       description="Runs firmware/apps/perf.py: MicroPython from build/unix_lab "
-                                   "(default), from firmware/ (--source) or CPython "
+                       description="Runs firmware/mptcp_apps/perf.py: MicroPython from "
+                                   "build/unix_lab (default), from firmware/ (--source) or CPython "
                                    "(--cpython). --heap BYTES in ARGS sets MicroPython's heap "
                                    "(default 384k; 512k with LTE) and is passed on. Exit code = the app's.",
                        usage="mptcp-lab device [--cpython | --source] -- ARGS")

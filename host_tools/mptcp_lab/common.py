@@ -27,7 +27,7 @@ LINKS = {
 
 # Link-state control messages to the device over the Wi-Fi link's UDP framing (a downlink
 # datagram starting 0x00 instead of an IPv4 header; zero-padded to 1500 like every frame;
-# firmware/net/udp_tunnel.py has the same constants).
+# firmware/mptcp_net/udp_tunnel.py has the same constants).
 CTL_DOWN = b"\x00MPLAB LINK DOWN"
 CTL_UP = b"\x00MPLAB LINK UP"
 

@@ -1,8 +1,8 @@
-"""Run the device perf app (firmware/apps/perf.py) attached to the lab links.
+"""Run the device perf app (firmware/mptcp_apps/perf.py) attached to the lab links.
 
-runtime "mpy":     .venv/bin/micropython -X heapsize=H -m apps.perf ARGS, MICROPYPATH=build/unix_lab
+runtime "mpy":     .venv/bin/micropython -X heapsize=H -m mptcp_apps.perf ARGS, MICROPYPATH=build/unix_lab
 runtime "source":  the same with MICROPYPATH=firmware:boards/unix_lab (no compiled bundle)
-runtime "cpython": .venv/bin/python -m apps.perf ARGS, PYTHONPATH=firmware:boards/unix_lab
+runtime "cpython": .venv/bin/python -m mptcp_apps.perf ARGS, PYTHONPATH=firmware:boards/unix_lab
 The app finds the Wi-Fi link through MPTCP_LAB_WIFI=127.0.0.1:47001 (IP-in-UDP to the emulator)
 and the LTE modem's UART through MPTCP_LAB_LTE=/dev/pts/N (the modem emulator's pty slave;
 MPTCP_LAB_LTE_BAUD = its current line rate, for the device's write pacing).
@@ -43,7 +43,7 @@ def heap_of(args):
 
 
 def command(args, runtime="mpy", app="perf"):
-    """(argv, env) to run the device app `app` (apps.perf, or apps.trial for mptcp-trial)
+    """(argv, env) to run the device app `app` (mptcp_apps.perf, or mptcp_apps.trial for mptcp-trial)
     with `args` under `runtime`."""
     if app not in APPS:
         raise LabError("unknown device app %r (use %s)" % (app, ", ".join(APPS)))
@@ -64,20 +64,20 @@ def command(args, runtime="mpy", app="perf"):
     args = list(args)
     if runtime == "cpython":
         src = os.path.join(REPO, "firmware")
-        if not os.path.exists(os.path.join(src, "apps", app + ".py")):
+        if not os.path.exists(os.path.join(src, "mptcp_apps", app + ".py")):
             raise LabError("device app not found: %s/apps/%s.py (not written yet?)" % (src, app))
         env["PYTHONPATH"] = src + ":" + os.path.join(REPO, "boards", "unix_lab")
-        return [os.path.join(venv, "python"), "-m", "apps." + app] + args, env
+        return [os.path.join(venv, "python"), "-m", "mptcp_apps." + app] + args, env
     path = os.path.join(REPO, "build", "unix_lab") if runtime == "mpy" else \
         os.path.join(REPO, "firmware")
-    if not any(os.path.exists(os.path.join(path, "apps", app + ext)) for ext in (".mpy", ".py")):
+    if not any(os.path.exists(os.path.join(path, "mptcp_apps", app + ext)) for ext in (".mpy", ".py")):
         hint = "run make build" if runtime == "mpy" else "not written yet?"
         raise LabError("device %s app not found: %s/apps/%s(.mpy|.py) (%s)" % (app, path, app, hint))
-    if runtime == "source":     # the bundle carries board.mpy; from source add the board dir
+    if runtime == "source":     # the bundle carries mptcp_board.mpy; from source add the board dir
         path += ":" + os.path.join(REPO, "boards", "unix_lab")
     env["MICROPYPATH"] = path
     mpy = os.path.join(venv, "micropython")
-    return [mpy, "-X", "heapsize=%s" % heap_of(args), "-m", "apps." + app] + args, env
+    return [mpy, "-X", "heapsize=%s" % heap_of(args), "-m", "mptcp_apps." + app] + args, env
 
 
 def start(args, runtime="mpy", stdout=None, stderr=None, app="perf"):

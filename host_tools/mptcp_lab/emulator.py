@@ -333,7 +333,7 @@ class TunUdpLink(Link):
     Downlink datagrams to the device are zero-padded to PAD_TO (1500) bytes: on MicroPython a
     datagram socket only has the stream `readinto`, which fills its whole buffer, so with
     fixed-size frames one readinto returns exactly one packet (the IPv4 total length gives
-    the real size; net/udp_tunnel.py relies on this).  The device announces itself with
+    the real size; mptcp_net/udp_tunnel.py relies on this).  The device announces itself with
     an empty datagram ("hello") before its first packet.
 
     Link state reaches a UDP device as control frames (common.CTL_DOWN / CTL_UP, zero-padded

@@ -235,8 +235,9 @@ def down():
     if pid:
         _kill([pid])
         removed.append("emulator pid %d" % pid)
-    # Processes the lab started (peers, devices) and anything still inside the namespaces.
-    regs = [p for p in _registered() if _is_ours(p, "mptcp_lab") or _is_ours(p, "apps.perf")]
+    # Processes the lab started (peers, device apps: perf, trial) and anything still inside
+    # the namespaces.
+    regs = [p for p in _registered() if _is_ours(p, "mptcp_lab") or _is_ours(p, "mptcp_apps.")]
     inside = []
     for ns in NAMESPACES:
         inside += _ns_pids(ns)

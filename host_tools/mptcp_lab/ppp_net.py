@@ -1,6 +1,6 @@
 """The network side of PPP for the lab's modem emulator, built on scapy's PPP layers.
 
-Deliberately independent of the device's firmware/net PPP code, so that a bug cannot hide
+Deliberately independent of the device's firmware/mptcp_net PPP code, so that a bug cannot hide
 on both ends: packets are parsed and built with scapy (PPP, PPP_LCP*, PPP_IPCP, PPP_PAP,
 PPP_CHAP); only the RFC 1662 async framing (flags, byte stuffing, FCS-16), which scapy
 lacks, is written here, table-driven and by the RFC rather than by the firmware.

@@ -3,7 +3,7 @@
 1. checksum: Internet checksum MB/s per implementation vs a gcc -O2 C reference.
 2. ppp: FCS/byte-stuffing MB/s native vs pure (when the PPP code is present).
 3. core: CPU microseconds and bytes allocated per data segment of the protocol core, in
-   memory (apps.coreprof: two Stacks in one process), MicroPython and CPython, DSS
+   memory (mptcp_apps.coreprof: two Stacks in one process), MicroPython and CPython, DSS
    checksums off and on, next to the goal of <= 10 us per segment on MicroPython.
 4. bulk: goodput and device CPU time per 1448-byte segment for a bulk send and a bulk
    receive over the unimpaired lab Wi-Fi link, with the device stack on MicroPython and on
@@ -67,9 +67,10 @@ def _last_json(text):
 def _startup_cpu(runtime):
     from mptcp_lab import device
     argv, env = device.command(["--help"], runtime)
-    # replace "-m apps.perf --help" by an import of everything the perf app imports
+    # replace "-m mptcp_apps.perf --help" by an import of everything the perf app imports
     i = argv.index("-m")
-    argv = argv[:i] + ["-c", "import mptcp.stack, runtime.loop, net.udp_tunnel, runtime.socket_api, apps.perf"]
+    argv = argv[:i] + ["-c", "import mptcp.stack, mptcp_runtime.loop, mptcp_net.udp_tunnel, "
+                                   "mptcp_runtime.socket_api, mptcp_apps.perf"]
     best = None
     for _ in range(3):
         rc, out, err, cpu = _run_rusage(argv, env, 60)

@@ -1,6 +1,6 @@
 """Benchmark: the protocol core's CPU cost per data segment, in memory (no sockets, no lab).
 
-Runs the device app `apps.coreprof` (two Stacks back to back in one process, a bulk
+Runs the device app `mptcp_apps.coreprof` (two Stacks back to back in one process, a bulk
 transfer a -> b) under MicroPython from the compiled unix_lab bundle and under CPython
 from source, each with DSS checksums off and on. Reports microseconds per data segment
 (total, send side, receive side) and, on MicroPython, bytes allocated per segment, next
@@ -23,8 +23,8 @@ DEFAULT_JSON = os.path.join("results", "bench_core.json")
 
 
 def command(impl, csum, size=SIZE, bundle=BUNDLE):
-    """(argv, env) running apps.coreprof under impl ("micropython" | "cpython")."""
-    args = ["-m", "apps.coreprof", "--size", str(size)] + (["--csum"] if csum else [])
+    """(argv, env) running mptcp_apps.coreprof under impl ("micropython" | "cpython")."""
+    args = ["-m", "mptcp_apps.coreprof", "--size", str(size)] + (["--csum"] if csum else [])
     env = dict(os.environ)
     if impl == "micropython":
         env["MICROPYPATH"] = bundle
@@ -36,7 +36,7 @@ def command(impl, csum, size=SIZE, bundle=BUNDLE):
 
 def run_one(impl, csum, size=SIZE, bundle=BUNDLE):
     """One run: the app's JSON result, or {"ok": False, "error": ...}."""
-    if impl == "micropython" and not os.path.exists(os.path.join(bundle, "apps", "coreprof.mpy")):
+    if impl == "micropython" and not os.path.exists(os.path.join(bundle, "mptcp_apps", "coreprof.mpy")):
         return {"impl": impl, "csum": csum, "ok": False,
                 "error": "%s/apps/coreprof.mpy missing (run make build)" % bundle}
     argv, env = command(impl, csum, size, bundle)

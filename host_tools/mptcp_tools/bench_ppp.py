@@ -1,6 +1,6 @@
 """Benchmark: PPP HDLC framing throughput (FCS-16, stuffing, unstuffing), native vs pure.
 
-Measures net.hdlc on 1500-byte random packets (ACCM 0, as negotiated on a modem
+Measures mptcp_net.hdlc on 1500-byte random packets (ACCM 0, as negotiated on a modem
 link): `fcs` = FCS-16 alone, `encode` = Encoder.frame (FCS + byte stuffing into the
 output queue), `decode` = Decoder.feed of the framed stream (unstuffing + FCS check).
 MicroPython runs from a unix_lab bundle (.mpy for x64) with the viper module and
@@ -50,7 +50,7 @@ except ImportError:
         return int(_t.perf_counter() * 1000000)
     def ticks_diff(a, b):
         return a - b
-from net import hdlc
+from mptcp_net import hdlc
 MIN_US = int(%(min_us)d)
 SIZE = %(size)d
 NPKT = %(npkt)d
@@ -146,10 +146,10 @@ def _bundle(tmp):
     try:
         return build.build("unix_lab", tmp), None
     except SystemExit as e:
-        note = "full unix_lab build failed (%s); built net.hdlc alone" % str(e).splitlines()[0]
+        note = "full unix_lab build failed (%s); built mptcp_net.hdlc alone" % str(e).splitlines()[0]
     out = os.path.join(tmp, "unix_lab")
-    for rel in ("mptcp/__init__", "mptcp/compat", "net/__init__", "net/hdlc",
-                "net/_hdlc_viper"):
+    for rel in ("mptcp/__init__", "mptcp/compat", "mptcp_net/__init__", "mptcp_net/hdlc",
+                "mptcp_net/_hdlc_viper"):
         build.compile_one(os.path.join(FW, rel + ".py"), os.path.join(out, rel + ".mpy"),
                           "x64")
     return out, note
@@ -193,7 +193,7 @@ MTU = 1500
 
 def _device_runtime():
     """The compiled bundle when `make build` made it with the LTE netif, else the sources."""
-    if os.path.exists(os.path.join(ROOT, "build", "unix_lab", "net", "lte_link.mpy")):
+    if os.path.exists(os.path.join(ROOT, "build", "unix_lab", "mptcp_net", "lte_link.mpy")):
         return "mpy", []
     return "source", ["--heap", "4m"]
 

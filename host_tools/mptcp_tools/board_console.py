@@ -127,7 +127,7 @@ class Console:
 
 
 def app_code(module, args):
-    """Board code that runs a device app's main(args) (apps.trial, apps.perf) after a
+    """Board code that runs a device app's main(args) (mptcp_apps.trial, mptcp_apps.perf) after a
     collection, and prints its exit code on a tagged line."""
     return ("import gc\ngc.collect()\nfrom %s import main as _m\n_rc = _m(%r)\n"
             "print('MPTCP-APP-RC', _rc)\n" % (module, list(args)))

@@ -9,13 +9,13 @@
 
 Pins are BCM GPIO numbers (not header pin numbers). Defaults: RUN = GPIO 22 (header pin 15),
 BOOTSEL = GPIO 23 (header pin 16), both host-side defaults of this tool; PWRKEY = the
-`PIN_PWRKEY` of the board config (`boards/rpi/board.py`: GPIO 17, header pin 11), with
+`PIN_PWRKEY` of the board config (`boards/rpi/mptcp_board.py`: GPIO 17, header pin 11), with
 `PWRKEY_INVERT` if the config sets it. Flags override every one.
 
 Wiring: RUN and BOOTSEL are open drain here: "high" releases the line (the GPIO becomes an
 input and the Pico's own pull-up holds it high), "low" drives it to ground. BOOTSEL is the
 flash chip's select line (QSPI_SS; the TP6 test pad on a Pico W), so it must never be driven
-high. PWRKEY is push-pull, as firmware/net/pins.py drives it: the key is pressed at GPIO high
+high. PWRKEY is push-pull, as firmware/mptcp_net/pins.py drives it: the key is pressed at GPIO high
 (a transistor pulling the modem's PWRKEY low, the usual HAT wiring); `--pwrkey-invert` for a
 line wired straight to the key (pressed = GPIO low). `invert` on any pin flips the level on
 the wire (e.g. RUN through an NPN transistor: `--run-invert`).
@@ -34,7 +34,7 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-DEFAULT_CONFIG = os.path.join(ROOT, "boards", "rpi", "board.py")
+DEFAULT_CONFIG = os.path.join(ROOT, "boards", "rpi", "mptcp_board.py")
 
 PIN_RUN = 22          # BCM; host-side default (header pin 15)
 PIN_BOOTSEL = 23      # BCM; host-side default (header pin 16)
@@ -234,7 +234,7 @@ def _common(ap, default):
     ap.add_argument("--dry-run", action="store_true", default=d(False),
                     help="print what would be done; drive nothing")
     ap.add_argument("--config", default=d(None),
-                    help="board config file (default boards/rpi/board.py)")
+                    help="board config file (default boards/rpi/mptcp_board.py)")
     ap.add_argument("--run-pin", type=_bcm, default=d(None),
                     help="BCM GPIO wired to RUN (default %d)" % PIN_RUN)
     ap.add_argument("--bootsel-pin", type=_bcm, default=d(None),
@@ -256,7 +256,7 @@ def parser():
         description="Drive an attached Pico's RUN/BOOTSEL and the modem's PWRKEY from a "
                     "Raspberry Pi's GPIO (BCM numbering).",
         epilog="Defaults: RUN GPIO %d, BOOTSEL GPIO %d (this tool), PWRKEY the board "
-               "config's PIN_PWRKEY (boards/rpi/board.py). RUN and BOOTSEL are open drain "
+               "config's PIN_PWRKEY (boards/rpi/mptcp_board.py). RUN and BOOTSEL are open drain "
                "(high = released). Needs RPi.GPIO: pip install 'mptcp-embedded-host[rpi]' "
                "(Pi 5: rpi-lgpio)." % (PIN_RUN, PIN_BOOTSEL))
     _common(ap, True)

@@ -1,6 +1,7 @@
 """Build a device bundle: every firmware module compiled by mpy-cross for a board's arch.
 
-build/<board>/{mptcp,net,runtime,apps}/*.mpy plus board.mpy (the board config).
+build/<board>/{mptcp,mptcp_net,mptcp_runtime,mptcp_apps}/*.mpy plus mptcp_board.mpy (the board
+config): every top-level name on the board starts with mptcp.
 Modules with @micropython.viper/native code only run from an .mpy built for the
 right -march; the firmware falls back to pure Python when the arch does not match.
 Each .mpy names its board path (mpy-cross -s mptcp/stack.py), so a traceback on the
@@ -14,16 +15,16 @@ import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-PACKAGES = ("mptcp", "net", "runtime", "apps")
+PACKAGES = ("mptcp", "mptcp_net", "mptcp_runtime", "mptcp_apps")
 
 
 def known_boards():
     bdir = os.path.join(ROOT, "boards")
-    return sorted(d for d in os.listdir(bdir) if os.path.exists(os.path.join(bdir, d, "board.py")))
+    return sorted(d for d in os.listdir(bdir) if os.path.exists(os.path.join(bdir, d, "mptcp_board.py")))
 
 
 def board_config(board):
-    path = os.path.join(ROOT, "boards", board, "board.py")
+    path = os.path.join(ROOT, "boards", board, "mptcp_board.py")
     if not os.path.exists(path):
         raise SystemExit("unknown board %r: known boards: %s (one folder per board in boards/)"
                          % (board, ", ".join(known_boards())))
@@ -32,7 +33,7 @@ def board_config(board):
 
 def sources(board):
     """Every file a board's bundle is made from (for the staleness check)."""
-    out = [os.path.join(ROOT, "boards", board, "board.py"), os.path.abspath(__file__)]
+    out = [os.path.join(ROOT, "boards", board, "mptcp_board.py"), os.path.abspath(__file__)]
     for pkg in PACKAGES:
         for dirpath, _dirs, files in os.walk(os.path.join(ROOT, "firmware", pkg)):
             out += [os.path.join(dirpath, fn) for fn in files if fn.endswith(".py")]
@@ -83,7 +84,7 @@ def build(board, out_root):
                 rel = rel.replace(os.sep, "/")
                 compile_one(src, os.path.join(out, rel[:-3] + ".mpy"), arch, rel)
                 n += 1
-    compile_one(cfg_path, os.path.join(out, "board.mpy"), arch, "board.py")
+    compile_one(cfg_path, os.path.join(out, "mptcp_board.mpy"), arch, "mptcp_board.py")
     with open(os.path.join(out, ".built"), "w"):
         pass
     print("build: %s (%s): %d modules -> %s" % (board, arch, n + 1, out))
@@ -92,7 +93,7 @@ def build(board, out_root):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--board", action="append", help="board name (boards/<name>/board.py); repeatable; default all")
+    ap.add_argument("--board", action="append", help="board name (boards/<name>/mptcp_board.py); repeatable; default all")
     ap.add_argument("--out", default=os.path.join(ROOT, "build"), help="output root (default build/)")
     a = ap.parse_args(argv)
     boards = a.board or known_boards()

@@ -48,10 +48,10 @@ def mpremote():
 
 
 # -- the bundle ---------------------------------------------------------------------
-CONFIG = "mptcp_config.json"   # written by the flash (runtime/config.py reads it)
-MAIN = "main.py"               # written with --autostart: runs apps.boot at every start
+CONFIG = "mptcp_config.json"   # written by the flash (mptcp_runtime/config.py reads it)
+MAIN = "main.py"               # written with --autostart: runs mptcp_apps.boot at every start
 MAIN_TEXT = ("# written by mptcp-flash --autostart: starts the app of mptcp_config.json\n"
-             "import apps.boot\napps.boot.run()\n")
+             "import mptcp_apps.boot\nmptcp_apps.boot.run()\n")
 APPS = ("perf", "trial")
 
 
@@ -75,9 +75,9 @@ def parse_settings(pairs, board_name):
     true, quoted strings), else the text; NAME must be one the board config or the stack
     factory knows."""
     known = set(re.findall(r"^([A-Z][A-Z0-9_]*)\s*=", open(board_config(board_name)[0]).read(), re.M))
-    # the stack factory's settings (runtime/factory.py INT_DEFAULTS / STR_DEFAULTS), and the
+    # the stack factory's settings (mptcp_runtime/factory.py INT_DEFAULTS / STR_DEFAULTS), and the
     # Wi-Fi address the apps read
-    with open(os.path.join(ROOT, "firmware", "runtime", "factory.py")) as f:
+    with open(os.path.join(ROOT, "firmware", "mptcp_runtime", "factory.py")) as f:
         known |= set(re.findall(r'\("([A-Z][A-Z0-9_]*)",', f.read()))
     known.add("WIFI_ADDR")
     out = {}
@@ -248,8 +248,8 @@ except Exception as e:
     r['bundle'] = None
     r['error'] = 'manifest: %%r' %% (e,)
 try:
-    import board
-    r['board'] = board.NAME
+    import mptcp_board
+    r['board'] = mptcp_board.NAME
     import mptcp
     r['version'] = mptcp.VERSION
     import mptcp.stack
@@ -293,7 +293,7 @@ def check_compat(files, mpy, board_name, allow_arch):
                              "or an mpy-cross matching the board's" % (bver, ver, rel))
         if arch and (arch != barch or sub != bsub) and not allow_arch:
             raise FlashError("the board's native arch is %s, the bundle's native modules are %s "
-                             "(%s): set ARCH = %r in boards/%s/board.py, or pass "
+                             "(%s): set ARCH = %r in boards/%s/mptcp_board.py, or pass "
                              "--allow-arch-mismatch (they then run their pure-Python fallback)"
                              % (mpyfile.arch_name(barch), mpyfile.arch_name(arch), rel,
                                 mpyfile.arch_name(barch), board_name))
@@ -470,7 +470,7 @@ def main(argv=None):
     ap.add_argument("--delay", type=float, default=3, help="seconds before autostart (default 3)")
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                     help="a board setting for this board (APN, SND_BUF, SCHEDULER, ...), "
-                         "written into mptcp_config.json over boards/<board>/board.py; repeatable")
+                         "written into mptcp_config.json over boards/<board>/mptcp_board.py; repeatable")
     ap.add_argument("--replace-main", action="store_true",
                     help="let --autostart replace a main.py that an earlier flash did not write")
     a = ap.parse_args(argv)

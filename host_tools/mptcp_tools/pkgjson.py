@@ -7,7 +7,7 @@ installs it from this repository or a local checkout.
 Every module of firmware/{mptcp,net,runtime,apps} is listed with a URL relative to
 package.json (mip resolves it against where package.json came from: a GitHub repository or a
 local path). Sources, not .mpy: mip cannot know the board's native arch, and the viper
-modules compile on the board at import. The board config (boards/<board>/board.py) is not
+modules compile on the board at import. The board config (boards/<board>/mptcp_board.py) is not
 part of it: copy the one for your board to the board's / (see the README).
 """
 import argparse
@@ -16,7 +16,7 @@ import os
 import sys
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-LAYERS = ("mptcp", "net", "runtime", "apps")
+LAYERS = ("mptcp", "mptcp_net", "mptcp_runtime", "mptcp_apps")
 
 
 def version():

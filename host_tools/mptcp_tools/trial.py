@@ -1,7 +1,7 @@
 """mptcp-trial SCENARIO: run a handover field trial against the lab device and write a report.
 
 Brings the lab up with the scenario's link profiles, starts the trial peer in mplab, runs the
-device's trial agent (firmware/apps/trial.py) attached to the lab links, applies the
+device's trial agent (firmware/mptcp_apps/trial.py) attached to the lab links, applies the
 scenario's schedule through the emulator when the traffic starts, shows the agent's events
 live, and writes a report directory: report.json (events, per-link bytes, handover gaps,
 stalls, SHA-256 check), links.pcap (+ tshark's MPTCP expert warnings), timeline.png.
@@ -231,10 +231,10 @@ def _run_on_board(sc, board, lines):
     try:
         with Console(board["port"], timeout=board.get("timeout", 10.0)) as con:
             con.enter_raw(soft_reset=True)
-            err = con.run(app_code("apps.trial", args), lines, sc["timeout"] + 60)
+            err = con.run(app_code("mptcp_apps.trial", args), lines, sc["timeout"] + 60)
     except ConsoleError as e:
         raise TrialError("the board on %s: %s" % (board["port"], e)) from None
-    if "ImportError" in err and "apps" in err:
+    if "ImportError" in err and "mptcp_apps" in err:
         err += "\n(flash the device bundle first: mptcp-flash --board unix_lab --port %s)" \
             % board["port"]
     out = "\n".join(lines.other + ([err] if err else []))

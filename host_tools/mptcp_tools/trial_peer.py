@@ -1,4 +1,4 @@
-"""The trial peer: a kernel MPTCP server for the device's trial agent (firmware/apps/trial.py).
+"""The trial peer: a kernel MPTCP server for the device's trial agent (firmware/mptcp_apps/trial.py).
 
 Runs inside the lab's peer namespace (`ip netns exec mplab python -m mptcp_tools.trial_peer
 --port P`), one thread per connection. Each connection starts with one header line:

@@ -1,7 +1,7 @@
 """Trial report computations from an event list (the device agent's stream, or the kernel
 reference side's sampled equivalent): goodput series, stalls, handover gaps, per-link bytes.
 
-Events are dicts {"t": ms since the agent started, "ev": kind, ...} as firmware/apps/trial.py
+Events are dicts {"t": ms since the agent started, "ev": kind, ...} as firmware/mptcp_apps/trial.py
 streams them. A handover gap is the time from a link loss (a scheduled cut, or a link-down
 event the device saw) to the next application progress: the end of the first pause in
 progress (a `resume` event, or a `stall` never resumed) that covers the cut.

@@ -42,14 +42,14 @@ def test_deadline_interrupts_and_board_answers_again(tmp_path):
 
 def test_app_code_exit_line_and_dev_mount(tmp_path):
     fs = tmp_path / "fs"
-    (fs / "apps").mkdir(parents=True)
-    (fs / "apps" / "echo.py").write_text(
+    (fs / "mptcp_apps").mkdir(parents=True)
+    (fs / "mptcp_apps" / "echo.py").write_text(
         "def main(argv):\n    print('args', argv)\n    open('/dev/null', 'rb').close()\n"
         "    return len(argv)\n")
     got = []
     with vboard(fs, "--dev") as port, Console(port) as con:
         con.enter_raw()
-        err = con.run(app_code("apps.echo", ["a", "b c"]), got.append, 10)
+        err = con.run(app_code("mptcp_apps.echo", ["a", "b c"]), got.append, 10)
     assert err == "", err
     assert got[0] == "args ['a', 'b c']"
     assert [app_rc(x) for x in got] == [None, 2]

@@ -59,7 +59,7 @@ def test_modem_power_press_lengths():
 
 def test_pwrkey_pin_from_the_board_config_and_flags(tmp_path):
     _, pins = _fake(["modem-power"])
-    assert pins["PWRKEY"].number == 17          # boards/rpi/board.py PIN_PWRKEY
+    assert pins["PWRKEY"].number == 17          # boards/rpi/mptcp_board.py PIN_PWRKEY
     cfg = tmp_path / "board.py"
     cfg.write_text("PIN_PWRKEY = 6\nPWRKEY_INVERT = True\n")
     log, pins = _fake(["--config", str(cfg), "modem-power"])

@@ -1,4 +1,4 @@
-"""The in-memory core benchmark app (apps.coreprof) on both interpreters: correctness only.
+"""The in-memory core benchmark app (mptcp_apps.coreprof) on both interpreters: correctness only.
 
 Runs the app from source as a subprocess (MicroPython unix port and CPython), checks its
 exit status and JSON line; on MicroPython the measured data path must allocate nothing
@@ -24,10 +24,10 @@ def run_app(impl, args):
     env = dict(os.environ)
     if impl == "micropython":
         env["MICROPYPATH"] = PATH
-        argv = [hostenv.micropython(), "-X", "heapsize=1M", "-m", "apps.coreprof"]
+        argv = [hostenv.micropython(), "-X", "heapsize=1M", "-m", "mptcp_apps.coreprof"]
     else:
         env["PYTHONPATH"] = PATH
-        argv = [sys.executable, "-m", "apps.coreprof"]
+        argv = [sys.executable, "-m", "mptcp_apps.coreprof"]
     return subprocess.run(argv + list(args), env=env, cwd=ROOT, capture_output=True, text=True,
                           timeout=300)
 

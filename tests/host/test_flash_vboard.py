@@ -85,20 +85,20 @@ def one_line_error(r, *words):
 
 def test_flash_twice_changed_stale_and_user_files(base, tmp_path):
     b1 = bundle_copy(base, tmp_path / "b1")
-    compile_to("X = 1\n", "apps/oldmod.py", b1 / "unix_lab" / "apps" / "oldmod.mpy")
+    compile_to("X = 1\n", "mptcp_apps/oldmod.py", b1 / "unix_lab" / "mptcp_apps" / "oldmod.mpy")
     b2 = bundle_copy(base, tmp_path / "b2")
-    cfg = open(os.path.join(ROOT, "boards", "unix_lab", "board.py")).read() + "EXTRA = 2\n"
-    compile_to(cfg, "board.py", b2 / "unix_lab" / "board.mpy")
+    cfg = open(os.path.join(ROOT, "boards", "unix_lab", "mptcp_board.py")).read() + "EXTRA = 2\n"
+    compile_to(cfg, "mptcp_board.py", b2 / "unix_lab" / "mptcp_board.mpy")
     fs = tmp_path / "fs"
-    (fs / "apps").mkdir(parents=True)                    # the user's: an existing directory,
-    (fs / "apps" / "mine.py").write_text("print('mine')\n")   # a file in it,
+    (fs / "mptcp_apps").mkdir(parents=True)              # the user's: an existing directory,
+    (fs / "mptcp_apps" / "mine.py").write_text("print('mine')\n")   # a file in it,
     (fs / "user.txt").write_text("notes\n")                    # and one at the root
     user = tree(fs)
     n = len(bundle_tree(b1 / "unix_lab")) + 1           # + mptcp_config.json
     with vboard(fs) as port:
         r, t1 = flash(port, b1)
         assert r.returncode == 0, r.stderr
-        assert counts(r.stdout) == (n, 0, 0, 3)         # mptcp, net, runtime made; apps existed
+        assert counts(r.stdout) == (n, 0, 0, 3)         # mptcp, mptcp_net, mptcp_runtime made; mptcp_apps existed
         r, t2 = flash(port, b1)
         assert r.returncode == 0, r.stderr
         assert counts(r.stdout) == (0, n, 0, 0)
@@ -106,18 +106,45 @@ def test_flash_twice_changed_stale_and_user_files(base, tmp_path):
         assert {k: on_board[k] for k in bundle_tree(b1 / "unix_lab")} == bundle_tree(b1 / "unix_lab")
         r, t3 = flash(port, b2)
         assert r.returncode == 0, r.stderr
-        assert counts(r.stdout) == (1, n - 2, 1, 0)      # board.mpy re-sent, oldmod removed
+        assert counts(r.stdout) == (1, n - 2, 1, 0)      # mptcp_board.mpy re-sent, oldmod removed
     print("\nflash %d files: %.2f s; re-flash (nothing changed): %.2f s; one changed + one stale: "
           "%.2f s" % (n, t1, t2, t3))
     on_board = tree(fs)
     want = bundle_tree(b2 / "unix_lab")
     assert {k: v for k, v in on_board.items() if k.endswith(".mpy")} == want
-    assert "apps/oldmod.mpy" not in on_board
+    assert "mptcp_apps/oldmod.mpy" not in on_board
     assert {k: on_board[k] for k in user} == user       # the user's files untouched
     man = json.loads((fs / ".mptcp_manifest.json").read_text())
     assert {k: v for k, v in man["files"].items() if k.endswith(".mpy")} == want
     assert set(man["files"]) - set(want) == {"mptcp_config.json"} and man["complete"] is True
     assert "main.py" not in on_board                    # no --autostart: no main.py
+
+
+def test_a_board_flashed_with_the_old_generic_names_is_cleaned(base, tmp_path):
+    """Bundles before the one namespace put net/, runtime/, apps/ and board.mpy at the
+    board's root; the next flash removes them (its manifest owns them) and their folders,
+    and leaves only names that start with mptcp, beside the user's files."""
+    old = bundle_copy(base, tmp_path / "old")
+    for rel in ("net/ppp.py", "runtime/loop.py", "apps/perf.py", "board.py"):
+        dst = old / "unix_lab" / rel.replace(".py", ".mpy")
+        dst.parent.mkdir(exist_ok=True)
+        compile_to("X = 1\n", rel, dst)
+    fs = tmp_path / "fs"
+    (fs / "lib").mkdir(parents=True)
+    (fs / "lib" / "net.py").write_text("print('a library of the user')\n")
+    user = tree(fs)
+    with vboard(fs) as port:
+        r, _ = flash(port, old)
+        assert r.returncode == 0, r.stderr
+        assert {"net/ppp.mpy", "runtime/loop.mpy", "apps/perf.mpy", "board.mpy"} <= set(tree(fs))
+        r, _ = flash(port, base.parent)
+        assert r.returncode == 0, r.stderr
+        assert counts(r.stdout)[2] == 4                  # the four old files removed
+    assert sorted(os.listdir(fs)) == sorted(
+        ["lib", ".mptcp_manifest.json", "mptcp_config.json", "mptcp", "mptcp_net",
+         "mptcp_runtime", "mptcp_apps", "mptcp_board.mpy"])
+    on_board = tree(fs)
+    assert {k: on_board[k] for k in user} == user
     assert not [k for k in on_board if k.endswith(TMP)]
 
 
@@ -195,7 +222,7 @@ def test_other_native_arch_refused_before_writing(base, tmp_path):
     fs = tmp_path / "fs"
     with vboard(fs) as port:
         r, _ = flash(port, b)
-    one_line_error(r, "x64", "armv6m", "board.py")
+    one_line_error(r, "x64", "armv6m", "mptcp_board.py")
     assert tree(fs) == {}
 
 
@@ -233,10 +260,10 @@ def test_autostart_config_settings_and_a_users_main_py(base, tmp_path):
         assert cfg["app"] == "perf" and cfg["autostart"] is True and cfg["delay_s"] == 0
         assert cfg["args"] == ["--help"]
         assert cfg["settings"] == {"APN": "iot.example", "SND_BUF": 8192}
-        assert "apps.boot" in (fs / "main.py").read_text()
+        assert "mptcp_apps.boot" in (fs / "main.py").read_text()
     with vboard(fs) as port:                                # a power cycle: main.py runs
         out = _console_until(port, "perf: bulk transfer", 20)
-        assert "mptcp: starting apps.perf --help in 0.0 s" in out, out
+        assert "mptcp: starting mptcp_apps.perf --help in 0.0 s" in out, out
         r, _ = flash(port, b, "--set", "NOPE=1")
         one_line_error(r, "NOPE", "APN")                     # unknown setting: the known ones
         r, _ = flash(port, b, "--autostart")

@@ -1,7 +1,7 @@
 """The emulator's link-state control frames to a UDP device (no root: the Wi-Fi link's
 device socket is a plain UDP pair on 127.0.0.1, no TUN): sent on `link wifi up|down`,
 repeated while down, a hello on a down link is answered, loss=100 stays silent, and the
-frames are what net/udp_tunnel.py parses."""
+frames are what mptcp_net/udp_tunnel.py parses."""
 
 import random
 import socket
@@ -110,6 +110,6 @@ def test_loss_100_is_silent_and_ref_gets_no_frames():
 
 
 def test_firmware_uses_the_same_frames():
-    from net import udp_tunnel
+    from mptcp_net import udp_tunnel
     assert udp_tunnel.CTL_DOWN == common.CTL_DOWN and udp_tunnel.CTL_UP == common.CTL_UP
     assert common.CTL_DOWN[0] == 0 and common.CTL_UP[0] == 0     # never an IPv4 header

@@ -35,8 +35,8 @@ from scapy.layers.ppp import (  # noqa: E402
 )
 
 from mptcp_lab.modem_emu import ModemEmulator  # noqa: E402
-from net.serial_port import TtySerial  # noqa: E402
-from net.modem import Modem, DATA, ERROR, IDLE  # noqa: E402
+from mptcp_net.serial_port import TtySerial  # noqa: E402
+from mptcp_net.modem import Modem, DATA, ERROR, IDLE  # noqa: E402
 from mptcp import ticks  # noqa: E402
 
 NS = "mpmodem-test"
@@ -208,9 +208,9 @@ def test_device_dials_emulator(emu_factory, name):
 
 MPY_DIAL = r"""
 import sys, time
-from net.serial_port import TtySerial
-from net.modem import Modem
-from runtime.clock import now_ms
+from mptcp_net.serial_port import TtySerial
+from mptcp_net.modem import Modem
+from mptcp_runtime.clock import now_ms
 from mptcp.ticks import diff
 ser = TtySerial(sys.argv[1])
 m = Modem(ser, apn="lab", pin=sys.argv[2])
@@ -251,7 +251,7 @@ def test_micropython_device_dials(emu_factory, tmp_path):
 
 
 def test_pyserial_dials(emu_factory):
-    from net.serial_port import PySerial
+    from mptcp_net.serial_port import PySerial
     emu = emu_factory(scenario={"register_after_s": 0.5})
     ser = PySerial(emu.slave_path, 921600)
     m = Modem(ser)
@@ -662,7 +662,7 @@ def _record_frames(emu):
 
 
 def _device_link(emu, auth):
-    from net.ppp_netif import PppNetif
+    from mptcp_net.ppp_netif import PppNetif
     m, ser, ok = bring_up(emu)
     assert ok and m.state == DATA
     clock = lambda: ms(time.monotonic())  # noqa: E731
@@ -711,7 +711,7 @@ def test_device_pppnetif_auth_modes(emu_factory, tun_ns, auth):
 
 def test_device_no_carrier_redial_ppp_again(emu_factory, tun_ns):
     """NO CARRIER mid-session: the netif sees it, the modem re-dials, PPP comes back."""
-    from net.ppp_netif import PppNetif
+    from mptcp_net.ppp_netif import PppNetif
     emu = emu_factory(tun_fd=tun_ns, scenario={"no_carrier_after_s": 2.0})
     m, ser, nif, got, dev = _device_link(emu, None)
     clock = lambda: ms(time.monotonic())  # noqa: E731
@@ -745,7 +745,7 @@ def test_device_no_carrier_redial_ppp_again(emu_factory, tun_ns):
 
 
 def test_device_pppnetif_through_emulator(emu_factory, tun_ns):
-    from net.ppp_netif import PppNetif
+    from mptcp_net.ppp_netif import PppNetif
     from scapy.layers.inet import ICMP as _ICMP
     emu = emu_factory(tun_fd=tun_ns, scenario={"auth": "chap", "user": "dev", "password": "pw"})
     m, ser, ok = bring_up(emu)

@@ -27,7 +27,7 @@ def test_package_json_lists_every_firmware_module():
         for fn in os.listdir(os.path.join(ROOT, "firmware", layer)):
             if fn.endswith(".py"):
                 assert layer + "/" + fn in listed, fn
-    assert "mptcp/stack.py" in listed and "net/ppp.py" in listed and "apps/perf.py" in listed
+    assert "mptcp/stack.py" in listed and "mptcp_net/ppp.py" in listed and "mptcp_apps/perf.py" in listed
 
 
 def test_mip_install_from_a_local_checkout_onto_the_virtual_board(tmp_path):
@@ -37,8 +37,8 @@ def test_mip_install_from_a_local_checkout_onto_the_virtual_board(tmp_path):
                             os.path.join(ROOT, "package.json")],
                            capture_output=True, text=True, timeout=300, cwd=ROOT)
         assert r.returncode == 0, r.stdout + r.stderr
-        code = ("import sys\nsys.path.insert(0, '/lib')\nimport mptcp, mptcp.stack, net.ppp, "
-                "runtime.loop, apps.perf\ns = mptcp.stack.Stack(snd_buf=4096, rcv_buf=4096)\n"
+        code = ("import sys\nsys.path.insert(0, '/lib')\nimport mptcp, mptcp.stack, mptcp_net.ppp, "
+                "mptcp_runtime.loop, mptcp_apps.perf\ns = mptcp.stack.Stack(snd_buf=4096, rcv_buf=4096)\n"
                 "print('MIP-OK', mptcp.VERSION, len(s.counters.items()))")
         r = subprocess.run([mpremote(), "connect", port, "exec", code],
                            capture_output=True, text=True, timeout=120)

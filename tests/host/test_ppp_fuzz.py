@@ -7,7 +7,7 @@ random contents) during negotiation and while running: it never raises.
 """
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from net import hdlc
+from mptcp_net import hdlc
 from unit.test_ppp import Pair, ip_packet
 from test_ppp_scapy import hdlc_wrap
 

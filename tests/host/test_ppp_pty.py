@@ -1,5 +1,5 @@
 """PPP over a real pty: the device's PppNetif under MicroPython (source and x64 .mpy)
-on the pty's slave through net.serial_port.TtySerial; the network side is a CPython
+on the pty's slave through mptcp_net.serial_port.TtySerial; the network side is a CPython
 PppNetif in server mode on the master. CHAP, IPCP, then IP packets echoed back by
 the device, compared byte for byte. Also NO CARRIER mid-session.
 """
@@ -15,8 +15,8 @@ import pytest
 
 import hostenv
 
-from net.ppp_netif import PppNetif
-from net.netif import ip_aton
+from mptcp_net.ppp_netif import PppNetif
+from mptcp_net.netif import ip_aton
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FW = os.path.join(ROOT, "firmware")
@@ -24,10 +24,10 @@ BIN = os.path.dirname(sys.executable)
 MPY = os.path.join(BIN, "micropython")
 DEVICE = r"""
 import sys, json
-from net.serial_port import TtySerial
-from net.ppp_netif import PppNetif
-from net import hdlc
-from runtime import clock
+from mptcp_net.serial_port import TtySerial
+from mptcp_net.ppp_netif import PppNetif
+from mptcp_net import hdlc
+from mptcp_runtime import clock
 from mptcp.ticks import add, diff
 path, count, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 ser = TtySerial(path)
@@ -92,10 +92,10 @@ class MasterSerial:
 def _bundle(tmp):
     """x64 .mpy of the modules the device script needs."""
     out = os.path.join(tmp, "bundle")
-    for rel in ("mptcp/__init__", "mptcp/compat", "mptcp/ticks", "net/__init__", "net/hdlc",
-                "net/_hdlc_viper", "net/ppp_fsm", "net/lcp", "net/ipcp", "net/ppp_auth", "net/ppp",
-                "net/ppp_netif",
-                "net/serial_port", "runtime/__init__", "net/netif", "runtime/clock"):
+    for rel in ("mptcp/__init__", "mptcp/compat", "mptcp/ticks", "mptcp_net/__init__", "mptcp_net/hdlc",
+                "mptcp_net/_hdlc_viper", "mptcp_net/ppp_fsm", "mptcp_net/lcp", "mptcp_net/ipcp", "mptcp_net/ppp_auth", "mptcp_net/ppp",
+                "mptcp_net/ppp_netif",
+                "mptcp_net/serial_port", "mptcp_runtime/__init__", "mptcp_net/netif", "mptcp_runtime/clock"):
         dst = os.path.join(out, rel + ".mpy")
         os.makedirs(os.path.dirname(dst), exist_ok=True)
         subprocess.run([os.path.join(BIN, "mpy-cross"), "-march=x64", "-o", dst,

@@ -21,8 +21,8 @@ from scapy.layers.ppp import (HDLC, PPP, PPP_LCP_Configure, PPP_LCP_Echo,
                               PPP_IPCP_Option_DNS2, PPP_PAP_Request, PPP_PAP_Response,
                               PPP_CHAP, PPP_CHAP_ChallengeResponse)
 
-from net.ppp_netif import PppNetif
-from net.netif import ip_aton
+from mptcp_net.ppp_netif import PppNetif
+from mptcp_net.netif import ip_aton
 
 DEV = "198.18.2.2"
 NETA = "198.18.2.1"

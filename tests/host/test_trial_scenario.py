@@ -102,9 +102,9 @@ def test_lab_device_command_runs_the_trial_agent():
     from mptcp_lab.common import LabError
     sc = validate(GOOD, "x")
     argv, env = device.command(agent_args(sc, 5201), "source", app="trial")
-    assert argv[argv.index("-m") + 1] == "apps.trial"
+    assert argv[argv.index("-m") + 1] == "mptcp_apps.trial"
     assert "-X" in argv and argv[argv.index("-X") + 1] == "heapsize=1m"
     argv, _ = device.command(["--connect", "h:1", "--send", "1"], "source")
-    assert argv[argv.index("-m") + 1] == "apps.perf"
+    assert argv[argv.index("-m") + 1] == "mptcp_apps.perf"
     with pytest.raises(LabError):
         device.command([], "source", app="nope")

@@ -264,7 +264,7 @@ def test_device_side_udp(lab):
 
 
 def test_device_command(lab):
-    """`mptcp-lab device` runs apps.perf with the lab env; a missing app is a clear error."""
+    """`mptcp-lab device` runs mptcp_apps.perf with the lab env; a missing app is a clear error."""
     from mptcp_lab import device
     assert device.heap_of(["--recv", "--heap", "64k"]) == "64k"
     assert device.heap_of(["--recv"]) == "384k"

@@ -1,4 +1,4 @@
-"""The raw-socket netif (net.raw_netif, the `rpi` board's Wi-Fi) against the kernel's MPTCP.
+"""The raw-socket netif (mptcp_net.raw_netif, the `rpi` board's Wi-Fi) against the kernel's MPTCP.
 
 Two namespaces of its own (not the lab's): `mpdev-raw` is the device, whose "Wi-Fi" is a
 veth; `mpdev-rawpeer` holds the veth's other end and a kernel MPTCP server
@@ -20,8 +20,8 @@ import pytest
 
 from kernel_checks import assert_kernel_clean
 from mptcp_lab import nstat
-from net import rawnet_rules
-from net.rawnet_rules import table_name
+from mptcp_net import rawnet_rules
+from mptcp_net.rawnet_rules import table_name
 
 NS_DEV = "mpdev-raw"
 NS_PEER = "mpdev-rawpeer"
@@ -106,10 +106,10 @@ def _device(runtime, args):
     path = os.path.join(REPO, "firmware") + ":" + os.path.join(REPO, "boards", "rpi")
     if runtime == "micropython":
         env["MICROPYPATH"] = path
-        argv = [os.path.join(BIN, "micropython"), "-X", "heapsize=1M", "-m", "apps.perf"]
+        argv = [os.path.join(BIN, "micropython"), "-X", "heapsize=1M", "-m", "mptcp_apps.perf"]
     else:
         env["PYTHONPATH"] = path
-        argv = [sys.executable, "-m", "apps.perf"]
+        argv = [sys.executable, "-m", "mptcp_apps.perf"]
     argv += ["--raw", IF_DEV, "--raw-addr", DEV_ADDR] + args
     p = subprocess.run(["ip", "netns", "exec", NS_DEV] + argv, env=env, capture_output=True,
                        text=True, timeout=300)

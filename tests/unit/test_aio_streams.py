@@ -1,4 +1,4 @@
-"""runtime.aio (asyncio streams) over two stacks joined by UDP netifs on 127.0.0.1.
+"""mptcp_runtime.aio (asyncio streams) over two stacks joined by UDP netifs on 127.0.0.1.
 
 Same set-up as test_runtime_loopback; runs under CPython and MicroPython's asyncio.
 Not applicable where the interpreter has no `socket` (the WebAssembly port) or no
@@ -18,7 +18,7 @@ def _setup():
     if not hasattr(asyncio, "run"):
         raise tutil.NotApplicable("asyncio here has no run()")
     from test_runtime_loopback import _pair
-    from runtime import aio
+    from mptcp_runtime import aio
     la, lb = _pair()
     # la's hello went out before lb's socket existed: the ICMP port-unreachable left an
     # error pending on la's connected socket, which would eat the first SYN (1 s RTO)

@@ -1,6 +1,6 @@
-"""AT engine (net.at) against scripted byte streams with a fake clock; both interpreters."""
+"""AT engine (mptcp_net.at) against scripted byte streams with a fake clock; both interpreters."""
 from mptcp import ticks
-from net.at import AtEngine, parse_ints, OK, ERROR, CME_ERROR, CONNECT, TIMEOUT
+from mptcp_net.at import AtEngine, parse_ints, OK, ERROR, CME_ERROR, CONNECT, TIMEOUT
 
 
 def _eng():

@@ -1,11 +1,11 @@
-"""apps.boot (what main.py runs) and runtime.config (board settings from mptcp_config.json):
+"""mptcp_apps.boot (what main.py runs) and mptcp_runtime.config (board settings from mptcp_config.json):
 the configured app starts after the pause with its arguments, Ctrl-C in the pause keeps the
 board at the REPL, a missing / malformed / wrong config boots to the REPL with a message."""
 import os
 import sys
 
-from apps import boot
-from runtime import config
+from mptcp_apps import boot
+from mptcp_runtime import config
 
 PATH = "_test_boot_config.json"
 
@@ -95,10 +95,10 @@ def test_ctrl_c_in_the_pause_keeps_the_board_at_the_repl():
 
 
 def test_the_real_app_entry_points_are_the_apps_mains():
-    import apps.perf
-    import apps.trial
-    assert boot._main_of("perf") is apps.perf.main
-    assert boot._main_of("trial") is apps.trial.main
+    import mptcp_apps.perf
+    import mptcp_apps.trial
+    assert boot._main_of("perf") is mptcp_apps.perf.main
+    assert boot._main_of("trial") is mptcp_apps.trial.main
 
 
 class _Board:
@@ -109,7 +109,7 @@ class _Board:
 
 def test_board_settings_from_the_config_override_the_board_module():
     config.forget()
-    sys.modules["board"] = _Board
+    sys.modules["mptcp_board"] = _Board
     try:
         _write('{"settings": {"APN": "iot.example", "SND_BUF": 8192}}')
         b = config.board(PATH)

@@ -40,6 +40,6 @@ def test_stack_counters_refuse_unknown_names():
 
 def test_coreprof_bad_counters_exist():
     """coreprof checks these by name after a run: each must be a real counter."""
-    from apps import coreprof
+    from mptcp_apps import coreprof
     for name in coreprof.BAD_COUNTERS:
         assert name in C.NAMES, name

@@ -1,5 +1,5 @@
-"""runtime.factory: the stack sized and configured from a board config."""
-from runtime import factory
+"""mptcp_runtime.factory: the stack sized and configured from a board config."""
+from mptcp_runtime import factory
 from tutil import raises
 
 
@@ -44,7 +44,7 @@ def test_the_shipped_boards_configure_a_stack():
     from tutil import NotApplicable
     for name in ("pico_w", "rpi", "unix_lab"):
         try:
-            with open("boards/%s/board.py" % name) as f:
+            with open("boards/%s/mptcp_board.py" % name) as f:
                 src = f.read()
         except OSError:
             # (the WebAssembly runner's filesystem holds firmware/ and tests/ only)

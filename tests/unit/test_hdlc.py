@@ -1,4 +1,4 @@
-"""net.hdlc (RFC 1662 framing) on both interpreters, every implementation available.
+"""mptcp_net.hdlc (RFC 1662 framing) on both interpreters, every implementation available.
 
 The reference FCS here is the bitwise definition (shift register, poly 0x8408),
 written independently of the table-driven code under test.
@@ -6,7 +6,7 @@ written independently of the table-driven code under test.
 import random
 
 from tutil import IS_MPY, expected_impl, heap_lock_works
-from net import hdlc
+from mptcp_net import hdlc
 from mptcp.compat import heap_lock, heap_unlock
 
 IMPLS = sorted(hdlc.IMPLS)

@@ -1,13 +1,13 @@
 """The poll loop and the socket API across the 2**30 ms ticks wrap, on a fake clock.
 
-runtime.clock.now_ms is replaced by a fake tick clock and the loop's poller by one that
+mptcp_runtime.clock.now_ms is replaced by a fake tick clock and the loop's poller by one that
 records how long the loop would wait, so every wait and timeout is checked exactly,
 without sockets or real time.
 """
 from mptcp import ticks
-from runtime import clock
-from runtime.loop import Loop
-from runtime.socket_api import MPSocket, ETIMEDOUT
+from mptcp_runtime import clock
+from mptcp_runtime.loop import Loop
+from mptcp_runtime.socket_api import MPSocket, ETIMEDOUT
 
 
 class FakeClock:
@@ -58,7 +58,7 @@ class RecordingPoller:
 
 
 class _Patched:
-    """Swap runtime.clock.now_ms for a fake clock for the duration of a test."""
+    """Swap mptcp_runtime.clock.now_ms for a fake clock for the duration of a test."""
 
     def __init__(self, t):
         self.clock = FakeClock(t)

@@ -1,13 +1,13 @@
-"""net.lte_link.LteNetif on both interpreters: AT bring-up, dial, PPP, IP both ways, NO CARRIER
+"""mptcp_net.lte_link.LteNetif on both interpreters: AT bring-up, dial, PPP, IP both ways, NO CARRIER
 and re-dial with a second "up" event; a dead peer (echo timeout) hangs up and re-dials.
 
 The serial line is an in-memory pair; the modem is a tiny AT responder in this file and, in
 data mode, the network end of PPP is PppNetif's server mode (the lab's real network side is
 scapy, tested in tests/host and tests/interop). Time is a fake clock.
 """
-from net.netif import ip_aton
-from net.lte_link import LteNetif, PacedSerial
-from net.ppp_netif import PppNetif
+from mptcp_net.netif import ip_aton
+from mptcp_net.lte_link import LteNetif, PacedSerial
+from mptcp_net.ppp_netif import PppNetif
 from mptcp import ticks
 
 NEAR_WRAP = ticks.PERIOD - 1500   # 1.5 s before the 2**30 ms wrap: timers must cross it

@@ -1,10 +1,10 @@
-"""net.md5, the pure-Python MD5 behind CHAP where hashlib has none: RFC 1321's test
+"""mptcp_net.md5, the pure-Python MD5 behind CHAP where hashlib has none: RFC 1321's test
 suite (appendix A.5) on every interpreter, block-boundary lengths and split updates,
 and the choice ppp_auth makes."""
 import hashlib
 
-from net import md5 as pure
-from net import ppp_auth
+from mptcp_net import md5 as pure
+from mptcp_net import ppp_auth
 from tutil import hexb
 
 # RFC 1321, A.5 "Test suite"

@@ -1,6 +1,6 @@
-"""Modem state machine (net.modem) against a scripted fake modem and a fake clock."""
-from net.modem import Modem, csq_to_dbm, DATA, ERROR, BACKOFF, IDLE, REGISTERING, POWER_ON
-from net.pins import NullPins
+"""Modem state machine (mptcp_net.modem) against a scripted fake modem and a fake clock."""
+from mptcp_net.modem import Modem, csq_to_dbm, DATA, ERROR, BACKOFF, IDLE, REGISTERING, POWER_ON
+from mptcp_net.pins import NullPins
 from mptcp import ticks
 
 NEAR_WRAP = ticks.PERIOD - 1500   # 1.5 s before the 2**30 ms wrap: timers must cross it
@@ -460,8 +460,8 @@ class _FakeGpio:
 
 def test_board_pins_and_uart_with_fake_modules():
     import sys
-    from net import pins
-    from net.serial_port import UartSerial
+    from mptcp_net import pins
+    from mptcp_net.serial_port import UartSerial
     sys.modules["machine"] = _FakePinMod
     try:
         p = pins.make_pins("machine", pwrkey=14, reset=15, invert=False)

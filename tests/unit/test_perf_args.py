@@ -1,5 +1,5 @@
 """The perf app's command line (DESIGN §4 contract): parsing and clear errors."""
-from apps import perf
+from mptcp_apps import perf
 from tutil import raises
 
 

@@ -4,10 +4,10 @@ The serial line is an in-memory pair (the one fake allowed: no UART here); time 
 a fake clock. The "network" end uses PppNetif's server mode (address hand-out),
 which only exists for tests like these; the lab's network side is scapy.
 """
-from net.netif import ip_aton
-from net.ppp_netif import PppNetif
-from net import hdlc
-from net import ppp_fsm
+from mptcp_net.netif import ip_aton
+from mptcp_net.ppp_netif import PppNetif
+from mptcp_net import hdlc
+from mptcp_net import ppp_fsm
 from mptcp import ticks
 
 NEAR_WRAP = ticks.PERIOD - 1500   # 1.5 s before the 2**30 ms wrap: timers must cross it
@@ -646,7 +646,7 @@ def test_pure_python_framing_end_to_end():
 
 
 def test_lcp_max_failure_turns_naks_into_rejects():
-    from net.lcp import Lcp
+    from mptcp_net.lcp import Lcp
     sent = []
 
     def out(proto, a, aoff, alen, b, boff, blen):

@@ -1,4 +1,4 @@
-"""The raw-socket netifs (net.raw_netif, net.lwip_raw_netif) over fake sockets.
+"""The raw-socket netifs (mptcp_net.raw_netif, mptcp_net.lwip_raw_netif) over fake sockets.
 
 What a real socket cannot show on demand: several packets returned by one MicroPython
 `readinto` (split by the IPv4 total length), a padded minimum-size Ethernet frame, a
@@ -7,9 +7,9 @@ stack would reset the kernel's connections), and the send path (one connect per
 destination, the lwIP variant skipping the IPv4 header that lwIP prepends itself).
 """
 from mptcp import ipv4
-from net.raw_netif import RawNetif, in_ports, sockaddr_ll, sockaddr_in
-from net.lwip_raw_netif import LwipRawNetif
-from net import rawnet_rules
+from mptcp_net.raw_netif import RawNetif, in_ports, sockaddr_ll, sockaddr_in
+from mptcp_net.lwip_raw_netif import LwipRawNetif
+from mptcp_net import rawnet_rules
 
 DEV = b"\xc6\x12\x03\x02"
 PEER = b"\xc6\x12\x03\x01"

@@ -8,9 +8,9 @@ import hashlib
 import os
 
 from mptcp.stack import Stack
-from runtime.loop import Loop
-from net.netif import ip_aton
-from runtime import clock
+from mptcp_runtime.loop import Loop
+from mptcp_net.netif import ip_aton
+from mptcp_runtime import clock
 from mptcp import ticks
 import tutil
 
@@ -18,7 +18,7 @@ import tutil
 def _pair():
     # UDP sockets: NotApplicable on a port without a socket module (WebAssembly)
     tutil.require_module("socket")
-    from net.udp_tunnel import UdpTunnel
+    from mptcp_net.udp_tunnel import UdpTunnel
     # ports picked at random per run, so that two test runs on one machine do not collide
     r = os.urandom(2)
     a_port = 40000 + (((r[0] << 8) | r[1]) % 10000) * 2

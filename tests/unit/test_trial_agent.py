@@ -1,7 +1,7 @@
 """The device trial agent's pieces that need no lab: the fixed event ring (overwrites the
 oldest and counts it), the console form of its events, the command line."""
-from apps import trial as T
-from apps.args import UsageError
+from mptcp_apps import trial as T
+from mptcp_apps.args import UsageError
 
 
 def test_ring_fixed_and_overwrites_oldest():

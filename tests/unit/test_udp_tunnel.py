@@ -1,4 +1,4 @@
-"""net.udp_tunnel's link-state control messages over a real UDP socket pair on
+"""mptcp_net.udp_tunnel's link-state control messages over a real UDP socket pair on
 127.0.0.1 (the emulator's side is a plain socket here): a CTL_DOWN frame takes the netif
 down (one "down" event, never handed to the stack, send refused and counted), repeats are
 silent, CTL_UP or any IPv4 packet brings it back, junk control frames are counted, and the
@@ -8,8 +8,8 @@ Not applicable (tutil.NotApplicable) where the interpreter has no `socket` modul
 """
 import os
 
-from runtime import clock
-from net.netif import ip_aton
+from mptcp_runtime import clock
+from mptcp_net.netif import ip_aton
 import tutil
 
 ADDR = ip_aton("198.18.1.2")
@@ -35,7 +35,7 @@ def _ip_packet(n, seed):
 def _pair():
     """(device UdpTunnel, emulator socket), each connected to the other."""
     socket = tutil.require_module("socket")
-    from net.udp_tunnel import UdpTunnel
+    from mptcp_net.udp_tunnel import UdpTunnel
     r = os.urandom(2)
     dev_port = 30000 + (((r[0] << 8) | r[1]) % 5000) * 2
     emu_port = dev_port + 1
@@ -74,7 +74,7 @@ def _nothing_waiting(emu):
 
 def test_control_messages_flip_the_link_and_never_reach_the_stack():
     nif, emu = _pair()
-    from net.udp_tunnel import CTL_DOWN, CTL_UP
+    from mptcp_net.udp_tunnel import CTL_DOWN, CTL_UP
     events = []
     nif.on_event = lambda ev, n: events.append((ev, n.name))
     try:
@@ -107,7 +107,7 @@ def test_control_messages_flip_the_link_and_never_reach_the_stack():
 
 def test_a_packet_on_a_down_link_means_up_and_junk_is_counted():
     nif, emu = _pair()
-    from net.udp_tunnel import CTL_DOWN
+    from mptcp_net.udp_tunnel import CTL_DOWN
     events = []
     nif.on_event = lambda ev, n: events.append(ev)
     try:
@@ -127,8 +127,8 @@ def test_a_packet_on_a_down_link_means_up_and_junk_is_counted():
 
 def test_loop_forwards_the_link_state_to_the_stack():
     nif, emu = _pair()
-    from net.udp_tunnel import CTL_DOWN, CTL_UP
-    from runtime.loop import Loop
+    from mptcp_net.udp_tunnel import CTL_DOWN, CTL_UP
+    from mptcp_runtime.loop import Loop
     from mptcp.stack import Stack
     st = Stack(snd_buf=4096, rcv_buf=4096, max_conns=1)
     loop = Loop(st, [nif])

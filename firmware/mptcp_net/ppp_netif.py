@@ -2,8 +2,8 @@
 
 Only this object touches the serial object (write(buf) -> n, may be short;
 readinto(buf) -> n or 0/None; pollable(); all non-blocking) that the modem
-driver hands over after CONNECT. Framing is net.hdlc, the protocol is
-net.ppp.PppSession; both sans-IO. The poll loop must call poll(now) (timers,
+driver hands over after CONNECT. Framing is mptcp_net.hdlc, the protocol is
+mptcp_net.ppp.PppSession; both sans-IO. The poll loop must call poll(now) (timers,
 keepalive, draining the transmit queue) and wait no longer than the deadline it
 returns; recv_into() handles control frames itself and returns only IPv4 packets.
 
@@ -20,11 +20,11 @@ object's `hup` flag ("hangup"), or PPP's own reasons ("echo-timeout",
 """
 from mptcp import ticks
 from mptcp.compat import const
-from net.netif import Netif
-from net import hdlc
-from net.ppp import PppSession
-from net.lcp import PROTO_LCP
-from net.ipcp import PROTO_IP
+from mptcp_net.netif import Netif
+from mptcp_net import hdlc
+from mptcp_net.ppp import PppSession
+from mptcp_net.lcp import PROTO_LCP
+from mptcp_net.ipcp import PROTO_IP
 TYPE_CHECKING = False
 if TYPE_CHECKING:           # type checkers only: MicroPython has no typing module
     from typing import Any
@@ -45,7 +45,8 @@ class PppNetif(Netif):
                  peer_addr=None, dns=None, clock=None, tx_queue=TX_QUEUE, rx_chunk=RX_CHUNK,
                  restart_ms=3000, rand=None, impl=None):
         """clock (required): callable -> now (a tick, mptcp.ticks) for control frames handled
-        inside recv_into(); the runtime gives its clock (runtime.clock.now_ms), tests a fake one.
+        inside recv_into(); the runtime gives its clock (mptcp_runtime.clock.now_ms), tests a
+        fake one.
         server/local_addr/peer_addr/dns: the network side, for back-to-back tests only."""
         self.serial = serial
         self.ifindex = ifindex

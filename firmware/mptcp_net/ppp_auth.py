@@ -12,12 +12,12 @@ import hashlib
 from mptcp import ticks
 from mptcp.compat import const
 
-# hashlib's MD5 where the build has one; else net.md5 (pure Python, e.g. the WebAssembly port)
+# hashlib's MD5 where the build has one; else mptcp_net.md5 (pure Python, e.g. the WebAssembly port)
 if hasattr(hashlib, "md5"):
     _md5 = hashlib.md5
     MD5_IMPL = "hashlib"
 else:
-    from net.md5 import md5 as _md5
+    from mptcp_net.md5 import md5 as _md5
     MD5_IMPL = "pure-python"
 
 PROTO_PAP = const(0xC023)

@@ -2,7 +2,7 @@
 
 One serial line, two owners in turn: before CONNECT the `Modem` (AT bring-up, dial) reads
 and writes it; in data mode the `PppNetif` does. This object switches between them, so
-the poll loop treats the LTE link like any netif (net.netif: `pollable`, `recv_into`,
+the poll loop treats the LTE link like any netif (mptcp_net.netif: `pollable`, `recv_into`,
 `send`, `poll(now)`, `writable`, `up`, `addr`, `on_event`). The clock (now and sleep) is
 the caller's: the runtime passes its own, tests a fake one.
 
@@ -14,9 +14,9 @@ on_event("up") again, with the address IPCP gave.
 """
 from mptcp import ticks
 from mptcp.compat import const
-from net.netif import Netif
-from net.modem import Modem, DATA, IDLE, ERROR
-from net.ppp_netif import PppNetif
+from mptcp_net.netif import Netif
+from mptcp_net.modem import Modem, DATA, IDLE, ERROR
+from mptcp_net.ppp_netif import PppNetif
 
 ZERO4 = b"\x00\x00\x00\x00"
 TXQ_MS = const(40)
@@ -82,10 +82,10 @@ class LteNetif(Netif):
     def __init__(self, serial, ifindex=1, name="lte", apn="internet", pin=None, pins=None,
                  power_on=False, auth=None, mru=1500, echo_interval_ms=10000, echo_fails=3,
                  clock=None, modem_kw=None, ppp_kw=None, sleep_ms=None):
-        """serial: net.serial_port object (TtySerial, UartSerial, PySerial). auth: None or
+        """serial: mptcp_net.serial_port object (TtySerial, UartSerial, PySerial). auth: None or
         (method, user, password) for PAP/CHAP. modem_kw/ppp_kw: extra Modem/PppNetif args.
         clock (required): callable -> now (a tick); sleep_ms (required): callable(ms) that
-        blocks, for close()'s linger (the runtime's runtime.clock.now_ms / sleep_ms)."""
+        blocks, for close()'s linger (the runtime's mptcp_runtime.clock.now_ms / sleep_ms)."""
         if clock is None or sleep_ms is None:
             raise ValueError("LteNetif needs clock= and sleep_ms= (the runtime's clock)")
         self.serial = serial
@@ -287,10 +287,10 @@ def from_board(board, serial_path=None, ifindex=1, clock=None, baud=None, sleep_
     UART_ID with UART_TX/RX/RTS/CTS pins on boards; LTE_PACE (a pty: pace writes to
     UART_BAUD, see PacedSerial); UART_BAUD, APN, SIM_PIN, PPP_AUTH,
     PIN_PWRKEY/PIN_RESET with PINS "machine"/"rpi" (power the modem on at start when
-    LTE_POWER_ON). clock/sleep_ms (required): the runtime's (runtime.clock)."""
+    LTE_POWER_ON). clock/sleep_ms (required): the runtime's (mptcp_runtime.clock)."""
     if clock is None or sleep_ms is None:
         raise ValueError("from_board needs clock= and sleep_ms= (the runtime's clock)")
-    from net import serial_port
+    from mptcp_net import serial_port
     baud = baud or getattr(board, "UART_BAUD", 921600)
     path = serial_path or getattr(board, "LTE_SERIAL", None) or getattr(board, "SERIAL", None)
     if path:
@@ -311,7 +311,7 @@ def from_board(board, serial_path=None, ifindex=1, clock=None, baud=None, sleep_
     pins = None
     power_on = bool(getattr(board, "LTE_POWER_ON", False))
     if power_on and getattr(board, "PIN_PWRKEY", None) is not None:
-        from net import pins as _pins
+        from mptcp_net import pins as _pins
         pins = _pins.make_pins(getattr(board, "PINS", "machine"), board.PIN_PWRKEY,
                                getattr(board, "PIN_RESET", None))
     # PPP's transmit queue: about TXQ_MS of line time (at least two full frames), so that

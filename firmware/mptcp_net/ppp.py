@@ -17,10 +17,10 @@ what lower_down() was given ("no-carrier", "hangup", ...); None while it is up.
 """
 from mptcp import ticks
 from mptcp.compat import const
-from net import ppp_fsm
-from net.lcp import Lcp, PROTO_LCP, PROTO_PAP, PROTO_CHAP
-from net.ipcp import Ipcp, PROTO_IPCP, PROTO_IP
-from net import ppp_auth
+from mptcp_net import ppp_fsm
+from mptcp_net.lcp import Lcp, PROTO_LCP, PROTO_PAP, PROTO_CHAP
+from mptcp_net.ipcp import Ipcp, PROTO_IPCP, PROTO_IP
+from mptcp_net import ppp_auth
 TYPE_CHECKING = False
 if TYPE_CHECKING:           # type checkers only: MicroPython has no typing module
     from typing import Any

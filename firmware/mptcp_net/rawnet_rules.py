@@ -1,6 +1,6 @@
 """The nftables rule set that keeps the kernel's own TCP away from the raw-socket device.
 
-The device (net.raw_netif) and the kernel share one interface and one address. Without
+The device (mptcp_net.raw_netif) and the kernel share one interface and one address. Without
 these rules the kernel sees every segment of the device's connections, finds no socket
 for them and answers with a RST. What `install` puts in place (one table per interface,
 `inet mptcp_raw_<ifname>`; PORTS = the device's ports, ADDR = the interface's address):
@@ -22,7 +22,7 @@ MicroPython unix port can use it too (as root); `ns` runs it inside a network na
 """
 import os
 
-from net.raw_netif import MARK, EPHEMERAL
+from mptcp_net.raw_netif import MARK, EPHEMERAL
 
 RESERVED = "/proc/sys/net/ipv4/ip_local_reserved_ports"
 

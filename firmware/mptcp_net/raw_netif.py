@@ -5,7 +5,7 @@ port (as root; its sockaddrs are raw bytes, so they are built here by hand):
 
 - receive: AF_PACKET / SOCK_DGRAM / ETH_P_IP, bound to the interface. A packet tap sees a
   frame before the kernel's IP layer and before netfilter, so the rule set
-  (net/rawnet_rules.py) can drop the device's inbound TCP in prerouting:
+  (mptcp_net/rawnet_rules.py) can drop the device's inbound TCP in prerouting:
   the kernel's own TCP never sees it and never answers it with a RST, and this socket still
   gets its copy. A raw IPv4 socket (SOCK_RAW, IPPROTO_TCP) cannot do this: raw delivery
   comes after netfilter's input hook, so the same drop would starve it, and without the
@@ -18,7 +18,7 @@ port (as root; its sockaddrs are raw bytes, so they are built here by hand):
 Only TCP to the device's address on the device's ports (`ports`: the stack's ephemeral
 range and its listening ports) reaches the stack; everything else on the interface (the
 kernel's own connections, e.g. ssh to the Pi) is ignored here, or the stack would reset it.
-With `rules=True` the netif installs the nftables rule set (net.rawnet_rules) and removes
+With `rules=True` the netif installs the nftables rule set (mptcp_net.rawnet_rules) and removes
 it on close. GRO/LRO must be off on the interface (`ethtool -K IF gro off`): a merged
 super-packet carries a stale TCP checksum.
 
@@ -31,7 +31,7 @@ padded; a packet cut off by the end of the buffer is dropped (counted, TCP resen
 import sys
 
 from mptcp.ringbuf import copy
-from net.netif import Netif, ip_ntoa
+from mptcp_net.netif import Netif, ip_ntoa
 
 # Linux ABI numbers (the MicroPython unix port has few socket constants).
 AF_INET = 2
@@ -147,7 +147,7 @@ class RawNetif(Netif):
         self.tx = tx
         self._rules = False
         if rules:                 # the runtime installs the rule set and removes it on close
-            from net.rawnet_rules import install
+            from mptcp_net.rawnet_rules import install
             try:
                 install(ifname, ip_ntoa(self.addr), self.ports, mark)
             except Exception:
@@ -300,6 +300,6 @@ class RawNetif(Netif):
             except OSError:
                 pass
         if self._rules:
-            from net.rawnet_rules import remove
+            from mptcp_net.rawnet_rules import remove
             remove(self.ifname)
             self._rules = False

@@ -5,7 +5,7 @@
     w.close(); await w.wait_closed()
     srv = await aio.start_server(handle, 5001, loop)     # handle(reader, writer)
 
-`loop` is the runtime's poll Loop (runtime.loop). One driver task per Loop runs
+`loop` is the runtime's poll Loop (mptcp_runtime.loop). One driver task per Loop runs
 `loop.run_once(0)` (never blocking the event loop) and then yields: at once while
 segments flow, else it sleeps until the stack's next deadline, at most `poll_ms`, because
 a packet arriving on a netif cannot wake an asyncio task portably (MicroPython's asyncio
@@ -15,7 +15,7 @@ the close) and pushes writers' queued data into their send rings. Only APIs both
 MicroPython's asyncio and CPython's have are used (Event without timeouts, wait_for,
 create_task, sleep; sleep_ms where it exists).
 
-Errors raise OSError(errno, message) like the blocking API (runtime.socket_api);
+Errors raise OSError(errno, message) like the blocking API (mptcp_runtime.socket_api);
 readexactly raises EOFError (asyncio.IncompleteReadError on CPython, a subclass).
 """
 try:
@@ -24,8 +24,8 @@ except ImportError:        # older MicroPython
     import uasyncio as asyncio
 
 from mptcp import counters as C
-from runtime import clock
-from net.netif import ip_aton, ip_ntoa
+from mptcp_runtime import clock
+from mptcp_net.netif import ip_aton, ip_ntoa
 from mptcp import ticks
 
 ETIMEDOUT = 110

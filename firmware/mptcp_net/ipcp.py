@@ -8,7 +8,7 @@ and everything else. Server (back-to-back tests only): Naks the peer to
 4-byte addresses) once the layer is up.
 """
 from mptcp.compat import const
-from net.ppp_fsm import Fsm, CONFACK, CONFNAK, CONFREJ, opt_len
+from mptcp_net.ppp_fsm import Fsm, CONFACK, CONFNAK, CONFREJ, opt_len
 
 PROTO_IPCP = const(0x8021)
 PROTO_IP = const(0x0021)

@@ -2,21 +2,22 @@
 mptcp_config.json (`--app perf --app-args "..." --autostart`), after a pause in which
 Ctrl-C keeps the board at the REPL (a board whose app fails at boot stays reachable).
 
-main.py (written by mptcp-flash --autostart) is two lines: `import apps.boot` and
-`apps.boot.run()`. By hand: `import apps.perf; apps.perf.main(["--connect", ...])`.
+main.py (written by mptcp-flash --autostart) is two lines: `import mptcp_apps.boot` and
+`mptcp_apps.boot.run()`. By hand:
+`import mptcp_apps.perf; mptcp_apps.perf.main(["--connect", ...])`.
 """
 import time
 
-from runtime import config
+from mptcp_runtime import config
 
 APPS = ("perf", "trial")
 
 
 def _main_of(app):
     if app == "perf":
-        from apps.perf import main
+        from mptcp_apps.perf import main
     else:
-        from apps.trial import main
+        from mptcp_apps.trial import main
     return main
 
 
@@ -26,7 +27,7 @@ def run(path=config.CONFIG, sleep=time.sleep):
     app = cfg.get("app")
     if not app or not cfg.get("autostart"):
         print("mptcp: no app to start (mptcp-flash --app perf --app-args '...' --autostart); "
-              "by hand: import apps.perf; apps.perf.main([...])")
+              "by hand: import mptcp_apps.perf; mptcp_apps.perf.main([...])")
         return 0
     if app not in APPS:
         print("mptcp: unknown app %r in %s (known: %s): flash again" % (app, path, ", ".join(APPS)))
@@ -36,7 +37,8 @@ def run(path=config.CONFIG, sleep=time.sleep):
         print("mptcp: args in %s is not a list: flash again" % path)
         return 2
     delay = cfg.get("delay_s", 3)
-    print("mptcp: starting apps.%s %s in %s s (Ctrl-C: stay at the REPL)" % (app, " ".join(args), delay))
+    print("mptcp: starting mptcp_apps.%s %s in %s s (Ctrl-C: stay at the REPL)"
+          % (app, " ".join(args), delay))
     try:
         sleep(delay)
     except KeyboardInterrupt:

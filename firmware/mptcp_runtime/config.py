@@ -1,4 +1,4 @@
-"""The device's configuration: the board module (board.py, from boards/<board>/) with the
+"""The device's configuration: the board module (mptcp_board.py, from boards/<board>/) with the
 settings mptcp-flash wrote into mptcp_config.json on top (`--set NAME=VALUE`), and the app
 main.py starts (`--app`, `--app-args`, `--autostart`).
 
@@ -33,11 +33,11 @@ def load(path=CONFIG):
 
 
 def board(path=CONFIG):
-    """The board module with the config's settings applied, or None without a board.py."""
+    """The board module with the config's settings applied, or None without an mptcp_board.py."""
     if _cache:
         return _cache[0]
     try:
-        import board as b
+        import mptcp_board as b
     except ImportError:
         b = None
     if b is not None:
@@ -52,4 +52,4 @@ def board(path=CONFIG):
 def forget():
     """Drop the cached board (tests; a re-flashed config)."""
     del _cache[:]
-    sys.modules.pop("board", None)
+    sys.modules.pop("mptcp_board", None)

@@ -1,7 +1,7 @@
-"""PPP HDLC-like framing hot loops in viper (native code); imported by net.hdlc.
+"""PPP HDLC-like framing hot loops in viper (native code); imported by mptcp_net.hdlc.
 
 Compiled per arch by mpy-cross (-march=x64 / armv6m / ...). Same contracts as the
-pure-Python versions in net.hdlc (which document them); viper does no bounds checks,
+pure-Python versions in mptcp_net.hdlc (which document them); viper does no bounds checks,
 so every index is clamped to the buffers' lengths here. The FCS table is an
 array('H') read with ptr16 (native order: every target is little-endian, and the
 table is built in native order anyway); the state is an array('i') read with ptr32.

@@ -7,7 +7,7 @@ into the netif each packet is for. Buffers are allocated once here.
 import select
 
 from mptcp import ticks
-from runtime import clock
+from mptcp_runtime import clock
 
 _BUF = 2048
 

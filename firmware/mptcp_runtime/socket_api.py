@@ -6,8 +6,8 @@
 Errors raise OSError with a message (ETIMEDOUT, ECONNRESET, ...).
 """
 from mptcp import ticks
-from runtime import clock
-from net.netif import ip_aton
+from mptcp_runtime import clock
+from mptcp_net.netif import ip_aton
 
 ETIMEDOUT = 110
 ECONNRESET = 104

@@ -30,9 +30,9 @@ except ImportError:  # pragma: no cover
 
 from mptcp import ticks
 from mptcp import counters as C
-from runtime import clock
-from apps.args import UsageError, parse_size, main as app_main
-from apps.perf import LINKS, MAX_TIMEOUT_S, board_config, make_netifs, wait_links
+from mptcp_runtime import clock
+from mptcp_apps.args import UsageError, parse_size, main as app_main
+from mptcp_apps.perf import LINKS, MAX_TIMEOUT_S, board_config, make_netifs, wait_links
 
 LINK_NAMES = ("wifi", "lte")
 FLOW_NAMES = ("bulk", "interactive", "telemetry")
@@ -76,7 +76,7 @@ def parse_args(argv):
          "backup": None, "ring": 256, "sample_ms": 100, "timeout": 120.0,
          "wifi_tunnel": None, "snd_buf": None, "rcv_buf": None, "lte_serial": None,
          "lte_baud": None, "lte_timeout": 60.0, "heap": None, "verbose": False,
-         # what apps.perf's link set-up looks at
+         # what mptcp_apps.perf's link set-up looks at
          "raw": None, "raw_addr": None, "raw_rules": True, "listen": None}
     i = 0
     n = len(argv)
@@ -609,7 +609,7 @@ def drain(ring, limit=64):
 
 
 def _open(st, loop, o, first, header, tmo):
-    from net.netif import ip_aton
+    from mptcp_net.netif import ip_aton
     h, p = o["connect"]
     c = st.connect(clock.now_ms(), ip_aton(h), p, first)
     if not loop.run_until(lambda: c.established or c.error is not None or c.closed, tmo):
@@ -638,7 +638,7 @@ def _latency_summary(f):
 
 def run(o):
     from mptcp.stack import Stack
-    from runtime.loop import Loop
+    from mptcp_runtime.loop import Loop
     board = board_config()
     snd = o["snd_buf"] or getattr(board, "SND_BUF", 32768)
     rcv = o["rcv_buf"] or getattr(board, "RCV_BUF", 32768)

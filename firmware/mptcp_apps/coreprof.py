@@ -25,7 +25,7 @@ import time
 import hashlib
 
 from mptcp import ticks
-from apps.args import UsageError, parse_size, main as app_main
+from mptcp_apps.args import UsageError, parse_size, main as app_main
 
 MPY = sys.implementation.name == "micropython"
 if MPY:

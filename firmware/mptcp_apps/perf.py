@@ -10,8 +10,9 @@ options: --links wifi[,lte]  --heap BYTES  --scheduler minrtt|backup|redundant|r
          --lte-serial PATH (modem tty; default $MPTCP_LAB_LTE or the board's)
          --lte-timeout SECONDS (wait for the LTE link before the transfer; default 60)
          --raw IFNAME --raw-addr A.B.C.D (Wi-Fi on a real interface through raw sockets,
-         net.raw_netif, as root; the address is the interface's, default the board's WIFI_ADDR;
-         installs net.rawnet_rules' nftables table for the run; --raw-no-rules: do not)
+         mptcp_net.raw_netif, as root; the address is the interface's, default the board's
+         WIFI_ADDR;
+         installs mptcp_net.rawnet_rules' nftables table for the run; --raw-no-rules: do not)
 The connection's first subflow uses the first link listed (wifi = ifindex 0, lte = ifindex 1);
 the path manager joins from every other listed link that is up, and again when a link returns.
 BYTES takes K/M/G (powers of 1024) suffixes: 8M = 8 MiB.
@@ -31,8 +32,8 @@ import hashlib
 import binascii
 
 from mptcp import ticks
-from runtime import clock
-from apps.args import UsageError, parse_size, main as app_main
+from mptcp_runtime import clock
+from mptcp_apps.args import UsageError, parse_size, main as app_main
 
 
 LINKS = {"wifi": 0, "lte": 1}
@@ -150,8 +151,8 @@ def parse_args(argv):
 
 
 def board_config():
-    """The board module with mptcp-flash's settings (runtime.config), None without one."""
-    from runtime import config
+    """The board module with mptcp-flash's settings (mptcp_runtime.config), None without one."""
+    from mptcp_runtime import config
     return config.board()
 
 
@@ -162,19 +163,19 @@ def _getenv(name):
 
 
 def make_netifs(o, board):
-    from net.netif import ip_aton
+    from mptcp_net.netif import ip_aton
     nifs = []
     for name in o["links"].split(","):
         if name == "wifi" and o["raw"]:
             nifs.append(raw_netif(o, board))
         elif name == "wifi":
-            from net.udp_tunnel import UdpTunnel
+            from mptcp_net.udp_tunnel import UdpTunnel
             tun = o["wifi_tunnel"] or _getenv("MPTCP_LAB_WIFI") or "127.0.0.1:47001"
             h, p = tun.rsplit(":", 1)
             addr = getattr(board, "WIFI_ADDR", "198.18.1.2")
             nifs.append(UdpTunnel("wifi", LINKS["wifi"], ip_aton(addr), h, int(p)))
         else:
-            from net.lte_link import from_board
+            from mptcp_net.lte_link import from_board
             path = o["lte_serial"] or _getenv("MPTCP_LAB_LTE")
             # the lab's current line rate: --lte-baud (a board driven over its console
             # has no environment) or the lab's variable
@@ -188,10 +189,10 @@ def make_netifs(o, board):
 
 
 def raw_netif(o, board):
-    """The Wi-Fi link on a real interface (net.raw_netif): the stack's ephemeral ports and
+    """The Wi-Fi link on a real interface (mptcp_net.raw_netif): the stack's ephemeral ports and
     the listening port are the device's; the rest of the interface stays the kernel's."""
-    from net.netif import ip_aton
-    from net.raw_netif import RawNetif, EPHEMERAL
+    from mptcp_net.netif import ip_aton
+    from mptcp_net.raw_netif import RawNetif, EPHEMERAL
     addr = o["raw_addr"] or getattr(board, "WIFI_ADDR", None)
     if not addr:
         raise UsageError("--raw needs --raw-addr A.B.C.D (the interface's IPv4 address)")
@@ -244,9 +245,9 @@ def _log(o, *args):
 
 
 def run(o):
-    from runtime.factory import make_stack, backup_link
-    from runtime.loop import Loop
-    from runtime.socket_api import MPSocket
+    from mptcp_runtime.factory import make_stack, backup_link
+    from mptcp_runtime.loop import Loop
+    from mptcp_runtime.socket_api import MPSocket
     marks = {}
     board = board_config()
     _mem("code", marks)

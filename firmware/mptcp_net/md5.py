@@ -1,7 +1,7 @@
 """MD5 (RFC 1321) in pure Python, for CHAP-MD5 where `hashlib` has no md5.
 
 MicroPython builds often leave md5 out of hashlib (the WebAssembly port does);
-PPP's CHAP (RFC 1994) still needs it. net.ppp_auth uses this module only then.
+PPP's CHAP (RFC 1994) still needs it. mptcp_net.ppp_auth uses this module only then.
 Not on the data path: CHAP hashes a few dozen bytes per challenge, so the 32-bit
 arithmetic may allocate (on a 32-bit port every value >= 2**30 is a heap int);
 it only has to be right. Same interface as hashlib.md5: md5(data), update(data),

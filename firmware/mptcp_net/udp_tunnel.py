@@ -19,7 +19,7 @@ tx_down).
 """
 import socket
 
-from net.netif import Netif, MTU
+from mptcp_net.netif import Netif, MTU
 
 FRAME = MTU
 CTL_DOWN = b"\x00MPLAB LINK DOWN"

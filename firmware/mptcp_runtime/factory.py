@@ -1,4 +1,4 @@
-"""Builds a device's stack from its board config (boards/<board>/board.py), so every app
+"""Builds a device's stack from its board config (boards/<board>/mptcp_board.py), so every app
 sizes memory and picks multipath policy the same way.
 
 Board names read (all optional; the default in brackets): SND_BUF, RCV_BUF [32768]: the

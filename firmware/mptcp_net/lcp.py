@@ -9,8 +9,8 @@ by the session when the layer comes up: `rx_accm`, `tx_accm`, `peer_mru`,
 `tx_pfc`, `tx_acfc`, `auth_peer` (what we must do), `auth_ours` (what the peer must do).
 """
 from mptcp.compat import const
-from net import ppp_fsm
-from net.ppp_fsm import Fsm, CONFACK, CONFNAK, CONFREJ, opt_len
+from mptcp_net import ppp_fsm
+from mptcp_net.ppp_fsm import Fsm, CONFACK, CONFNAK, CONFREJ, opt_len
 TYPE_CHECKING = False
 if TYPE_CHECKING:           # type checkers only: MicroPython has no typing module
     from typing import Any

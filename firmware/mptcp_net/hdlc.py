@@ -8,7 +8,7 @@ is counted (`bad_fcs`, `bad_escape` (0x7D then flag = abort), `too_long`, `short
 and dropped, and the next flag starts afresh.
 
 Hot loops, chosen at import (`IMPL`), all with the same results:
-  "viper-native"      MicroPython with net._hdlc_viper (an .mpy for this arch, or
+  "viper-native"      MicroPython with mptcp_net._hdlc_viper (an .mpy for this arch, or
                       source on a port whose runtime compiles viper);
   "cpython-binascii"  CPython: FCS by binascii.crc_hqx over bit-reversed bytes (the
                       reflected CRC equals the plain one on mirrored bits), stuffing
@@ -226,7 +226,7 @@ IMPLS = {"pure-python": (_fcs16_py, _stuff_py, _rx_scan_py, False)}  # type: dic
 IMPL = "pure-python"
 if sys.implementation.name == "micropython":
     try:
-        from net import _hdlc_viper as _v
+        from mptcp_net import _hdlc_viper as _v
         IMPLS["viper-native"] = (_v.fcs16, _v.stuff, _v.rx_scan, False)
         IMPL = "viper-native"
     except (ImportError, ValueError, SyntaxError, NotImplementedError, AttributeError):

@@ -6,7 +6,7 @@ to its own TCP, so no rule set is needed; on send lwIP prepends the IPv4 header 
 to each new destination (an allocation only when the destination changes) and written
 with the stream `write(buf, off, len)` of MicroPython's core (py/stream.c), which sends
 from an offset without slicing. lwIP queues only 4 packets per socket: they are read
-back to back into a small private buffer and split as in net.raw_netif (no Ethernet
+back to back into a small private buffer and split as in mptcp_net.raw_netif (no Ethernet
 padding here: lwIP trims a pbuf to the IPv4 total length).
 
 The link state comes from network.WLAN: `poll` checks `isconnected()` twice a second and
@@ -14,8 +14,8 @@ raises on_event("down"/"up") (the loop then tells the stack); the address is the
 DHCP gave (`ifconfig()[0]`).
 """
 from mptcp import ticks
-from net.raw_netif import RawNetif, EPHEMERAL
-from net.netif import ip_aton, ip_ntoa
+from mptcp_net.raw_netif import RawNetif, EPHEMERAL
+from mptcp_net.netif import ip_aton, ip_ntoa
 
 LWIP_QUEUE = 4                  # packets lwIP queues on a raw socket
 RXBUF = LWIP_QUEUE * 1500 + 512

@@ -1,4 +1,4 @@
-"""The netif interface: what every link driver provides to the poll loop (runtime.loop).
+"""The netif interface: what every link driver provides to the poll loop (mptcp_runtime.loop).
 
 A netif moves whole IPv4 packets (header included) between the stack and one link. It
 never blocks and never raises on the data path: errors are counted and the packet is

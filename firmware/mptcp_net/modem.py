@@ -1,7 +1,7 @@
 """LTE modem driver: power-on, AT bring-up, dial, hang-up and re-dial, link quality.
 
-A sans-IO-ish state machine over a serial object (net.serial_port) and an AtEngine
-(net.at): the runtime calls `poll(now)` when the serial line is readable or the returned
+A sans-IO-ish state machine over a serial object (mptcp_net.serial_port) and an AtEngine
+(mptcp_net.at): the runtime calls `poll(now)` when the serial line is readable or the returned
 deadline (a tick, mptcp.ticks; -1 = none) has passed. Nothing in here sleeps. Times are
 ticks compared by ticks.diff, so timers work across the 2**30 ms wrap.
 
@@ -20,7 +20,7 @@ Runtime wiring (PppNetif's `reason` when its state is "dead"): "no-carrier" ->
 LCP Terminate -> `hangup(now)`. Before CONNECT, poll `serial.pollable()` for the modem.
 """
 from mptcp import ticks
-from net.at import AtEngine, parse_ints, OK, CONNECT, CME_ERROR
+from mptcp_net.at import AtEngine, parse_ints, OK, CONNECT, CME_ERROR
 TYPE_CHECKING = False
 if TYPE_CHECKING:           # type checkers only: MicroPython has no typing module
     from typing import Any
