@@ -65,14 +65,14 @@ def command(args, runtime="mpy", app="perf"):
     if runtime == "cpython":
         src = os.path.join(REPO, "firmware")
         if not os.path.exists(os.path.join(src, "mptcp_apps", app + ".py")):
-            raise LabError("device app not found: %s/apps/%s.py (not written yet?)" % (src, app))
+            raise LabError("device app not found: %s/mptcp_apps/%s.py (not written yet?)" % (src, app))
         env["PYTHONPATH"] = src + ":" + os.path.join(REPO, "boards", "unix_lab")
         return [os.path.join(venv, "python"), "-m", "mptcp_apps." + app] + args, env
     path = os.path.join(REPO, "build", "unix_lab") if runtime == "mpy" else \
         os.path.join(REPO, "firmware")
     if not any(os.path.exists(os.path.join(path, "mptcp_apps", app + ext)) for ext in (".mpy", ".py")):
         hint = "run make build" if runtime == "mpy" else "not written yet?"
-        raise LabError("device %s app not found: %s/apps/%s(.mpy|.py) (%s)" % (app, path, app, hint))
+        raise LabError("device %s app not found: %s/mptcp_apps/%s(.mpy|.py) (%s)" % (app, path, app, hint))
     if runtime == "source":     # the bundle carries mptcp_board.mpy; from source add the board dir
         path += ":" + os.path.join(REPO, "boards", "unix_lab")
     env["MICROPYPATH"] = path

@@ -263,19 +263,21 @@ def test_device_side_udp(lab):
         s.close()
 
 
-def test_device_command(lab):
+def test_device_command(lab, tmp_path, monkeypatch):
     """`mptcp-lab device` runs mptcp_apps.perf with the lab env; a missing app is a clear error."""
     from mptcp_lab import device
     assert device.heap_of(["--recv", "--heap", "64k"]) == "64k"
     assert device.heap_of(["--recv"]) == "384k"
-    if os.path.exists(os.path.join(REPO, "firmware", "apps", "perf.py")):
-        argv, env = device.command(["--recv", "--heap", "64k"], "source")
-        assert argv[1:3] == ["-X", "heapsize=64k"] and argv[-3:] == ["--recv", "--heap", "64k"]
-        assert env["MPTCP_LAB_WIFI"] == "127.0.0.1:47001"
-        assert env["MICROPYPATH"].split(":")[0].endswith("firmware")
-    else:
-        r = cli("device", "--source", "--", "--recv")
-        assert r.returncode == 2 and "perf app not found" in r.stderr
+    argv, env = device.command(["--recv", "--heap", "64k"], "source")
+    assert argv[1:3] == ["-X", "heapsize=64k"] and argv[-3:] == ["--recv", "--heap", "64k"]
+    assert argv[3:5] == ["-m", "mptcp_apps.perf"]
+    assert env["MPTCP_LAB_WIFI"] == "127.0.0.1:47001"
+    assert env["MICROPYPATH"].split(":")[0].endswith("firmware")
+    monkeypatch.setattr(device, "REPO", str(tmp_path))      # a checkout without the app
+    for runtime, words in (("source", "(not written yet?)"), ("mpy", "(run make build)")):
+        with pytest.raises(device.LabError) as e:
+            device.command(["--recv"], runtime)
+        assert "perf app not found: %s" % tmp_path in str(e.value) and words in str(e.value)
 
 
 def _frames(s, n, timeout=3.0):

@@ -41,7 +41,7 @@ def test_trial_on_flashed_virtual_board(tmp_path):
     fs.mkdir()
     with vboard.running(str(fs)) as port:
         assert flash.main(["--board", "unix_lab", "--port", port]) == 0
-    assert (fs / ".mptcp_manifest.json").exists() and (fs / "apps" / "trial.mpy").exists()
+    assert (fs / ".mptcp_manifest.json").exists() and (fs / "mptcp_apps" / "trial.mpy").exists()
     path = tmp_path / "scenario.json"
     path.write_text(json.dumps(SCENARIO))
     out = tmp_path / "report"
