@@ -16,6 +16,7 @@ Exit: 0 trial ok, 1 trial failed, 2 bad scenario or command line.
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -24,10 +25,19 @@ import threading
 import time
 
 from . import trial_png, trial_report as R, trial_view
-from .trial_scenario import ScenarioError, agent_args, cuts, load, restores
+from .trial_scenario import HEAP, ScenarioError, agent_args, cuts, load, restores
 
 PORT = 5201
 REF_PORT = 5301
+DEVICE = {"heap": HEAP, "buf": None}    # the agent's heap and ring size unless told
+
+
+def parse_size(text, what):
+    """Bytes from "196608", "192k" or "1m"; ValueError with one line otherwise."""
+    m = re.fullmatch(r"([0-9]+)([kKmM]?)", text.strip())
+    if not m or int(m.group(1)) == 0:
+        raise ValueError("%s %r: give bytes, optionally with k or m (e.g. 192k)" % (what, text))
+    return int(m.group(1)) << {"": 0, "k": 10, "m": 20}[m.group(2).lower()]
 
 
 class TrialError(Exception):
@@ -179,11 +189,11 @@ class AgentLines:
         self.view.update(ev)
 
 
-def _run_lab_process(sc, runtime, lines):
+def _run_lab_process(sc, runtime, lines, dev):
     """The agent as the lab's device process (mptcp_lab.device); returns (rc, stderr)."""
     from mptcp_lab import device, lab
     errf = tempfile.TemporaryFile()
-    p = device.start(agent_args(sc, PORT), runtime, stdout=subprocess.PIPE,
+    p = device.start(agent_args(sc, PORT, heap=dev["heap"], buf=dev["buf"]), runtime, stdout=subprocess.PIPE,
                      stderr=errf, app="trial")
     killer = threading.Timer(sc["timeout"] + 60, p.kill)
     killer.start()
@@ -201,14 +211,15 @@ def _run_lab_process(sc, runtime, lines):
     return rc, errf.read().decode(errors="replace")
 
 
-def board_agent_args(sc, own_links=False):
+def board_agent_args(sc, own_links=False, dev=None):
     """The agent's command line on a board driven over its console. A board has no
     environment: the lab's link endpoints (the emulator's Wi-Fi UDP port on this host, the
     modem emulator's pty and its line rate) are passed as options; right for the virtual
     board, which runs on this host. own_links: a real board, on its own links."""
     from mptcp_lab import lab
     from mptcp_lab.common import LINKS
-    args = agent_args(sc, PORT)
+    dev = dev or DEVICE
+    args = agent_args(sc, PORT, heap=dev["heap"], buf=dev["buf"])
     if own_links:
         return args
     args += ["--wifi-tunnel", "127.0.0.1:%d" % LINKS["wifi"]["udp_port"]]
@@ -223,11 +234,11 @@ def board_agent_args(sc, own_links=False):
     return args
 
 
-def _run_on_board(sc, board, lines):
+def _run_on_board(sc, board, lines, dev):
     """The agent on a board (board["port"]: its console), after a soft reset (a fresh heap,
     as after power-up); events read from the console. Returns (rc, other output)."""
     from .board_console import Console, ConsoleError, app_code
-    args = board_agent_args(sc, board.get("own_links", False))
+    args = board_agent_args(sc, board.get("own_links", False), dev)
     try:
         with Console(board["port"], timeout=board.get("timeout", 10.0)) as con:
             con.enter_raw(soft_reset=True)
@@ -241,18 +252,18 @@ def _run_on_board(sc, board, lines):
     return (lines.rc if lines.rc is not None else 1), out
 
 
-def run_device(sc, out_dir, view, runtime="mpy", pcap=True, board=None):
+def run_device(sc, out_dir, view, runtime="mpy", pcap=True, board=None, dev=None):
     """Run the agent (the lab's device process, or on `board` {"port", "own_links"} over its
-    console); returns (events, summary, peer results, schedule offset ms, pcap info)."""
+    console), with dev {"heap", "buf"} (default DEVICE); returns (events, summary, peer results, schedule offset ms, pcap info)."""
     peer = Peer(PORT)
     nflows = len(sc["traffic"])
     lines = AgentLines(sc, view)
     try:
         with Captures(out_dir, "device", list(sc["links"]), pcap) as caps:
             if board is None:
-                rc, err = _run_lab_process(sc, runtime, lines)
+                rc, err = _run_lab_process(sc, runtime, lines, dev or DEVICE)
             else:
-                rc, err = _run_on_board(sc, board, lines)
+                rc, err = _run_on_board(sc, board, lines, dev or DEVICE)
         results = peer.wait_results(nflows, 10.0)
     finally:
         peer.stop()
@@ -305,11 +316,13 @@ def check_vboard_dir(d):
 
 
 def run_trial(path, out_dir=None, with_ref=False, runtime="mpy", pcap=True, stream=None,
-              tty=None, board=None, vboard=None):
+              tty=None, board=None, vboard=None, heap=HEAP, buf=None):
     """The whole trial; returns (ok, report dict). The agent runs as the lab's device
     process, or on `board` ({"port": console, "own_links": bool}) over its console, or on
     a virtual board started on folder `vboard` (what mptcp-flash wrote) inside the lab.
-    Raises ScenarioError, TrialError, mptcp_lab LabError."""
+    heap: the device's MicroPython heap (lab process, virtual board); buf: each ring's size
+    (default the board config's). Raises ScenarioError, TrialError, mptcp_lab LabError."""
+    dev = {"heap": heap, "buf": buf}
     import contextlib
     from mptcp_lab import lab
     sc = load(path)
@@ -329,6 +342,7 @@ def run_trial(path, out_dir=None, with_ref=False, runtime="mpy", pcap=True, stre
     elif board is not None:
         where = "%s on %s" % (board.get("name") or "board", board["port"])
     report = {"scenario": sc, "scenario_file": os.path.abspath(path), "runtime": where,
+              "device_heap": heap if board is None else None, "device_buf": buf,
               "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
     summary = None
     try:
@@ -338,18 +352,17 @@ def run_trial(path, out_dir=None, with_ref=False, runtime="mpy", pcap=True, stre
         with contextlib.ExitStack() as stack:
             if vboard is not None:
                 from . import vboard as vb
-                from .trial_scenario import HEAP
                 try:
-                    port = stack.enter_context(vb.running(vboard, "--dev", "--heap", HEAP))
+                    port = stack.enter_context(vb.running(vboard, "--dev", "--heap", heap))
                 except RuntimeError as e:
                     raise TrialError(str(e)) from None
                 board = {"port": port, "name": "virtual board"}
-                view.message("mptcp-trial: virtual board %s on %s (heap %s)" % (vboard, port, HEAP))
+                view.message("mptcp-trial: virtual board %s on %s (heap %s)" % (vboard, port, heap))
             elif board is not None:
                 view.message("mptcp-trial: the agent on the %s on %s"
                              % (board.get("name") or "board", board["port"]))
             events, summary, peer, sched_ms, pc = run_device(sc, out_dir, view, runtime, pcap,
-                                                             board)
+                                                             board, dev)
         dev = R.side(events, summary, cuts(sc), sched_ms)
         report["device"] = dev
         report["peer"] = peer
@@ -448,6 +461,12 @@ def main(argv=None):
     ap.add_argument("--vboard", metavar="DIR",
                     help="start a virtual board on DIR (flashed with mptcp-flash) inside the "
                     "lab and run the agent there")
+    ap.add_argument("--heap", default=HEAP,
+                    help="the device's MicroPython heap, for the lab's device process and "
+                    "--vboard (default %s; a real board has its own)" % HEAP)
+    ap.add_argument("--buf", metavar="SIZE",
+                    help="each connection's send and receive ring (default: the board "
+                    "config's SND_BUF/RCV_BUF; a Pico W's are 16k)")
     ap.add_argument("--no-pcap", action="store_true", help="no capture of the lab links")
     ap.add_argument("--plain", action="store_true", help="plain lines even on a terminal")
     ap.add_argument("--check", action="store_true",
@@ -464,9 +483,15 @@ def main(argv=None):
             ap.error("--port and --vboard exclude each other")
         if a.own_links and not a.port:
             ap.error("--own-links goes with --port")
+        try:
+            heap = str(parse_size(a.heap, "--heap"))
+            buf = parse_size(a.buf, "--buf") if a.buf else None
+        except ValueError as e:
+            ap.error(str(e))
         board = {"port": a.port, "own_links": a.own_links} if a.port else None
         ok, report = run_trial(a.scenario, a.out, a.with_ref, a.runtime, not a.no_pcap,
-                               tty=False if a.plain else None, board=board, vboard=a.vboard)
+                               tty=False if a.plain else None, board=board, vboard=a.vboard,
+                               heap=heap, buf=buf)
     except ScenarioError as e:
         print("mptcp-trial: %s" % e, file=sys.stderr)
         return 2

@@ -29,10 +29,20 @@ def _panel(ax, title, events, cuts, back=()):
         ax.axvspan(p["from"] / 1000.0, p["to"] / 1000.0, color="red", alpha=0.12,
                    label=None)
     ymax = ax.get_ylim()[1]
-    for i, (t, label) in enumerate(R.marks(events)):
-        ax.axvline(t, color=_mark_color(label), linewidth=0.7, alpha=0.7)
-        ax.text(t, ymax * (0.97 - 0.07 * (i % 8)), " " + label, fontsize=6, rotation=0,
-                va="top", color=_mark_color(label))
+    ax.set_ylim(0, ymax * 1.25)             # head room for the event labels
+    marks = R.marks(events)
+    xmax = max([t for t, _ in marks] + [g["t"][-1] if g["t"] else 0] + [1.0])
+    for t, label in marks:
+        ax.axvline(t, color=_mark_color(label), linewidth=0.7, alpha=0.6)
+    # one boxed label per group of close events, alternating heights, right-aligned near
+    # the right edge so that it stays inside the panel
+    for i, (t0, t1, labels) in enumerate(R.mark_groups(marks)):
+        right = t0 > 0.8 * xmax
+        ax.text(t1 if right else t0, ymax * (1.22 if i % 2 == 0 else 0.9), "\n".join(labels),
+                fontsize=6, va="top", ha="right" if right else "left",
+                color=_mark_color(labels[0]),
+                bbox={"boxstyle": "round,pad=0.25", "fc": "white", "ec": _mark_color(labels[0]),
+                      "alpha": 0.85, "linewidth": 0.6})
     for t_ms, link, source in cuts:
         ax.axvline(t_ms / 1000.0, color="red", linewidth=1.5, linestyle=":")
     for t_ms, link in back:

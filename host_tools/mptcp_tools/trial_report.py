@@ -224,6 +224,36 @@ def marks(events, kinds=("link", "sf_up", "sf_down", "counter", "stall")):
     return out
 
 
+def mark_groups(marks, within_s=1.0):
+    """Marks within within_s of a group's first mark as one group, so the timeline writes
+    one label per group instead of a pile: [(t_first, t_last, [label, ...])]. Repeated labels are counted ("subflow wifi
+    closed x3"), counter deltas of one name added ("MPTCPReinject +12"), first seen first."""
+    groups = []
+    for t, label in sorted(marks, key=lambda m: m[0]):
+        if groups and t - groups[-1][0] <= within_s:
+            groups[-1][1] = t
+            groups[-1][2].append(label)
+        else:
+            groups.append([t, t, [label]])
+    out = []
+    for t0, t1, labels in groups:
+        order, count, delta = [], {}, {}
+        for lb in labels:
+            name, _, num = lb.rpartition(" +")
+            key = name if name and num.isdigit() else lb
+            if key not in count:
+                order.append(key)
+                count[key] = 0
+                delta[key] = None
+            count[key] += 1
+            if key != lb:
+                delta[key] = (delta[key] or 0) + int(num)
+        out.append((t0, t1, ["%s +%d" % (k, delta[k]) if delta[k] is not None else
+                             (k if count[k] == 1 else "%s x%d" % (k, count[k]))
+                             for k in order]))
+    return out
+
+
 def side(events, summary=None, schedule_cuts=(), t0=None):
     """The report of one side (device or kernel reference): everything computed."""
     gaps = handover_gaps(events, schedule_cuts, t0)

@@ -190,12 +190,16 @@ def load(path):
         raise ScenarioError("%s: %s" % (path, e))
 
 
-def agent_args(sc, port, host="198.18.0.1"):
-    """The device trial agent's command line for scenario `sc` against the peer on `port`."""
+def agent_args(sc, port, host="198.18.0.1", heap=HEAP, buf=None):
+    """The device trial agent's command line for scenario `sc` against the peer on `port`;
+    heap: the MicroPython heap (the lab process's -X heapsize); buf: each connection's send
+    and receive ring in bytes (default: the board config's SND_BUF / RCV_BUF)."""
     t = sc["traffic"]
     args = ["--connect", "%s:%d" % (host, port), "--links", ",".join(sc["links"]),
             "--scheduler", sc["scheduler"], "--timeout", "%g" % sc["timeout"],
-            "--heap", HEAP]
+            "--heap", heap]
+    if buf is not None:
+        args += ["--snd-buf", str(buf), "--rcv-buf", str(buf)]
     if "bulk" in t:
         args += ["--bulk", str(t["bulk"]["bytes"]), "--bulk-dir", t["bulk"]["direction"]]
     if "interactive" in t:

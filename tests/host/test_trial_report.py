@@ -122,3 +122,17 @@ def test_gap_measured_on_the_flow_running_at_the_cut():
     g = R.handover_gaps(ev)
     assert [(x["flow"], x["gap_ms"]) for x in g] == [("interactive", 400)]
     assert R.flow_at(ev, 500) == "bulk"
+
+
+def test_close_marks_become_one_label_with_counts_and_sums():
+    marks = [(5.2, "wifi down"), (5.0, "MPTCPReinject +6"), (5.3, "subflow wifi closed"),
+             (5.4, "MPTCPReinject +6"), (5.5, "subflow wifi closed"), (5.9, "RmSubflow +3"),
+             (15.1, "wifi up"), (15.3, "subflow wifi up"), (21.0, "subflow lte closed")]
+    assert R.mark_groups(marks) == [
+        (5.0, 5.9, ["MPTCPReinject +12", "wifi down", "subflow wifi closed x2", "RmSubflow +3"]),
+        (15.1, 15.3, ["wifi up", "subflow wifi up"]),
+        (21.0, 21.0, ["subflow lte closed"])]
+    # a group spans at most within_s from its first mark (a long burst is cut into several)
+    assert R.mark_groups([(1.0, "a"), (1.8, "b"), (2.5, "c")], within_s=1.0) == [
+        (1.0, 1.8, ["a", "b"]), (2.5, 2.5, ["c"])]
+    assert R.mark_groups([]) == []

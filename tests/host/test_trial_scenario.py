@@ -108,3 +108,20 @@ def test_lab_device_command_runs_the_trial_agent():
     assert argv[argv.index("-m") + 1] == "mptcp_apps.perf"
     with pytest.raises(LabError):
         device.command([], "source", app="nope")
+
+
+def test_heap_and_ring_size_reach_the_agent():
+    """mptcp-trial --heap / --buf: the lab process's -X heapsize and the agent's rings."""
+    from mptcp_lab import device
+    from mptcp_tools.trial import parse_size
+    sc = validate(GOOD, "x")
+    args = agent_args(sc, 5201, heap="196608", buf=16384)
+    assert args[args.index("--snd-buf") + 1] == "16384"
+    assert args[args.index("--rcv-buf") + 1] == "16384"
+    argv, _ = device.command(args, "source", app="trial")
+    assert argv[argv.index("-X") + 1] == "heapsize=196608"
+    assert "--snd-buf" not in agent_args(sc, 5201)       # default: the board config's rings
+    assert [parse_size(s, "x") for s in ("4096", "16k", "1M")] == [4096, 16384, 1 << 20]
+    for bad in ("0", "1x", "", "-5", "1.5k"):
+        with pytest.raises(ValueError):
+            parse_size(bad, "--buf")
