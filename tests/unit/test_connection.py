@@ -875,3 +875,41 @@ def test_data_level_retransmission_backs_off_six_times_then_holds():
     assert _ctr(st, "MPTCPRetrans") == 8
     c.on_data_ack(c.data_ack + 100, 1)  # progress: the backoff starts again
     assert c.rtx_backoff == 0
+
+
+def test_data_fin_is_resent_max_retries_times_then_the_connection_times_out():
+    """Our DATA_FIN unanswered: resent MAX_RETRIES (12) times, each counted as
+    MPTCPRetrans; the next timeout ends the connection ("timeout")."""
+    st, c = _conn()
+    now = 1000
+    for k in range(1, 13):
+        c.dfin_sent = True
+        c.dfin_deadline = now
+        c.timers(now)
+        assert c.error is None and not c.dfin_sent, k       # a subflow sends it again
+        assert _ctr(st, "MPTCPRetrans") == k and c.dfin_tries == k
+        now += 1000
+    c.dfin_sent = True
+    c.dfin_deadline = now
+    c.timers(now)
+    assert c.error == "timeout" and _ctr(st, "MPTCPRetrans") == 12
+
+
+def test_reinject_takes_everything_from_the_data_ack_after_an_earlier_range_was_sent():
+    """reinject() queues [DATA_ACK, what sf sent) for the others. A range already queued
+    and fully sent again (rtx_nxt == rtx_end) is replaced, starting at the DATA_ACK, not
+    at where the old range ended; a range still pending is widened to cover both."""
+    st, c = _conn(snd=4096)
+    c.snd_nxt = 3001
+    c.data_ack = 501
+    c.rtx_nxt = c.rtx_end = 1201                # an earlier reinjection, all sent again
+    c.sf.snd_una, c.sf.snd_max = 1, 2000        # sf has unacknowledged data...
+    c.sf.sb.max_dsn_end = lambda: 2501          # ... up to DSN 2501
+    c.reinject(c.sf)
+    assert (c.rtx_nxt, c.rtx_end) == (501, 2501) and c.sf.released
+    sf2 = _Sf()
+    c.subflows.append(sf2)
+    sf2.snd_una, sf2.snd_max = 1, 10
+    sf2.sb.max_dsn_end = lambda: 3001
+    c.reinject(sf2)
+    assert (c.rtx_nxt, c.rtx_end) == (501, 3001)     # still pending: widened to sf2's end

@@ -559,3 +559,48 @@ def test_a_link_up_again_keeps_its_subflows_unless_its_address_changed():
     a.add_netif(LTE, bytes([198, 18, 2, 9]))           # a new address on LTE
     assert lte.is_closed() and a.counters.get("RmSubflow") == 1
     assert wifi.state_name() == "ESTABLISHED"
+
+
+def test_a_stale_subflow_recovers_and_carries_again():
+    """Both paths drop everything silently: after STALE_RTOS RTOs the Wi-Fi subflow is
+    stale (Linux's stale_loss_cnt). Wi-Fi works again first: the first ACK of its
+    retransmission clears the mark (SubflowRecover) and it carries the rest. (Had LTE
+    DATA_ACKed the reinjected data meanwhile, Wi-Fi's retransmission would have nothing
+    left to resend and the subflow is reset instead: _dsn_gone.)"""
+    a, b, link, ca, cb, pa, pb, now = _start("minrtt")
+    now = run(link, now, lambda: (pa.step() or pb.step() or True) and pb.got > SIZE // 4
+              and len(_joined(ca)) == 2)
+    wifi = ca.sf
+    link.down("wifi", signal=False)
+    link.down("lte", signal=False)
+    now = run(link, now, lambda: (pa.step() or pb.step() or True) and wifi.stale)
+    assert a.counters.get("SubflowStale") >= 1 and a.counters.get("SubflowRecover") == 0
+    assert not pa.finished() and not wifi.is_closed()
+    link.restore("wifi", signal=False)
+    now = run(link, now, lambda: (pa.step() or pb.step() or True)
+              and a.counters.get("SubflowRecover") >= 1)
+    assert not wifi.stale and not wifi.is_closed()
+    sent = link.path("wifi").payload[0]
+    run(link, now, _step(pa, pb))
+    _check(pa, pb, ca, cb)
+    assert link.path("wifi").payload[0] - sent > 20 * 1460     # Wi-Fi carries again
+
+
+def test_mp_prio_goes_out_at_once_on_an_idle_connection():
+    """set_backup with no data to send: the MP_PRIO leaves on a pure ACK of that subflow at
+    the next output (RFC 8684 3.3.8), not with some later data segment."""
+    a, b, link, ca, cb, pa, pb, now = _start("minrtt")
+    pa.cap = pb.cap = 4000                          # 4000 bytes each way, then nothing
+    now = run(link, now, lambda: (pa.step() or pb.step() or True) and len(_joined(ca)) == 2
+              and pa.got == 4000 and pb.got == 4000)
+    now = run_for(link, now, 2000)                  # delayed ACKs and timers settle
+    buf = bytearray(1500)
+    assert a.output(now, buf) == 0                  # idle: nothing to send
+    a.set_backup(LTE, True)
+    n = a.output(now, buf)
+    assert n > 0 and buf[16:20] == bytes(B_ADDR) and buf[12:16] == bytes(link.path("lte").addr)
+    subs = [buf[i + 2] >> 4 for i in mptcp_opts(buf[:n])]
+    assert MP.MP_PRIO in subs and a.counters.get("MPPrioTx") == 1
+    i = mptcp_opts(buf[:n])[subs.index(MP.MP_PRIO)]
+    assert buf[i + 2] & MP.JOIN_B                   # the B flag set
+    assert n == 20 + (buf[32] >> 4) * 4             # a pure ACK
