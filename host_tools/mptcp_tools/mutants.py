@@ -369,8 +369,8 @@ def kill_children():
         for p in list(_children):
             try:
                 os.killpg(p.pid, signal.SIGKILL)
-            except OSError:
-                pass
+            except ProcessLookupError:
+                pass            # it ended by itself meanwhile
 
 
 def run_suite(copy_root, tests_rel, files, timeout):
@@ -403,10 +403,13 @@ def run_suite(copy_root, tests_rel, files, timeout):
     dt = time.monotonic() - t0
     tail = "\n".join(out.decode("utf-8", "replace").splitlines()[-25:])
     # pytest: 0 all passed, 1 tests failed, 2 interrupted (collection/import error),
-    # 3 internal error; 4 usage error and 5 no tests are the runner's fault
+    # 3 internal error; 4 usage error and 5 no tests are the runner's fault, except a
+    # conftest that no longer imports (exit 4 too): the same suite passed unmutated, so
+    # the mutant broke the import (e.g. a module-level constant dropped)
     if p.returncode == 0:
         return "survived", dt, tail
-    if p.returncode in (1, 2, 3):
+    if p.returncode in (1, 2, 3) or (p.returncode == 4
+                                      and b"ImportError while loading conftest" in out):
         return "killed", dt, tail
     return "error", dt, tail
 

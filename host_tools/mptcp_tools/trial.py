@@ -16,7 +16,6 @@ Exit: 0 trial ok, 1 trial failed, 2 bad scenario or command line.
 import argparse
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -25,19 +24,11 @@ import threading
 import time
 
 from . import trial_png, trial_report as R, trial_view
-from .trial_scenario import HEAP, ScenarioError, agent_args, cuts, load, restores
+from .trial_scenario import HEAP, ScenarioError, agent_args, cuts, load, parse_bytes, restores
 
 PORT = 5201
 REF_PORT = 5301
 DEVICE = {"heap": HEAP, "buf": None}    # the agent's heap and ring size unless told
-
-
-def parse_size(text, what):
-    """Bytes from "196608", "192k" or "1m"; ValueError with one line otherwise."""
-    m = re.fullmatch(r"([0-9]+)([kKmM]?)", text.strip())
-    if not m or int(m.group(1)) == 0:
-        raise ValueError("%s %r: give bytes, optionally with k or m (e.g. 192k)" % (what, text))
-    return int(m.group(1)) << {"": 0, "k": 10, "m": 20}[m.group(2).lower()]
 
 
 class TrialError(Exception):
@@ -211,14 +202,13 @@ def _run_lab_process(sc, runtime, lines, dev):
     return rc, errf.read().decode(errors="replace")
 
 
-def board_agent_args(sc, own_links=False, dev=None):
+def board_agent_args(sc, own_links=False, dev=DEVICE):
     """The agent's command line on a board driven over its console. A board has no
     environment: the lab's link endpoints (the emulator's Wi-Fi UDP port on this host, the
     modem emulator's pty and its line rate) are passed as options; right for the virtual
     board, which runs on this host. own_links: a real board, on its own links."""
     from mptcp_lab import lab
     from mptcp_lab.common import LINKS
-    dev = dev or DEVICE
     args = agent_args(sc, PORT, heap=dev["heap"], buf=dev["buf"])
     if own_links:
         return args
@@ -252,18 +242,19 @@ def _run_on_board(sc, board, lines, dev):
     return (lines.rc if lines.rc is not None else 1), out
 
 
-def run_device(sc, out_dir, view, runtime="mpy", pcap=True, board=None, dev=None):
+def run_device(sc, out_dir, view, runtime="mpy", pcap=True, board=None, dev=DEVICE):
     """Run the agent (the lab's device process, or on `board` {"port", "own_links"} over its
-    console), with dev {"heap", "buf"} (default DEVICE); returns (events, summary, peer results, schedule offset ms, pcap info)."""
+    console) with dev {"heap", "buf"}; returns (events, summary, peer results, schedule
+    offset ms, pcap info)."""
     peer = Peer(PORT)
     nflows = len(sc["traffic"])
     lines = AgentLines(sc, view)
     try:
         with Captures(out_dir, "device", list(sc["links"]), pcap) as caps:
             if board is None:
-                rc, err = _run_lab_process(sc, runtime, lines, dev or DEVICE)
+                rc, err = _run_lab_process(sc, runtime, lines, dev)
             else:
-                rc, err = _run_on_board(sc, board, lines, dev or DEVICE)
+                rc, err = _run_on_board(sc, board, lines, dev)
         results = peer.wait_results(nflows, 10.0)
     finally:
         peer.stop()
@@ -484,9 +475,9 @@ def main(argv=None):
         if a.own_links and not a.port:
             ap.error("--own-links goes with --port")
         try:
-            heap = str(parse_size(a.heap, "--heap"))
-            buf = parse_size(a.buf, "--buf") if a.buf else None
-        except ValueError as e:
+            heap = str(parse_bytes(a.heap, "--heap"))
+            buf = parse_bytes(a.buf, "--buf") if a.buf else None
+        except ScenarioError as e:
             ap.error(str(e))
         board = {"port": a.port, "own_links": a.own_links} if a.port else None
         ok, report = run_trial(a.scenario, a.out, a.with_ref, a.runtime, not a.no_pcap,

@@ -195,6 +195,19 @@ def test_killed_survived_and_the_tree_is_untouched(tmp_path):
     assert snapshot(tmp_path) == before               # nothing written outside results/
 
 
+def test_a_mutant_that_breaks_a_conftest_import_is_killed(tmp_path):
+    """pytest exits 4 (a usage error) when conftest.py cannot import; with the unmutated
+    suite passing, that is the mutant's doing (sched.py's dropped MINRTT const was an
+    "error" before)."""
+    tiny_project(tmp_path, b"from mptcp.tiny import DOUBLE\n\n\ndef test_double():\n"
+                           b"    assert DOUBLE == 6\n")
+    (tmp_path / "firmware" / "mptcp" / "tiny.py").write_bytes(b"LIMIT = 3\nDOUBLE = LIMIT * 2\n")
+    (tmp_path / "tests" / "conftest.py").write_bytes(b"import mptcp.tiny\n")
+    rc, text, data = run(tmp_path, "--id", "tiny.py:1:1:drop_stmt")
+    assert rc == 0, text
+    assert [r["status"] for r in data["mutants"]] == ["killed"]
+
+
 def test_equivalent_list_is_honoured_and_excluded_from_the_rate(tmp_path):
     tiny_project(tmp_path)
     with open(tmp_path / "tests" / "mutants_equivalent.txt", "w") as f:
